@@ -1,0 +1,62 @@
+"""`codit <stage> ...`: one thin command per workflow stage; the Snakemake rules call these.
+
+Each stage module exposes `add_arguments(parser)` and `run(args)`. Only the chosen stage is
+imported, so `codit --help` stays instant (torch is not loaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+STAGES = {
+    "tinyworld": (
+        "codit.tinyworld.cli",
+        "build the built-in tiny world (data, tokenizer, models, tasks)",
+    ),
+    "download": ("codit.hub", "download a Hub model (safetensors only) into a local folder"),
+    "instructions": (
+        "codit.instructions",
+        "normalise an instruction source into the pool to answer",
+    ),
+    "generate": ("codit.generation", "generate CoDIT or direct responses for an instruction file"),
+    "sft": (
+        "codit.training",
+        "LoRA SFT of a student on a generated dataset; saves adapter and merged model",
+    ),
+    "evaluate": ("codit.evaluation", "run lm-evaluation-harness tasks on a model directory"),
+    "report": ("codit.report", "collect evaluation results into tables and figures"),
+}
+
+
+def _overview() -> str:
+    width = max(map(len, STAGES))
+    lines = ["usage: codit <stage> [options]", "", "stages:"]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in STAGES.items()]
+    lines += ["", "`codit <stage> --help` lists a stage's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(_overview())
+        return
+    stage, rest = argv[0], argv[1:]
+    if stage not in STAGES:
+        sys.exit(f"codit: unknown stage {stage!r}\n\n{_overview()}")
+    module_name, description = STAGES[stage]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"codit {stage}", description=description)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        module.run(args)
+    except (ValueError, FileNotFoundError) as error:
+        # Bad input is reported as one line naming the offending thing, not as a traceback.
+        sys.exit(f"codit {stage}: error: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""`codit instructions`: turn an instruction source into the pool every generation job answers.
+
+Sources: a local JSONL file or a Hub dataset (`load_dataset`, the same call works on a local
+dataset folder). Each record becomes {"id", "instruction"}; empty, over-long and duplicate
+instructions are dropped and counted by reason in a card next to the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from codit.provenance import provenance, read_jsonl, write_json, write_jsonl
+
+
+def first_user_turn(conversation: Any) -> str | None:
+    """The first user message of a chat (LMSYS-Chat-1M style list of {role, content})."""
+    if not isinstance(conversation, list):
+        return None
+    for turn in conversation:
+        if isinstance(turn, dict) and turn.get("role") == "user":
+            return turn.get("content")
+    return None
+
+
+def load_source_records(source: str, split: str) -> Iterator[dict[str, Any]]:
+    """Records of a local JSONL file, or of a Hub dataset when `source` is `hub:<owner>/<name>`."""
+    if source.startswith("hub:"):
+        from datasets import load_dataset
+
+        yield from load_dataset(source.removeprefix("hub:"), split=split)
+    else:
+        yield from read_jsonl(source)
+
+
+def normalise_instructions(
+    records: Iterable[dict[str, Any]],
+    id_field: str | None,
+    instruction_field: str,
+    conversation_field: str | None,
+    max_chars: int,
+    limit: int | None,
+    keep_if: dict[str, Any] | None = None,
+) -> tuple[list[dict[str, str]], Counter]:
+    """Keep usable, unique instructions in source order; count every dropped record by reason."""
+    kept: list[dict[str, str]] = []
+    dropped: Counter = Counter()
+    seen_texts: set[str] = set()
+    seen_ids: set[str] = set()
+    for index, record in enumerate(records):
+        if limit is not None and len(kept) >= limit:
+            break
+        if keep_if and any(record.get(key) != value for key, value in keep_if.items()):
+            dropped["filtered_by_keep_if"] += 1
+            continue
+        if conversation_field:
+            text = first_user_turn(record.get(conversation_field))
+        else:
+            text = record.get(instruction_field)
+        if not isinstance(text, str) or not text.strip():
+            dropped["empty_or_missing"] += 1
+            continue
+        text = text.strip()
+        if len(text) > max_chars:
+            dropped["too_long"] += 1
+            continue
+        if text in seen_texts:
+            dropped["duplicate_text"] += 1
+            continue
+        record_id = str(record[id_field]) if id_field and id_field in record else f"{index:08d}"
+        if record_id in seen_ids:
+            dropped["duplicate_id"] += 1
+            continue
+        seen_texts.add(text)
+        seen_ids.add(record_id)
+        kept.append({"id": record_id, "instruction": text})
+    return kept, dropped
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="local JSONL file or hub:<owner>/<name>")
+    parser.add_argument("--split", default="train", help="split of a Hub dataset")
+    parser.add_argument("--id-field", default=None, help="field with a stable id (default: index)")
+    parser.add_argument("--instruction-field", default="instruction")
+    parser.add_argument("--conversation-field", default=None, help="chat field: first user turn")
+    parser.add_argument(
+        "--keep-if", type=json.loads, default={}, help='JSON object, e.g. {"language": "English"}'
+    )
+    parser.add_argument("--max-chars", type=int, default=4096)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--out", required=True, help="output JSONL of {id, instruction}")
+    parser.add_argument("--card", required=True, help="output JSON with counts and provenance")
+
+
+def run(args: argparse.Namespace) -> None:
+    settings = {key: value for key, value in vars(args).items() if key not in {"out", "card"}}
+    kept, dropped = normalise_instructions(
+        load_source_records(args.source, args.split),
+        args.id_field,
+        args.instruction_field,
+        args.conversation_field,
+        args.max_chars,
+        args.limit,
+        args.keep_if,
+    )
+    if not kept:
+        raise ValueError(f"{args.source}: no usable instruction left (dropped: {dict(dropped)})")
+    write_jsonl(args.out, kept)
+    card = {"num_instructions": len(kept), "dropped": dict(dropped), **provenance(settings)}
+    write_json(args.card, card)
+    print(f"{len(kept)} instructions -> {args.out}; dropped {dict(dropped)}")

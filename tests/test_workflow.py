@@ -1,0 +1,135 @@
+"""The Snakemake DAG: dry runs of both configs (job counts per rule), lint, early config errors,
+and (slow) the whole tiny-world DAG for real."""
+
+import csv
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def snakemake(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
+    # The shell rules call `codit`, which lives next to this interpreter.
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse the `Job stats` table of a dry run."""
+    table = output.split("Job stats:")[1].split("\n\n")[0]
+    return {
+        match[1]: int(match[2])
+        for match in re.finditer(r"^(\w+)\s+(\d+)$", table, flags=re.MULTILINE)
+        if match[1] != "total"
+    }
+
+
+def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
+    result = snakemake(
+        "-n", "--configfile", str(REPO / "config/paper.yaml"), "--directory", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    pairs, arms, shards, students, references = 3, 6, 32, 3, 9
+    assert job_counts(result.stdout) == {
+        "download_model": 9,
+        "prepare_instructions": 1,
+        "generate_shard": pairs * arms * shards,
+        "gather_dataset": pairs * arms,
+        "sft": pairs * arms * students,
+        "evaluate_student": pairs * arms * students,
+        "evaluate_reference": references,
+        "report": 1,
+        "all": 1,
+    }
+    assert "tinyworld" not in result.stdout  # the paper grid does not build the tiny world
+
+
+def test_tiny_world_dry_run(tmp_path):
+    result = snakemake(
+        "-n", "--configfile", str(REPO / "config/config.yaml"), "--directory", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    arms, shards, students, references = 5, 2, 2, 3
+    assert job_counts(result.stdout) == {
+        "tinyworld_data": 1,
+        "tinyworld_model": 3,
+        "prepare_instructions": 1,
+        "generate_shard": arms * shards,
+        "gather_dataset": arms,
+        "sft": arms * students,
+        "evaluate_student": arms * students,
+        "evaluate_reference": references,
+        "report": 1,
+        "all": 1,
+    }
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_bad_config_fails_at_dry_run_naming_the_key(tmp_path):
+    config = (REPO / "config/config.yaml").read_text().replace("top_p: 1.0", "top_p: 1.7")
+    (tmp_path / "bad.yaml").write_text(config)
+    result = snakemake("-n", "--configfile", "bad.yaml", cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "1.7 is greater than the maximum of 1" in output
+    assert "['generation']['top_p']" in output
+
+
+@pytest.mark.slow
+def test_whole_tiny_world_dag_runs_and_writes_tables_and_figures(tmp_path):
+    result = snakemake(
+        "--cores",
+        "2",
+        "--configfile",
+        str(REPO / "config/config.yaml"),
+        "--directory",
+        str(tmp_path),
+        timeout=40 * 60,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    with open(tmp_path / "results/tables/main.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == [
+        "teacher_pair",
+        "student",
+        "arm",
+        "alpha",
+        "beta",
+        "task",
+        "metric",
+        "value",
+        "stderr",
+    ]
+    # every student x arm and every reference model has both tasks
+    seen = {(row["student"], row["arm"], row["alpha"], row["task"]) for row in rows}
+    for student in ("tiny-llama-base", "tiny-gpt2-base"):
+        for alpha in ("0.001", "0.01", "0.1", "0.3"):
+            assert (student, "codit", alpha, "tinyworld_ifeval") in seen
+        assert (student, "direct", "", "tinyworld_knowledge") in seen
+    for model in ("tiny-llama-base", "tiny-llama-instruct", "tiny-gpt2-base"):
+        assert (model, "reference", "", "tinyworld_ifeval") in seen
+    for figure in ("metric_vs_alpha.png", "length_vs_alpha.png"):
+        assert (tmp_path / "results/figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a second run has nothing left to do: results are complete and up to date
+    again = snakemake(
+        "-n", "--configfile", str(REPO / "config/config.yaml"), "--directory", str(tmp_path)
+    )
+    assert "Nothing to be done" in again.stdout + again.stderr

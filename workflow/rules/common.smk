@@ -1,0 +1,289 @@
+# Config validation, the experiment grid, input functions and target lists. No rules here.
+
+import json
+import re
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from codit.config import (
+    HUB_MODELS_DIR,
+    ConfigError,
+    TINYWORLD_DIR,
+    build_grid,
+    instruction_source,
+    task_include_path,
+)
+from codit.naming import ARM_PATTERN, DIRECT_ARM, parse_arm
+
+validate(config, schema="../schemas/config.schema.yaml")
+try:
+    GRID = build_grid(config)
+    INSTRUCTIONS_KIND, INSTRUCTIONS_LOCATION = instruction_source(config)
+    TASK_INCLUDE_PATH = task_include_path(config)
+except ConfigError as error:
+    raise WorkflowError(f"invalid config: {error}") from None
+
+GEN = config["generation"]
+SHARDS = [
+    f"{index:03d}-of-{GEN['num_shards']:03d}" for index in range(GEN["num_shards"])
+]
+USES_TINYWORLD = (
+    GRID.uses_tinyworld
+    or INSTRUCTIONS_KIND == "tinyworld"
+    or config["evaluation"]["include_path"] == "tinyworld"
+)
+ENV = "../../envs/codit.yaml"
+
+
+def alternation(names):
+    """A wildcard constraint that matches exactly one of `names`."""
+    return "|".join(re.escape(name) for name in sorted(names)) or "(?!)"
+
+
+wildcard_constraints:
+    pair=alternation(GRID.pairs),
+    arm=ARM_PATTERN,
+    student=alternation(GRID.students),
+    model=alternation(GRID.references),
+    hubmodel=alternation(s.slug for s in GRID.models.values() if s.kind == "hub"),
+    tinymodel="llama-base|llama-instruct|gpt2-base|gpt2-instruct",
+    shard=r"\d{3}-of-\d{3}",
+
+
+# ---- inputs -------------------------------------------------------------------------------
+
+
+def model_input(spec):
+    """The folder a job loads `spec` from; tinyworld and Hub models are built/downloaded by rules."""
+    return spec.location
+
+
+def tinyworld_model_inputs(wildcards):
+    """An instruct model is fine-tuned from its own base model."""
+    inputs = {"card": f"{TINYWORLD_DIR}/data_card.json"}
+    if wildcards.tinymodel.endswith("-instruct"):
+        base = wildcards.tinymodel.replace("-instruct", "-base")
+        inputs["base"] = f"{TINYWORLD_DIR}/models/{base}"
+    return inputs
+
+
+def pair_models(wildcards):
+    post, pre = GRID.pairs[wildcards.pair]
+    models = {"post": model_input(post)}
+    if wildcards.arm != DIRECT_ARM:
+        models["pre"] = model_input(pre)
+    return models
+
+
+def student_model(wildcards):
+    return model_input(GRID.students[wildcards.student])
+
+
+def reference_model(wildcards):
+    return model_input(GRID.references[wildcards.model])
+
+
+def task_inputs(wildcards):
+    """The tiny world's task folder must exist before lm-eval runs on it."""
+    return (
+        [TASK_INCLUDE_PATH]
+        if config["evaluation"]["include_path"] == "tinyworld"
+        else []
+    )
+
+
+def instruction_inputs(wildcards):
+    return [] if INSTRUCTIONS_KIND == "hub" else [INSTRUCTIONS_LOCATION]
+
+
+# ---- parameters (values that change results) ----------------------------------------------
+
+
+def arm_alpha(wildcards):
+    return parse_arm(wildcards.arm)[1]
+
+
+def arm_beta(wildcards):
+    return parse_arm(wildcards.arm)[2]
+
+
+def generation_mode(wildcards):
+    return parse_arm(wildcards.arm)[0]
+
+
+def pair_member(role):
+    """The Hub id or path of the post (role 0) or pre (role 1) model of a pair, as recorded."""
+
+    def name(wildcards):
+        spec = GRID.pairs[wildcards.pair][role]
+        return spec.hub_id or spec.location
+
+    return name
+
+
+def chat_template_kwargs(wildcards):
+    return json.dumps(
+        GRID.pairs[wildcards.pair][0].chat_template_kwargs, sort_keys=True
+    )
+
+
+def trust_remote_code_flag(spec):
+    return "--trust-remote-code" if spec.trust_remote_code else ""
+
+
+def contrast_flags(wildcards):
+    kind, alpha, beta = parse_arm(wildcards.arm)
+    if kind == DIRECT_ARM:
+        return ""
+    return f"--pre {pair_models(wildcards)['pre']} --alpha {alpha!r} --beta {beta!r}"
+
+
+def shard_flags(wildcards):
+    index, total = (int(part) for part in wildcards.shard.split("-of-"))
+    return f"--shard-index {index} --num-shards {total}"
+
+
+def instruction_field_flags():
+    settings = config["instructions"]
+    flags = f"--instruction-field {settings['instruction_field']}"
+    if settings["id_field"]:
+        flags += f" --id-field {settings['id_field']}"
+    if settings["conversation_field"]:
+        flags += f" --conversation-field {settings['conversation_field']}"
+    if settings["keep_if"]:
+        flags += f" --keep-if '{json.dumps(settings['keep_if'], sort_keys=True)}'"
+    return flags
+
+
+def limit_flag(limit):
+    return "" if limit is None else f"--limit {limit}"
+
+
+def hub_model_id(wildcards):
+    return GRID.models[wildcards.hubmodel].hub_id
+
+
+def hub_model_revision(wildcards):
+    return GRID.models[wildcards.hubmodel].revision
+
+
+def sft_flags():
+    sft = config["sft"]
+    flags = [
+        f"--lora-r {sft['lora_r']} --lora-alpha {sft['lora_alpha']}",
+        f"--lora-dropout {sft['lora_dropout']} --target-modules {sft['target_modules']}",
+        f"--learning-rate {sft['learning_rate']} --lr-scheduler {sft['lr_scheduler']}",
+        f"--warmup-ratio {sft['warmup_ratio']} --epochs {sft['epochs']}",
+        f"--batch-size {sft['batch_size']} --grad-accum {sft['grad_accum']}",
+        f"--max-length {sft['max_length']} --seed {sft['seed']}",
+        f"--dtype {sft['dtype']} --device {sft['device']}",
+    ]
+    if sft["drop_truncated"]:
+        flags.append("--drop-truncated")
+    return " ".join(flags)
+
+
+def student_trust_remote_code(wildcards):
+    return trust_remote_code_flag(GRID.students[wildcards.student])
+
+
+def reference_trust_remote_code(wildcards):
+    return trust_remote_code_flag(GRID.references[wildcards.model])
+
+
+def evaluation_flags():
+    evaluation = config["evaluation"]
+    flags = [
+        f"--tasks {','.join(evaluation['tasks'])}",
+        f"--batch-size {evaluation['batch_size']}",
+        f"--dtype {evaluation['dtype']} --device {evaluation['device']}",
+        (
+            "--apply-chat-template"
+            if evaluation["apply_chat_template"]
+            else "--no-apply-chat-template"
+        ),
+        limit_flag(evaluation["limit"]),
+    ]
+    if TASK_INCLUDE_PATH:
+        flags.append(f"--include-path {TASK_INCLUDE_PATH}")
+    return " ".join(flag for flag in flags if flag)
+
+
+def student_labels(wildcards):
+    kind, alpha, beta = parse_arm(wildcards.arm)
+    labels = {
+        "teacher_pair": wildcards.pair,
+        "student": wildcards.student,
+        "arm": wildcards.arm,
+        "alpha": "" if alpha is None else repr(alpha),
+        "beta": "" if beta is None else repr(beta),
+    }
+    return " ".join(f"--label {key}={value}" for key, value in labels.items())
+
+
+def reference_labels(wildcards):
+    return f"--label student={wildcards.model} --label arm=reference"
+
+
+# ---- resources (grow with each retry) -----------------------------------------------------
+
+
+def stage_mem_mb(stage):
+    def mem_mb(wildcards, attempt):
+        return config["resources"][stage]["mem_mb"] * attempt
+
+    return mem_mb
+
+
+def stage_runtime(stage):
+    def runtime(wildcards, attempt):
+        return f"{config['resources'][stage]['runtime_minutes'] * attempt}m"
+
+    return runtime
+
+
+def generation_gpus(wildcards):
+    """CoDIT runs two models side by side, so it needs the GPUs of both."""
+    post, pre = GRID.pairs[wildcards.pair]
+    return post.gpus + (0 if wildcards.arm == DIRECT_ARM else pre.gpus)
+
+
+def student_gpus(wildcards):
+    return GRID.students[wildcards.student].gpus
+
+
+def reference_gpus(wildcards):
+    return GRID.references[wildcards.model].gpus
+
+
+# ---- targets ------------------------------------------------------------------------------
+
+
+def dataset_cards():
+    return expand(
+        "results/datasets/{pair}/{arm}/card.json", pair=list(GRID.pairs), arm=GRID.arms
+    )
+
+
+def student_evaluations():
+    return expand(
+        "results/eval/{pair}/{arm}/{student}.json",
+        pair=list(GRID.pairs),
+        arm=GRID.arms,
+        student=list(GRID.students),
+    )
+
+
+def reference_evaluations():
+    return expand("results/eval/reference/{model}.json", model=list(GRID.references))
+
+
+def final_targets():
+    return [
+        "results/tables/main.csv",
+        "results/tables/main.md",
+        "results/tables/main.tex",
+        "results/figures/metric_vs_alpha.png",
+        "results/figures/length_vs_alpha.png",
+    ]

@@ -1,0 +1,55 @@
+# lm-evaluation-harness on every trained student and on the untouched reference models.
+
+
+rule evaluate_student:
+    input:
+        unpack(task_inputs),
+        model="results/sft/{pair}/{arm}/{student}/merged",
+    output:
+        results="results/eval/{pair}/{arm}/{student}.json",
+        samples=directory("results/eval/{pair}/{arm}/{student}.samples"),
+    log:
+        "logs/eval/{pair}/{arm}/{student}.log",
+    benchmark:
+        "benchmarks/eval/{pair}/{arm}/{student}.tsv"
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=student_gpus,
+        mem_mb=stage_mem_mb("evaluate"),
+        runtime=stage_runtime("evaluate"),
+    params:
+        settings=evaluation_flags(),
+        labels=student_labels,
+    shell:
+        "codit evaluate --model {input.model} {params.settings} {params.labels}"
+        " --samples-dir {output.samples} --threads {threads} --out {output.results} > {log} 2>&1"
+
+
+rule evaluate_reference:
+    input:
+        unpack(task_inputs),
+        model=reference_model,
+    output:
+        results="results/eval/reference/{model}.json",
+        samples=directory("results/eval/reference/{model}.samples"),
+    log:
+        "logs/eval/reference/{model}.log",
+    benchmark:
+        "benchmarks/eval/reference/{model}.tsv"
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=reference_gpus,
+        mem_mb=stage_mem_mb("evaluate"),
+        runtime=stage_runtime("evaluate"),
+    params:
+        settings=evaluation_flags(),
+        labels=reference_labels,
+        trust_remote_code=reference_trust_remote_code,
+    shell:
+        "codit evaluate --model {input.model} {params.settings} {params.labels}"
+        " {params.trust_remote_code} --samples-dir {output.samples} --threads {threads}"
+        " --out {output.results} > {log} 2>&1"

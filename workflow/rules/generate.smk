@@ -1,0 +1,60 @@
+# CoDIT and direct generation over the (pair, arm) grid, sharded; shards are gathered in order.
+
+
+rule generate_shard:
+    input:
+        unpack(pair_models),
+        pool="results/instructions/pool.jsonl",
+    output:
+        shard="results/datasets/{pair}/{arm}/shards/{shard}.jsonl",
+        card="results/datasets/{pair}/{arm}/shards/{shard}.card.json",
+    log:
+        "logs/generate/{pair}/{arm}/{shard}.log",
+    benchmark:
+        "benchmarks/generate/{pair}/{arm}/{shard}.tsv"
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=generation_gpus,
+        mem_mb=stage_mem_mb("generate"),
+        runtime=stage_runtime("generate"),
+    params:
+        post=pair_member(0),
+        pre=pair_member(1),
+        mode=generation_mode,
+        contrast=contrast_flags,
+        shard=shard_flags,
+        temperature=GEN["temperature"],
+        top_p=GEN["top_p"],
+        max_new_tokens=GEN["max_new_tokens"],
+        seed=GEN["seed"],
+        chat_template_kwargs=chat_template_kwargs,
+        # dtype and batch composition change floating-point results, so they are recorded too
+        engine=f"--batch-size {GEN['batch_size']} --dtype {GEN['dtype']} --device {GEN['device']}",
+    shell:
+        "codit generate --mode {params.mode} --pair {wildcards.pair} {params.contrast}"
+        " --post {input.post} {params.shard} --instructions {input.pool}"
+        " --temperature {params.temperature} --top-p {params.top_p}"
+        " --max-new-tokens {params.max_new_tokens} --seed {params.seed}"
+        " --chat-template-kwargs '{params.chat_template_kwargs}'"
+        " {params.engine} --threads {threads} --out {output.shard} --card {output.card} > {log} 2>&1"
+
+
+rule gather_dataset:
+    input:
+        shards=expand(
+            "results/datasets/{{pair}}/{{arm}}/shards/{shard}.jsonl", shard=SHARDS
+        ),
+    output:
+        data="results/datasets/{pair}/{arm}/data.jsonl",
+        card="results/datasets/{pair}/{arm}/card.json",
+    log:
+        "logs/gather/{pair}/{arm}.log",
+    benchmark:
+        "benchmarks/gather/{pair}/{arm}.tsv"
+    localrule: True
+    conda:
+        ENV
+    shell:
+        "codit gather --shards {input.shards} --out {output.data} --card {output.card} > {log} 2>&1"

@@ -1,0 +1,50 @@
+# The paper's tables and figures, from every evaluation and every dataset card.
+
+
+rule report:
+    input:
+        evaluations=student_evaluations() + reference_evaluations(),
+        cards=dataset_cards(),
+    output:
+        table=report(
+            "results/tables/main.csv",
+            caption="../report/main_table.rst",
+            category="Tables",
+            labels={"table": "main (tidy CSV)"},
+        ),
+        markdown=report(
+            "results/tables/main.md",
+            caption="../report/main_table.rst",
+            category="Tables",
+            labels={"table": "main (Markdown)"},
+        ),
+        latex="results/tables/main.tex",
+        datasets=report(
+            "results/tables/datasets.csv",
+            caption="../report/datasets.rst",
+            category="Tables",
+            labels={"table": "datasets"},
+        ),
+        metric_figure=report(
+            "results/figures/metric_vs_alpha.png",
+            caption="../report/metric_vs_alpha.rst",
+            category="Figures",
+            labels={"figure": "metric vs alpha"},
+        ),
+        length_figure=report(
+            "results/figures/length_vs_alpha.png",
+            caption="../report/length_vs_alpha.rst",
+            category="Figures",
+            labels={"figure": "length vs alpha"},
+        ),
+        provenance="results/report_provenance.json",
+    log:
+        "logs/report.log",
+    benchmark:
+        "benchmarks/report.tsv"
+    localrule: True
+    conda:
+        ENV
+    shell:
+        "codit report --evals {input.evaluations} --cards {input.cards} --out-dir results"
+        " > {log} 2>&1"

@@ -1,0 +1,28 @@
+# LoRA SFT of every student on every generated dataset, with one set of hyper-parameters.
+
+
+rule sft:
+    input:
+        data="results/datasets/{pair}/{arm}/data.jsonl",
+        student=student_model,
+    output:
+        adapter=directory("results/sft/{pair}/{arm}/{student}/adapter"),
+        merged=directory("results/sft/{pair}/{arm}/{student}/merged"),
+        record="results/sft/{pair}/{arm}/{student}/train_record.json",
+    log:
+        "logs/sft/{pair}/{arm}/{student}.log",
+    benchmark:
+        "benchmarks/sft/{pair}/{arm}/{student}.tsv"
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=student_gpus,
+        mem_mb=stage_mem_mb("sft"),
+        runtime=stage_runtime("sft"),
+    params:
+        hyperparameters=sft_flags(),
+        trust_remote_code=student_trust_remote_code,
+    shell:
+        "codit sft --student {input.student} --data {input.data} --out $(dirname {output.record})"
+        " {params.hyperparameters} {params.trust_remote_code} --threads {threads} > {log} 2>&1"

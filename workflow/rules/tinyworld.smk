@@ -1,0 +1,48 @@
+# The built-in tiny world: synthetic facts and instructions, a tokenizer, lm-eval tasks, and
+# small base/instruct models. Only built when the config refers to it.
+
+
+rule tinyworld_data:
+    output:
+        pool=f"{TINYWORLD_DIR}/instructions/pool.jsonl",
+        tasks=directory(f"{TINYWORLD_DIR}/tasks"),
+        tokenizer=directory(f"{TINYWORLD_DIR}/tokenizer"),
+        card=f"{TINYWORLD_DIR}/data_card.json",
+    log:
+        "logs/tinyworld/data.log",
+    benchmark:
+        "benchmarks/tinyworld/data.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=stage_mem_mb("tinyworld"),
+        runtime=stage_runtime("tinyworld"),
+    params:
+        seed=config["tinyworld"]["seed"],
+        pool_size=config["tinyworld"]["pool_size"],
+    shell:
+        "codit tinyworld data --out $(dirname {output.card}) --seed {params.seed}"
+        " --pool-size {params.pool_size} --threads {threads} > {log} 2>&1"
+
+
+rule tinyworld_model:
+    input:
+        unpack(tinyworld_model_inputs),
+    output:
+        directory(f"{TINYWORLD_DIR}/models/{{tinymodel}}"),
+    log:
+        "logs/tinyworld/{tinymodel}.log",
+    benchmark:
+        "benchmarks/tinyworld/{tinymodel}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=stage_mem_mb("tinyworld"),
+        runtime=stage_runtime("tinyworld"),
+    params:
+        seed=config["tinyworld"]["seed"],
+    shell:
+        "codit tinyworld train --out $(dirname $(dirname {output})) --model {wildcards.tinymodel}"
+        " --seed {params.seed} --threads {threads} > {log} 2>&1"
