@@ -50,6 +50,12 @@ def provenance(settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto `path` only if the block succeeds.
@@ -63,6 +69,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates 0600 files; results are shared, so give them the usual permissions
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

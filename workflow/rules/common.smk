@@ -207,6 +207,8 @@ def evaluation_flags():
     ]
     if TASK_INCLUDE_PATH:
         flags.append(f"--include-path {TASK_INCLUDE_PATH}")
+    if not evaluation["builtin_tasks"]:
+        flags.append("--no-default-tasks")
     return " ".join(flag for flag in flags if flag)
 
 
@@ -223,7 +225,12 @@ def student_labels(wildcards):
 
 
 def reference_labels(wildcards):
-    return f"--label student={wildcards.model} --label arm=reference"
+    """A reference that is some pair's post model is labelled with that pair (the teacher line)."""
+    labels = f"--label student={wildcards.model} --label arm=reference"
+    for pair, (post, _) in GRID.pairs.items():
+        if post.slug == wildcards.model:
+            return f"{labels} --label teacher_pair={pair}"
+    return labels
 
 
 # ---- resources (grow with each retry) -----------------------------------------------------

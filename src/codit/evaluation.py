@@ -1,0 +1,249 @@
+"""`codit evaluate`: lm-evaluation-harness tasks on one model directory, through the Python API.
+
+The output file is lm-eval's own results dict (metric keys look like
+`results[task]["prompt_level_strict_acc,none"]`, i.e. "<metric>,<filter>", with "_stderr"
+twins), made JSON-safe, minus the in-memory "samples" (those go to --samples-dir/<task>.jsonl),
+plus a "codit" block: {"labels", "model", "provenance"}.
+
+Hub access is never forced off here: for a fully offline run set HF_HUB_OFFLINE=1 and
+HF_DATASETS_OFFLINE=1 in the environment (local model dirs and local task data need nothing else).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from codit.provenance import provenance, write_json, write_jsonl
+
+# lm-eval's own defaults, passed explicitly so every result records the seeds it ran with.
+SEEDS = {
+    "random_seed": 0,
+    "numpy_random_seed": 1234,
+    "torch_random_seed": 1234,
+    "fewshot_random_seed": 1234,
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model dir (or Hub id) to evaluate")
+    parser.add_argument("--tasks", required=True, help="comma-separated lm-eval task names")
+    parser.add_argument(
+        "--include-path",
+        action="append",
+        default=[],
+        help="extra folder of task YAMLs (repeatable)",
+    )
+    parser.add_argument(
+        "--no-default-tasks",
+        action="store_true",
+        help="index only --include-path tasks (skips scanning lm-eval's ~15k built-in configs)",
+    )
+    parser.add_argument("--out", required=True, help="results file (JSON)")
+    parser.add_argument("--samples-dir", help="write per-task samples as DIR/<task>.jsonl")
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="stored under codit.labels (repeatable), e.g. --label arm=direct",
+    )
+    parser.add_argument("--batch-size", default="1", help="integer, or 'auto'")
+    parser.add_argument("--limit", type=float, help="examples per task (below 1: a fraction)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto")
+    parser.add_argument(
+        "--apply-chat-template",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="render prompts with the model's chat template (default: on)",
+    )
+    parser.add_argument(
+        "--gen-kwargs",
+        help="generation overrides for generate_until tasks, e.g. 'max_gen_toks=256,temperature=0'",
+    )
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--trust-remote-code", action="store_true")
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def parse_labels(pairs: list[str]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--label {pair!r}: expected KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
+def parse_tasks(text: str) -> list[str]:
+    tasks = [name.strip() for name in text.split(",") if name.strip()]
+    if not tasks:
+        raise ValueError("--tasks: no task names given")
+    return tasks
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """On CPU 'auto' means float32: lm-eval's 'auto' keeps a bf16 checkpoint in bf16 (slow)."""
+    if dtype == "auto" and device == "cpu":
+        return "float32"
+    return dtype
+
+
+def parse_batch_size(text: str) -> int | str:
+    return text if text.startswith("auto") else int(text)
+
+
+def parse_limit(limit: float | None) -> int | float | None:
+    """lm-eval reads a limit below 1 as a fraction of the task and 1 or more as a count."""
+    if limit is None or limit < 1:
+        return limit
+    return int(limit)
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+def task_manager(include_paths: list[str], include_defaults: bool):
+    from lm_eval.tasks import TaskManager
+
+    for path in include_paths:
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"--include-path {path}: no such directory")
+    return TaskManager(include_path=include_paths or None, include_defaults=include_defaults)
+
+
+def check_tasks_known(tasks: list[str], manager, include_paths: list[str]) -> None:
+    """Refuse unknown task names before the model is loaded, with near matches as hints."""
+    known = set(manager.all_tasks)
+    unknown = [name for name in tasks if name not in known and not Path(name).is_file()]
+    if not unknown:
+        return
+    hints = {name: difflib.get_close_matches(name, known, n=3) for name in unknown}
+    hint_text = "; ".join(f"{name}: did you mean {', '.join(h)}?" for name, h in hints.items() if h)
+    searched = ", ".join(include_paths) or "(none)"
+    raise ValueError(
+        f"unknown lm-eval task(s) {', '.join(unknown)}; include paths searched: {searched}"
+        + (f"; {hint_text}" if hint_text else "")
+    )
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def check_model_exists(model: str) -> None:
+    """A path-like model that is missing fails here, not deep inside transformers."""
+    looks_local = model.startswith((".", "/", "~")) or model.count("/") > 1
+    if looks_local and not Path(model).expanduser().exists():
+        raise FileNotFoundError(f"--model {model}: no such directory")
+
+
+def model_args(args: argparse.Namespace, dtype: str) -> dict[str, Any]:
+    """HFLM arguments; device and batch size go to simple_evaluate (lm-eval refuses them twice)."""
+    return {"pretrained": args.model, "dtype": dtype, "trust_remote_code": args.trust_remote_code}
+
+
+def json_safe(value: Any) -> Any:
+    """Round-trip through JSON with lm-eval's converter (numpy scalars, sets, functions)."""
+    from lm_eval.utils import handle_non_serializable
+
+    return json.loads(json.dumps(value, default=handle_non_serializable))
+
+
+def as_logged_sample(sample: dict[str, Any]) -> dict[str, Any]:
+    """A sample in the layout lm-eval's own --log_samples files use (EvaluationTracker)."""
+    from lm_eval.utils import sanitize_list
+
+    arguments = {
+        f"gen_args_{i}": {f"arg_{j}": value for j, value in enumerate(request)}
+        for i, request in enumerate(sample["arguments"])
+    }
+    return json_safe(
+        {
+            **sample,
+            "arguments": arguments,
+            "resps": sanitize_list(sample["resps"]),
+            "filtered_resps": sanitize_list(sample["filtered_resps"]),
+            "target": str(sample["target"]),
+        }
+    )
+
+
+def write_samples(samples: dict[str, list[dict]], directory: Path) -> dict[str, str]:
+    """One JSONL file per task; returns task -> file path."""
+    paths = {}
+    for task, records in samples.items():
+        path = directory / f"{task}.jsonl"
+        write_jsonl(path, [as_logged_sample(record) for record in records])
+        paths[task] = str(path)
+    return paths
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the tasks and write the results file (and samples); returns the written payload."""
+    import lm_eval
+    import torch
+
+    started = time.monotonic()
+    tasks = parse_tasks(args.tasks)
+    labels = parse_labels(args.label)
+    manager = task_manager(args.include_path, include_defaults=not args.no_default_tasks)
+    check_tasks_known(tasks, manager, args.include_path)
+    check_model_exists(args.model)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    results = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=model_args(args, dtype),
+        tasks=tasks,
+        device=device,
+        batch_size=parse_batch_size(args.batch_size),
+        limit=parse_limit(args.limit),
+        log_samples=True,
+        apply_chat_template=args.apply_chat_template,
+        gen_kwargs=args.gen_kwargs,
+        task_manager=manager,
+        **SEEDS,
+    )
+    samples = results.pop("samples", {})
+    sample_files = write_samples(samples, Path(args.samples_dir)) if args.samples_dir else {}
+    settings = {**vars(args), "device": device, "dtype": dtype, "seeds": SEEDS}
+    payload = json_safe(results)
+    payload["codit"] = {
+        "labels": labels,
+        "model": args.model,
+        "sample_files": sample_files,
+        "runtime_s": round(time.monotonic() - started, 3),
+        "provenance": provenance(settings),
+    }
+    # Written last: its presence means the samples are complete too.
+    write_json(args.out, payload)
+    return payload
+
+
+def run(args: argparse.Namespace) -> None:
+    payload = evaluate(args)
+    for task, metrics in payload["results"].items():
+        shown = ", ".join(
+            f"{key}={value:.4g}"
+            for key, value in metrics.items()
+            if isinstance(value, float) and "_stderr" not in key
+        )
+        print(f"codit evaluate: {task}: {shown}")

@@ -1,0 +1,211 @@
+"""`codit sft` on tiny random students: real TRL, real peft, a few optimiser steps each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_models_sft import END_OF_TURN, save_tiny_gpt2, save_tiny_llama, write_dataset
+
+from codit import training
+from codit.cli import main
+
+FAST = ["--batch-size", "4", "--epochs", "1", "--logging-steps", "1", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def students(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("students")
+    return {
+        "llama": save_tiny_llama(root / "llama"),
+        "gpt2": save_tiny_gpt2(root / "gpt2"),
+        "llama_no_template": save_tiny_llama(root / "bare", with_chat_template=False),
+        "llama_no_chat_tokens": save_tiny_llama(
+            root / "bare_tokens", with_chat_template=False, with_chat_tokens=False
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("data") / "data.jsonl", count=10, truncated=2)
+
+
+@pytest.fixture(scope="module")
+def trained(students, dataset, tmp_path_factory) -> dict[str, Path]:
+    """One SFT run per architecture, shared by the checks below."""
+    root = tmp_path_factory.mktemp("sft")
+    outs = {}
+    for arch in ("llama", "gpt2"):
+        outs[arch] = root / arch
+        extra = ["--drop-truncated"] if arch == "llama" else []
+        extra += ["--epochs", "2"]  # enough steps past warmup to move the weights clearly
+        sft(students[arch], dataset, outs[arch], *extra)
+    return outs
+
+
+def sft(student: Path, data: Path, out: Path, *extra: str) -> None:
+    main(["sft", "--student", str(student), "--data", str(data), "--out", str(out), *FAST, *extra])
+
+
+def sft_error(*argv: str) -> str:
+    with pytest.raises(SystemExit) as failure:
+        sft(*argv)
+    return str(failure.value)
+
+
+def load_record(out: Path) -> dict:
+    return json.loads((out / "train_record.json").read_text())
+
+
+def logits_of(model, input_ids: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return model(input_ids=input_ids).logits
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_outputs_layout(trained, arch):
+    out = trained[arch]
+    assert sorted(p.name for p in out.iterdir()) == ["adapter", "merged", "train_record.json"]
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    assert (out / "merged" / "config.json").is_file()
+    assert not list(out.parent.glob(f".{arch}.tmp-*")), "staging dir left behind"
+    record = load_record(out)
+    assert record["final_loss"] > 0
+    assert record["loss_curve"] and all("loss" in entry for entry in record["loss_curve"])
+    assert record["merge_max_abs_logit_diff"] < 1e-4
+    settings = record["provenance"]["settings"]
+    assert settings["lora_r"] == 16 and settings["target_modules"] == "all-linear"
+    assert settings["device"] == "cpu" and settings["dtype"] == "float32"
+    assert settings["eos_token"] == END_OF_TURN
+    assert "trl" in record["provenance"]["versions"]
+
+
+def test_drop_truncated_counts(trained):
+    kept_all = load_record(trained["gpt2"])
+    dropped = load_record(trained["llama"])
+    assert kept_all["num_records"] == 10 and kept_all["num_train_examples"] == 10
+    assert kept_all["dropped"] == {}
+    assert dropped["num_records"] == 10 and dropped["num_train_examples"] == 8
+    assert dropped["dropped"] == {"finish_reason_length": 2}
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_merged_equals_base_plus_adapter(students, trained, arch):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = trained[arch]
+    input_ids = torch.tensor([[5, 29, 30, 7, 6, 30, 31, 7, 12, 14]])
+    base = AutoModelForCausalLM.from_pretrained(students[arch], dtype=torch.float32)
+    base_logits = logits_of(base, input_ids)
+    with_adapter = PeftModel.from_pretrained(base, out / "adapter")
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged", dtype=torch.float32)
+    expected, actual = logits_of(with_adapter, input_ids), logits_of(merged, input_ids)
+    assert (expected - actual).abs().max() < 1e-4
+    # Training moved the weights, so this is not a comparison of the base with itself.
+    assert (base_logits - actual).abs().max() > 1e-3
+
+
+def test_lora_reaches_gpt2_conv1d_layers(trained):
+    config = json.loads((trained["gpt2"] / "adapter" / "adapter_config.json").read_text())
+    targets = {name.rsplit(".", 1)[-1] for name in config["target_modules"]}
+    assert {"c_attn", "c_proj", "c_fc"} <= targets
+
+
+def test_merged_stops_at_end_of_turn(trained):
+    from transformers import AutoTokenizer, GenerationConfig
+
+    merged = trained["llama"] / "merged"
+    tokenizer = AutoTokenizer.from_pretrained(merged)
+    generation = GenerationConfig.from_pretrained(merged)
+    assert tokenizer.chat_template and tokenizer.eos_token == END_OF_TURN
+    assert generation.eos_token_id[0] == tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    assert tokenizer.convert_tokens_to_ids("</s>") in generation.eos_token_id
+    assert not generation.do_sample and generation.temperature is None
+    assert generation.top_k is None and generation.repetition_penalty is None
+    assert json.loads((merged / "config.json").read_text())["use_cache"] is True
+
+
+def job_args(student: Path, data: Path, out: Path) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    training.add_arguments(parser)
+    return parser.parse_args(["--student", str(student), "--data", str(data), "--out", str(out)])
+
+
+def test_loss_covers_completion_only(students, dataset, tmp_path):
+    job = training.build_job(job_args(students["llama"], dataset, tmp_path), tmp_path / "trainer")
+    batch = next(iter(job.trainer.get_train_dataloader()))
+    assistant = job.tokenizer.convert_tokens_to_ids("<|assistant|>")
+    end_of_turn = job.tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    for input_ids, labels, attention in zip(
+        batch["input_ids"], batch["labels"], batch["attention_mask"], strict=True
+    ):
+        prompt_end = int((input_ids == assistant).nonzero()[-1]) + 1
+        length = int(attention.sum())
+        assert (labels[:prompt_end] == -100).all(), "prompt tokens carry loss"
+        completion = slice(prompt_end, length)
+        assert (labels[completion] == input_ids[completion]).all(), "completion not trained"
+        assert (labels[length:] == -100).all()
+        assert end_of_turn in labels[completion].tolist(), "the model never learns to stop"
+
+
+def test_dataset_smaller_than_one_batch(students, tmp_path):
+    data = write_dataset(tmp_path / "two.jsonl", count=2)
+    sft(students["llama"], data, tmp_path / "out", "--batch-size", "8")
+    assert load_record(tmp_path / "out")["num_train_examples"] == 2
+
+
+def test_empty_after_filtering_is_refused(students, tmp_path):
+    data = write_dataset(tmp_path / "cut.jsonl", count=3, truncated=3)
+    message = sft_error(students["llama"], data, tmp_path / "out", "--drop-truncated")
+    assert str(data) in message and "no training records" in message
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_malformed_jsonl_names_file_and_line(students, tmp_path):
+    data = write_dataset(tmp_path / "bad.jsonl", count=3)
+    lines = data.read_text().splitlines()
+    lines[1] = lines[1][:-5]
+    data.write_text("\n".join(lines) + "\n")
+    assert f"{data}:2" in sft_error(students["llama"], data, tmp_path / "out")
+
+
+def test_record_without_completion_is_refused(students, tmp_path):
+    data = tmp_path / "nocompletion.jsonl"
+    data.write_text(json.dumps({"prompt": [{"role": "user", "content": "hi"}]}) + "\n")
+    message = sft_error(students["llama"], data, tmp_path / "out")
+    assert "record 1" in message and "completion" in message
+
+
+def test_student_without_template_is_refused(students, dataset, tmp_path):
+    message = sft_error(students["llama_no_template"], dataset, tmp_path / "out")
+    assert "--chat-template-from" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_template_from_teacher_adds_missing_tokens(students, dataset, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "out"
+    student = students["llama_no_chat_tokens"]
+    sft(student, dataset, out, "--chat-template-from", str(students["llama"]))
+    record = load_record(out)
+    assert END_OF_TURN in record["provenance"]["settings"]["added_template_tokens"]
+    assert record["merge_max_abs_logit_diff"] < 1e-4
+    tokenizer = AutoTokenizer.from_pretrained(out / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    assert tokenizer.chat_template and tokenizer.eos_token == END_OF_TURN
+    assert merged.get_input_embeddings().num_embeddings == len(tokenizer)
+
+
+def test_failed_run_leaves_no_output(students, dataset, tmp_path):
+    message = sft_error(students["llama"], dataset, tmp_path / "out", "--lr-scheduler", "nonsense")
+    assert "nonsense" in message
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.tmp-*"))
