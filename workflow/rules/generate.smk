@@ -57,4 +57,5 @@ rule gather_dataset:
     conda:
         ENV
     shell:
-        "codit gather --shards {input.shards} --out {output.data} --card {output.card} > {log} 2>&1"
+        "codit generate --gather {input.shards} --gather-cards {input.cards} --out {output.data}"
+        " --card {output.card} > {log} 2>&1"
