@@ -486,6 +486,8 @@ def test_task_metric_rows_handles_filters_and_non_numeric_entries() -> None:
             "exact_match,get-answer": 0.25,
             "exact_match_stderr,get-answer": 0.01,
             "samples,none": "many",
+            "name": "t",
+            "sample_len": 200,  # lm-eval bookkeeping, not a metric
         },
     )
     assert [(r["metric"], r["value"]) for r in rows] == [

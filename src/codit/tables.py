@@ -77,20 +77,23 @@ def as_number(raw: Any) -> float | None:
 
 
 def task_metric_rows(task: str, entries: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every numeric metric of one task in an lm-eval results dict, paired with its stderr."""
+    """Every numeric metric of one task in an lm-eval results dict, paired with its stderr.
+
+    Metrics are the "<metric>,<filter>" keys; bookkeeping such as `sample_len` has no filter.
+    """
     rows = []
     for key, raw in entries.items():
-        metric, _, filter_name = key.partition(",")
+        metric, comma, filter_name = key.partition(",")
         value = as_number(raw)
-        if key == "alias" or metric.endswith("_stderr") or value is None:
+        if not comma or metric.endswith("_stderr") or value is None:
             continue
-        stderr_key = f"{metric}_stderr,{filter_name}" if filter_name else f"{metric}_stderr"
+        stderr_key = f"{metric}_stderr,{filter_name}"
         # lm-eval writes "N/A" when it cannot bootstrap a stderr; that is a missing value.
         stderr = as_number(entries.get(stderr_key))
         rows.append(
             {
                 "task": task,
-                "metric": metric_name(metric, filter_name or NO_FILTER),
+                "metric": metric_name(metric, filter_name),
                 "value": value,
                 "stderr": math.nan if stderr is None else stderr,
             }

@@ -46,6 +46,9 @@ rule gather_dataset:
         shards=expand(
             "results/datasets/{{pair}}/{{arm}}/shards/{shard}.jsonl", shard=SHARDS
         ),
+        cards=expand(
+            "results/datasets/{{pair}}/{{arm}}/shards/{shard}.card.json", shard=SHARDS
+        ),
     output:
         data="results/datasets/{pair}/{arm}/data.jsonl",
         card="results/datasets/{pair}/{arm}/card.json",
