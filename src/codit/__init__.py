@@ -1,3 +1,3 @@
-"""codit-workflow: reproduce "Synthesizing Instruction-Tuning Datasets with Contrastive Decoding"."""
+"""codit-workflow: the end-to-end reproduction of CoDIT (contrastive-decoding instruction data)."""
 
 __version__ = "0.1.0"

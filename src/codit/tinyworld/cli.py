@@ -1,0 +1,82 @@
+"""`codit tinyworld {data,train,all}`: build the tiny world step by step or all at once."""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from codit.tinyworld.models import BASE_OF, MODEL_NAMES
+
+BUILD_ORDER = ("llama-base", "llama-instruct", "gpt2-base")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="world, corpora, instruction pool, tokenizer, tasks")
+    _common(data)
+    data.add_argument(
+        "--pool-size",
+        type=int,
+        default=512,
+        help="held-out instructions for CoDIT and the baseline to answer",
+    )
+
+    train = commands.add_parser("train", help="train one tiny model (instruct needs its base)")
+    _common(train)
+    train.add_argument("--model", required=True, choices=MODEL_NAMES)
+    train.add_argument("--steps", type=int, default=None, help="optimiser steps (default: tuned)")
+    train.add_argument("--lr", type=float, default=None, help="peak learning rate (default: tuned)")
+
+    everything = commands.add_parser(
+        "all", help="data, then llama-base and gpt2-base in parallel, then llama-instruct"
+    )
+    _common(everything)
+    everything.add_argument("--pool-size", type=int, default=512)
+    everything.add_argument(
+        "--with-gpt2-instruct",
+        action="store_true",
+        help="also train gpt2-instruct (a second teacher pair)",
+    )
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, type=Path, help="tiny-world directory")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
+
+def run(args: argparse.Namespace) -> None:
+    from codit.tinyworld import build_data
+
+    if args.command in {"data", "all"}:
+        started = time.perf_counter()
+        build_data(args.out, seed=args.seed, pool_size=args.pool_size, threads=args.threads)
+        print(f"tinyworld data -> {args.out} ({time.perf_counter() - started:.1f} s)")
+    if args.command == "train":
+        _train(args.out, args.model, args.seed, args.threads, args.steps, args.lr)
+    if args.command == "all":
+        # The two bases are independent: train them side by side, one thread each.
+        bases = [name for name in BUILD_ORDER if name not in BASE_OF]
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=len(bases), mp_context=context) as pool:
+            jobs = [pool.submit(_train, args.out, name, args.seed, 1, None, None) for name in bases]
+            for job in jobs:
+                job.result()
+        instructs = [name for name in BUILD_ORDER if name in BASE_OF]
+        instructs += ["gpt2-instruct"] if args.with_gpt2_instruct else []
+        for name in instructs:
+            _train(args.out, name, args.seed, args.threads, None, None)
+
+
+def _train(
+    out: Path, name: str, seed: int, threads: int, steps: int | None, lr: float | None
+) -> None:
+    from codit.tinyworld import train_model
+
+    started = time.perf_counter()
+    target = train_model(out, name, seed=seed, threads=threads, steps=steps, lr=lr)
+    print(f"tinyworld {name} -> {target} ({time.perf_counter() - started:.1f} s)", flush=True)

@@ -1,0 +1,234 @@
+"""The tiny world: deterministic data, tokenizer and chat format, splits, task folder, models."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from codit.provenance import read_jsonl
+from codit.tinyworld import build_data, train_model
+from codit.tinyworld.chatformat import END_OF_TURN, render_prompt
+from codit.tinyworld.corpus import build_splits
+from codit.tinyworld.world import generate_world
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+SEED = 0
+POOL = 64
+
+
+@pytest.fixture(scope="module")
+def world_dir(tmp_path_factory) -> Path:
+    return build_data(tmp_path_factory.mktemp("tw") / "world", seed=SEED, pool_size=POOL)
+
+
+def _data_files(root: Path) -> dict[str, bytes]:
+    # The data card carries timings and the command line; everything else must match exactly.
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "data_card.json" and "models" not in p.parts
+    }
+
+
+def test_same_seed_gives_identical_files_and_other_seed_differs(world_dir, tmp_path):
+    again = build_data(tmp_path / "again", seed=SEED, pool_size=POOL)
+    assert _data_files(again) == _data_files(world_dir)
+    card_a = json.loads((world_dir / "data_card.json").read_text())
+    card_b = json.loads((again / "data_card.json").read_text())
+    assert card_a["sha256"] == card_b["sha256"]
+    assert generate_world(SEED + 1) != generate_world(SEED)
+
+
+def test_layout_and_pool_format(world_dir):
+    for name in [
+        "world.json",
+        "corpus/pretrain.jsonl",
+        "corpus/posttrain.jsonl",
+        "instructions/pool.jsonl",
+        "tokenizer/tokenizer.json",
+        "tasks/tinyworld_ifeval.yaml",
+        "tasks/tinyworld_knowledge.yaml",
+        "tasks/utils.py",
+        "data_card.json",
+    ]:
+        assert (world_dir / name).is_file(), name
+    pool = read_jsonl(world_dir / "instructions" / "pool.jsonl")
+    assert len(pool) == POOL
+    assert pool[0]["id"] == "tw-000001"
+    assert all({"id", "instruction", "constraints"} <= set(row) for row in pool)
+    assert len({row["id"] for row in pool}) == POOL
+
+
+def test_tokenizer_round_trip_and_chat_template(world_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(world_dir / "tokenizer")
+    for text in ["The capital of Bofouforia is Mimdair.", "SHOUT!\n* a\n* b", 'é ☃ {"k": 1}']:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert tokenizer.decode(ids) == text
+    assert tokenizer.eos_token == END_OF_TURN
+    messages = [{"role": "user", "content": "Who founded Tezosia?"}]
+    rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert rendered == render_prompt("Who founded Tezosia?")
+    full = tokenizer.apply_chat_template(
+        [*messages, {"role": "assistant", "content": "Tamo Reeli."}], tokenize=False
+    )
+    assert full.startswith(rendered) and full.endswith(f"Tamo Reeli.{END_OF_TURN}\n")
+    ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
+    assert ids[0] == tokenizer.convert_tokens_to_ids("<|user|>")
+    with pytest.raises(Exception, match="only user and assistant"):
+        tokenizer.apply_chat_template([{"role": "system", "content": "x"}], tokenize=False)
+
+
+def test_pool_is_disjoint_from_posttrain_and_benchmarks(world_dir):
+    pool = {r["instruction"] for r in read_jsonl(world_dir / "instructions" / "pool.jsonl")}
+    post = {r["instruction"] for r in read_jsonl(world_dir / "corpus" / "posttrain.jsonl")}
+    tasks = world_dir / "tasks"
+    ifeval = {r["prompt"] for r in read_jsonl(tasks / "tinyworld_ifeval.jsonl")}
+    knowledge = {r["question"] for r in read_jsonl(tasks / "tinyworld_knowledge.jsonl")}
+    assert not pool & post
+    assert not (pool | post) & (ifeval | knowledge)
+
+
+def test_benchmark_combinations_are_unseen_but_their_types_are_seen(world_dir):
+    post = read_jsonl(world_dir / "corpus" / "posttrain.jsonl")
+    pool = read_jsonl(world_dir / "instructions" / "pool.jsonl")
+    bench = read_jsonl(world_dir / "tasks" / "tinyworld_ifeval.jsonl")
+    seen = {r["combo"] for r in post + pool}
+    multi = [r for r in bench if len(r["constraints"]) > 1]
+    assert len(multi) >= len(bench) // 2
+    assert not {r["combo"] for r in multi} & seen
+    seen_types = {c["type"] for r in post for c in r["constraints"]}
+    assert {c["type"] for r in bench for c in r["constraints"]} <= seen_types
+
+
+def test_base_corpus_never_teaches_constraints(world_dir):
+    from codit.tinyworld.constraints import PHRASINGS
+
+    corpus = (world_dir / "corpus" / "pretrain.jsonl").read_text()
+    for phrasings in PHRASINGS.values():
+        for phrasing in phrasings:
+            assert phrasing.split("{")[0][:25] not in corpus
+
+
+def _load_tasks(include_path: Path) -> dict:
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(include_path))
+    return manager.load(["tinyworld_ifeval", "tinyworld_knowledge"])["tasks"]
+
+
+def test_relocated_task_folder_scores_gold_one_and_wrong_zero(world_dir, tmp_path):
+    moved = tmp_path / "elsewhere" / "tasks"
+    shutil.copytree(world_dir / "tasks", moved)
+    tasks = _load_tasks(moved)
+    ifeval, knowledge = tasks["tinyworld_ifeval"], tasks["tinyworld_knowledge"]
+    splits = build_splits(generate_world(SEED), SEED, POOL, 16)
+    gold = {item["instruction"]: item["response"] for item in splits["ifeval"]}
+    docs = list(ifeval.test_docs())
+    assert len(docs) == len(gold) == 200
+    for doc in docs[:40] + docs[-40:]:
+        right = ifeval.process_results(doc, [gold[doc["prompt"]]])
+        assert right["prompt_level_strict_acc"] and all(right["inst_level_strict_acc"])
+        assert right["prompt_level_loose_acc"]
+        wrong = ifeval.process_results(doc, [""])
+        assert not wrong["prompt_level_strict_acc"] and not any(wrong["inst_level_loose_acc"])
+    kdocs = list(knowledge.test_docs())
+    assert 150 <= len(kdocs) <= 250
+    doc = kdocs[0]
+    assert knowledge.process_results(doc, [f"{doc['answer']}."])["exact_match"] == 1.0
+    sentence = f"It is {doc['answer'].upper()}!\nMore text."
+    assert knowledge.process_results(doc, [sentence])["exact_match"] == 1.0
+    assert knowledge.process_results(doc, ["I do not know."])["exact_match"] == 0.0
+    assert knowledge.process_results(doc, [f"Hmm.\n{doc['answer']}"])["exact_match"] == 0.0
+
+
+def test_instruct_before_base_names_the_missing_directory(world_dir):
+    with pytest.raises(FileNotFoundError, match=r"models/gpt2-base"):
+        train_model(world_dir, "gpt2-instruct")
+    with pytest.raises(ValueError, match="bert-base"):
+        train_model(world_dir, "bert-base")
+
+
+def test_missing_tokenizer_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="tokenizer"):
+        train_model(tmp_path, "llama-base")
+
+
+def test_short_training_saves_a_loadable_model_with_end_of_turn_stop(world_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = train_model(world_dir, "llama-base", steps=3)
+    record = json.loads((target / "train_record.json").read_text())
+    assert record["settings"]["steps"] == 3 and record["loss"]["curve"]
+    tokenizer = AutoTokenizer.from_pretrained(target)
+    model = AutoModelForCausalLM.from_pretrained(target)
+    assert tokenizer.eos_token_id in model.generation_config.eos_token_id
+    assert model.generation_config.do_sample is False
+    assert not list(target.parent.glob(".llama-base.*"))  # no staging debris
+    instruct = train_model(world_dir, "llama-instruct", steps=2)
+    assert json.loads((instruct / "train_record.json").read_text())["settings"]["init"].endswith(
+        "llama-base"
+    )
+
+
+def test_cli_data_subcommand(tmp_path):
+    from codit.cli import main
+
+    main(["tinyworld", "data", "--out", str(tmp_path / "w"), "--pool-size", "8"])
+    assert len(read_jsonl(tmp_path / "w" / "instructions" / "pool.jsonl")) == 8
+
+
+@pytest.mark.slow
+def test_full_build_meets_quality_gates(tmp_path):
+    """`codit tinyworld all`, then the workflow's evaluation protocol with real lm-eval."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from codit.cli import main
+    from codit.tinyworld.cli import BUILD_ORDER
+
+    root = tmp_path / "world"
+    main(["tinyworld", "all", "--out", str(root)])
+    scores = {}
+    for name in BUILD_ORDER:
+        results = lm_eval.simple_evaluate(
+            model="hf",
+            model_args=f"pretrained={root / 'models' / name},dtype=float32",
+            tasks=["tinyworld_ifeval", "tinyworld_knowledge"],
+            device="cpu",
+            batch_size=32,
+            apply_chat_template=True,
+            task_manager=TaskManager(include_path=str(root / "tasks")),
+        )["results"]
+        scores[name] = {
+            "strict": results["tinyworld_ifeval"]["prompt_level_strict_acc,none"],
+            "knowledge": results["tinyworld_knowledge"]["exact_match,none"],
+        }
+    print(scores)
+    assert scores["llama-instruct"]["strict"] >= scores["llama-base"]["strict"] + 0.30
+    assert scores["llama-instruct"]["strict"] < 0.9  # room left for CoDIT to matter
+    assert scores["llama-base"]["knowledge"] >= 0.2
+    assert scores["llama-instruct"]["knowledge"] >= scores["llama-base"]["knowledge"]
+    assert scores["gpt2-base"]["knowledge"] >= 0.05
+
+
+def test_training_is_deterministic_for_a_seed(world_dir, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    twin = tmp_path / "twin"
+    for name in ["tokenizer", "corpus"]:
+        shutil.copytree(world_dir / name, twin / name)
+    first = train_model(twin, "gpt2-base", seed=3, steps=3)
+    weights_a = load_file(first / "model.safetensors")
+    second = train_model(twin, "gpt2-base", seed=3, steps=3)
+    weights_b = load_file(second / "model.safetensors")
+    assert weights_a.keys() == weights_b.keys()
+    assert all(torch.equal(weights_a[key], weights_b[key]) for key in weights_a)
