@@ -60,16 +60,24 @@ def tiny_tokenizer(
 
 
 def tiny_model(
-    architecture: str, seed: int, vocab_size: int, eos_bias: float = 0.0
+    architecture: str,
+    seed: int,
+    vocab_size: int,
+    eos_bias: float = 0.0,
+    special_ids: tuple[int, int, int] | None = None,
 ) -> PreTrainedModel:
     """A 2-layer random `llama` or `gpt2` model in fp32.
 
     `eos_bias` scales the output row of <eos> so that some greedy continuations stop early,
-    which exercises the finished-row handling of the decoding loop.
+    which exercises the finished-row handling of the decoding loop. `special_ids` are the
+    (bos, eos, pad) ids; by default those of this module's tokenizer.
     """
     torch.manual_seed(seed)
-    eos_id = SPECIAL_TOKENS.index("<eos>")
-    pad_id = SPECIAL_TOKENS.index("<pad>")
+    bos_id, eos_id, pad_id = special_ids or (
+        SPECIAL_TOKENS.index("<bos>"),
+        SPECIAL_TOKENS.index("<eos>"),
+        SPECIAL_TOKENS.index("<pad>"),
+    )
     if architecture == "llama":
         config = LlamaConfig(
             vocab_size=vocab_size,
@@ -79,7 +87,7 @@ def tiny_model(
             num_attention_heads=4,
             num_key_value_heads=2,
             max_position_embeddings=256,
-            bos_token_id=SPECIAL_TOKENS.index("<bos>"),
+            bos_token_id=bos_id,
             eos_token_id=eos_id,
             pad_token_id=pad_id,
         )
@@ -91,7 +99,7 @@ def tiny_model(
             n_embd=32,
             n_layer=2,
             n_head=4,
-            bos_token_id=SPECIAL_TOKENS.index("<bos>"),
+            bos_token_id=bos_id,
             eos_token_id=eos_id,
             pad_token_id=pad_id,
         )

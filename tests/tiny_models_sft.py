@@ -47,50 +47,32 @@ def build_tokenizer(with_chat_template: bool = True, with_chat_tokens: bool = Tr
     return tokenizer
 
 
+def save_tiny_model(
+    directory: Path,
+    architecture: str,
+    with_chat_template: bool = True,
+    with_chat_tokens: bool = True,
+    seed: int = 0,
+) -> Path:
+    """A random tiny `llama` or `gpt2` model saved with this module's tokenizer."""
+    from tiny_models import tiny_model
+
+    tokenizer = build_tokenizer(with_chat_template, with_chat_tokens)
+    special_ids = (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    model = tiny_model(architecture, seed, len(tokenizer), special_ids=special_ids)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
 def save_tiny_llama(
     directory: Path, with_chat_template: bool = True, with_chat_tokens: bool = True, seed: int = 0
 ) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = build_tokenizer(with_chat_template, with_chat_tokens)
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    return save_tiny_model(directory, "llama", with_chat_template, with_chat_tokens, seed)
 
 
 def save_tiny_gpt2(directory: Path, with_chat_template: bool = True, seed: int = 0) -> Path:
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    tokenizer = build_tokenizer(with_chat_template)
-    torch.manual_seed(seed)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_embd=32,
-        n_layer=2,
-        n_head=4,
-        n_positions=256,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    GPT2LMHeadModel(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    return save_tiny_model(directory, "gpt2", with_chat_template, seed=seed)
 
 
 def record(index: int, finish_reason: str = "stop") -> dict:

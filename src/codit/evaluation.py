@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from codit.provenance import provenance, write_json, write_jsonl
+from codit.runtime import add_runtime_arguments, resolve_device, resolve_dtype, set_threads
 
 # lm-eval's own defaults, passed explicitly so every result records the seeds it ran with.
 SEEDS = {
@@ -54,8 +55,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", default="1", help="integer, or 'auto'")
     parser.add_argument("--limit", type=float, help="examples per task (below 1: a fraction)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto")
     parser.add_argument(
         "--apply-chat-template",
         action=argparse.BooleanOptionalAction,
@@ -66,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--gen-kwargs",
         help="generation overrides for generate_until tasks, e.g. 'max_gen_toks=256,temperature=0'",
     )
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    add_runtime_arguments(parser, dtypes=("float32", "bfloat16"))
     parser.add_argument("--trust-remote-code", action="store_true")
 
 
@@ -88,21 +87,6 @@ def parse_tasks(text: str) -> list[str]:
     if not tasks:
         raise ValueError("--tasks: no task names given")
     return tasks
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> str:
-    """On CPU 'auto' means float32: lm-eval's 'auto' keeps a bf16 checkpoint in bf16 (slow)."""
-    if dtype == "auto" and device == "cpu":
-        return "float32"
-    return dtype
 
 
 def parse_batch_size(text: str) -> int | str:
@@ -197,7 +181,6 @@ def write_samples(samples: dict[str, list[dict]], directory: Path) -> dict[str, 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Run the tasks and write the results file (and samples); returns the written payload."""
     import lm_eval
-    import torch
 
     started = time.monotonic()
     tasks = parse_tasks(args.tasks)
@@ -205,8 +188,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     manager = task_manager(args.include_path, include_defaults=not args.no_default_tasks)
     check_tasks_known(tasks, manager, args.include_path)
     check_model_exists(args.model)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
     results = lm_eval.simple_evaluate(

@@ -33,11 +33,17 @@ from codit.decoding import (
 )
 from codit.naming import DIRECT_ARM, codit_arm
 from codit.provenance import provenance, read_jsonl, write_json, write_jsonl
+from codit.runtime import (
+    add_runtime_arguments,
+    resolve_device,
+    resolve_dtype,
+    set_threads,
+    torch_dtype,
+)
 
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
 FINISH_REASONS = (FINISH_STOP, FINISH_LENGTH)
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,24 +107,6 @@ def prompt_seed(global_seed: int, instruction_id: Any) -> int:
 
 # --------------------------------------------------------------------------------------------
 # Models, tokenizers, prompts and stop ids
-
-
-def resolve_device(device: str) -> torch.device:
-    """`auto` is cuda when available, else cpu."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but torch sees no CUDA device")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """`auto` is bfloat16 on CUDA and float32 on CPU (bf16 matmuls are slow on CPU)."""
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if dtype not in DTYPES:
-        raise ValueError(f"--dtype must be one of auto, {', '.join(DTYPES)}, got {dtype!r}")
-    return DTYPES[dtype]
 
 
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:
@@ -523,14 +511,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     models.add_argument("--pair", help="name of the teacher pair, stored in every record")
     models.add_argument("--mode", choices=MODES, default=CODIT_MODE)
     models.add_argument("--trust-remote-code", action="store_true")
-    models.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    models.add_argument(
-        "--dtype",
-        choices=["auto", *DTYPES],
-        default="auto",
-        help="auto: bfloat16 on CUDA, float32 on CPU",
-    )
-    models.add_argument("--threads", type=int, help="torch.set_num_threads")
+    add_runtime_arguments(models)
 
     data = parser.add_argument_group("data")
     data.add_argument("--instructions", help="instruction JSONL")
@@ -608,6 +589,7 @@ def _validate_args(args: argparse.Namespace) -> tuple[DecodingSettings, dict[str
         raise ValueError("--limit must be >= 0")
     if args.threads is not None and args.threads < 1:
         raise ValueError("--threads must be >= 1")
+    resolve_dtype(args.dtype, "cpu")  # a bad name fails before any model loads
     shard_bounds(0, args.num_shards, args.shard_index)
     return settings, _parse_chat_template_kwargs(args.chat_template_kwargs)
 
@@ -617,15 +599,14 @@ def run(args: argparse.Namespace) -> None:
         gather_shards(args.gather, args.gather_cards, args.out, args.card)
         return
     settings, chat_template_kwargs = _validate_args(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     instructions = load_instructions(
         args.instructions, args.id_field, args.instruction_field, args.limit
     )
     start, end = shard_bounds(len(instructions), args.num_shards, args.shard_index)
     instructions = instructions[start:end]
-    device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)
+    device = torch.device(resolve_device(args.device))
+    dtype = torch_dtype(resolve_dtype(args.dtype, device.type))
     is_codit = settings.mode == CODIT_MODE
 
     post_tokenizer = load_tokenizer(args.post, args.trust_remote_code)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from codit.provenance import provenance, read_jsonl, write_json
+from codit.runtime import add_runtime_arguments, resolve_device, resolve_dtype, set_threads
 
 # A marker that no chat template produces on its own, used to find what follows an assistant turn.
 _TURN_PROBE = "CODIT_TURN_PROBE"
@@ -74,9 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     runtime = parser.add_argument_group("runtime")
-    runtime.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    runtime.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto")
-    runtime.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    add_runtime_arguments(runtime, dtypes=("float32", "bfloat16"))
 
 
 # ----------------------------------------------------------------------------- data
@@ -119,32 +118,6 @@ def check_record(record: Any, path: str, number: int) -> None:
 def chat_messages(messages: list[dict]) -> list[dict[str, str]]:
     """Role and content only: extra message keys would give the Arrow table a ragged schema."""
     return [{"role": m["role"], "content": m["content"]} for m in messages]
-
-
-# ----------------------------------------------------------------------------- runtime
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but no CUDA device is visible")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> str:
-    """bf16 only on a GPU that supports it: bf16 on CPU is slow and not what the tests check."""
-    import torch
-
-    if dtype != "auto":
-        if dtype == "bfloat16" and device == "cpu":
-            raise ValueError("--dtype bfloat16 is not supported with --device cpu; use float32")
-        return dtype
-    if device == "cuda" and torch.cuda.is_bf16_supported():
-        return "bfloat16"
-    return "float32"
 
 
 # ----------------------------------------------------------------------------- tokenizer
@@ -383,6 +356,8 @@ def build_job(args: argparse.Namespace, output_dir: Path) -> SftJob:
     records, dropped = load_training_records(args.data, args.drop_truncated)
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
+    if dtype == "bfloat16" and device == "cpu":
+        raise ValueError("--dtype bfloat16 is not supported with --device cpu; use float32")
     tokenizer, added = load_tokenizer(args.student, args.chat_template_from, args.trust_remote_code)
     eos = args.eos_token or end_of_turn_token(tokenizer)
     if eos not in tokenizer.get_vocab():
@@ -403,12 +378,10 @@ def build_job(args: argparse.Namespace, output_dir: Path) -> SftJob:
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """Train, merge and save everything under --out at once; returns the train record."""
-    import torch
     from transformers.utils import logging as hf_logging
 
     started = time.monotonic()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     hf_logging.set_verbosity_warning()
     with staging_dir(Path(args.out)) as staging:
         job = build_job(args, staging / "trainer")

@@ -1,0 +1,66 @@
+"""Where a stage computes: device, dtype and CPU threads, resolved the same way by every stage."""
+
+from __future__ import annotations
+
+import argparse
+
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+
+
+def add_runtime_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    dtypes: tuple[str, ...] = DTYPE_NAMES,
+) -> None:
+    """The --device, --dtype and --threads options every model-running stage takes."""
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument(
+        "--dtype",
+        choices=("auto", *dtypes),
+        default="auto",
+        help="auto: bfloat16 on a CUDA device that supports it, else float32",
+    )
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+
+
+def resolve_device(device: str) -> str:
+    """`auto` is cuda when torch sees a GPU, else cpu; an unavailable cuda is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA device")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """`auto` is bfloat16 on a bf16-capable GPU and float32 otherwise (bf16 is slow on CPU)."""
+    import torch
+
+    if dtype != "auto":
+        if dtype not in DTYPE_NAMES:
+            raise ValueError(
+                f"--dtype must be auto or one of {', '.join(DTYPE_NAMES)}, got {dtype!r}"
+            )
+        return dtype
+    if device == "cuda" and torch.cuda.is_bf16_supported():
+        return "bfloat16"
+    return "float32"
+
+
+def torch_dtype(name: str):
+    """The torch dtype object of a dtype name."""
+    import torch
+
+    return getattr(torch, name)
+
+
+def set_threads(threads: int | None) -> None:
+    """Cap torch's intra-op threads (a job should use the cores Snakemake gave it, no more)."""
+    import torch
+
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError("--threads must be >= 1")
+    torch.set_num_threads(threads)
