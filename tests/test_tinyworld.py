@@ -117,6 +117,22 @@ def test_base_corpus_never_teaches_constraints(world_dir):
             assert phrasing.split("{")[0][:25] not in corpus
 
 
+def test_base_corpus_shows_every_format_as_plain_text(world_dir):
+    """The base sees lower/upper case, quotes, JSON, bullets, greetings and sign-offs as text."""
+    from codit.tinyworld.constraints import PREFIXES, SUFFIXES
+
+    docs = [r["text"] for r in read_jsonl(world_dir / "corpus" / "pretrain.jsonl")]
+    parts = [part for doc in docs for part in doc.split("\n\n")]
+    assert sum(p == p.lower() and bool(p.strip()) for p in parts) >= 50
+    assert sum(p == p.upper() and bool(p.strip()) for p in parts) >= 50
+    assert sum(p.startswith('"') and p.endswith('"') for p in parts) >= 20
+    assert sum(p.startswith("{") and p.endswith("}") for p in parts) >= 20
+    assert sum(p.startswith("* ") for p in parts) >= 20
+    assert all(any(fix in doc for doc in docs) for fix in PREFIXES + SUFFIXES)
+    chats = [doc for doc in docs if doc.startswith("<|user|>")]
+    assert 0.05 <= len(chats) / len(docs) <= 0.25
+
+
 def _load_tasks(include_path: Path) -> dict:
     from lm_eval.tasks import TaskManager
 

@@ -26,6 +26,64 @@ INTROS = {
 
 # Share of plain (constraint-free) questions among instruction data, like real instruction sets.
 PLAIN_SHARE = 0.15
+# Pre-training documents written in the formats the constraints ask for (lower case, JSON,
+# bullets, quotes, greetings...), as real web text has them, but never next to an instruction
+# asking for them: the base knows how the formats look, not when to use them.
+STYLED_DOCS = 600
+# Chat exchanges in the corpus (plain questions only), and the share whose reply happens to
+# come in some format the plain question did not ask for, as chat logs on the web do.
+CHAT_DOCS = 200
+STYLED_CHAT_SHARE = 0.3
+# Style-guide notes: what the formats are called, each shown on an example, as writing guides and
+# encyclopedias on the web explain them. They describe text; none asks a reader to answer so.
+GUIDE_DOCS = 240
+GUIDE_NOTES = {
+    "upper": [
+        "Text in capital letters, also called uppercase letters, looks like this:",
+        "Here is a sentence written entirely in CAPITAL letters:",
+    ],
+    "lower": [
+        "The same sentence in lowercase letters, with no capital letters at all:",
+        "Written only in lowercase letters, the line reads:",
+    ],
+    "quotes": [
+        "A sentence wrapped in double quotation marks looks like this:",
+        "Inside double quotes, the whole text reads:",
+    ],
+    "prefix": [
+        'Many replies start with the words "{prefix}" as in:',
+        'A reply that begins with "{prefix}" reads:',
+    ],
+    "suffix": [
+        'Many replies end with the exact phrase "{suffix}" as in:',
+        'A reply that finishes with "{suffix}" reads:',
+    ],
+    "repeat": [
+        "A reply that first repeats the question word for word, then answers it:",
+        "Some people copy the question exactly as it is written before answering:",
+    ],
+    "bullets": [
+        'A markdown list with {n} bullet points, each starting with "* ":',
+        "Here are exactly {n} bullet points in markdown:",
+    ],
+    "json": [
+        'A JSON object with the key "{key}" holds the text like this:',
+        'As a JSON object whose "{key}" field holds the text:',
+    ],
+    "max_words": ["A short reply of at most {n} words:", "In no more than {n} words:"],
+    "min_words": ["A reply that is at least {n} words long:", "Written in at least {n} words:"],
+}
+# Small talk around plain chat questions, so a user turn with several sentences is familiar.
+CHAT_ASIDES = [
+    "Thanks!",
+    "I am curious.",
+    "Please help me.",
+    "I need this for school.",
+    "My friend asked me this.",
+    "I could not find it anywhere.",
+]
+# Formats shown in pre-training text: word limits have no visible shape, so they are left out.
+STYLE_COMBOS = [c for c in cons.all_combinations(2) if not {"max_words", "min_words"} & set(c)]
 # Benchmark composition: singles test seen types again, pairs and triples are unseen combinations.
 BENCHMARK_MIX = {1: 80, 2: 90, 3: 30}
 HELD_OUT_PAIRS = 6
@@ -41,10 +99,13 @@ def _question(fact: Fact, rng: random.Random) -> str:
 
 
 def pretrain_documents(world: dict[str, Any], seed: int) -> list[str]:
-    """Encyclopedia paragraphs, trivia lists, Q/A sheets and a few chat exchanges.
+    """Encyclopedia paragraphs, trivia lists, Q/A sheets, chat exchanges and formatted text.
 
-    The chat exchanges only ask plain questions: the base model learns the chat format, never
-    constraint following.
+    Like a real web corpus, the text comes in every format the constraints ask for (lower or
+    upper case, quotes, JSON, bullets, greetings and sign-offs, repeated questions), and style
+    notes name the formats. No instruction ever asks for a format, and the chat exchanges only
+    ask plain questions (some replies happen to be formatted anyway): the base model knows the
+    formats and the chat layout, not that a request should pick the format.
     """
     rng = _stream(seed, "pretrain")
     grouped = facts_by_subject(world)
@@ -65,11 +126,61 @@ def pretrain_documents(world: dict[str, Any], seed: int) -> list[str]:
     for _ in range(200):
         pairs = rng.sample(facts, k=4)
         docs.append("\n".join(f"Q: {_question(f, rng)}\nA: {f.statement(0)}" for f in pairs))
-    for _ in range(160):
+    for _ in range(CHAT_DOCS):
         fact = rng.choice(facts)
-        docs.append(render_exchange(_question(fact, rng), fact.statement(0)))
+        question = _question(fact, rng)
+        if rng.random() < 0.4:
+            aside = rng.choice(CHAT_ASIDES)
+            question = f"{question} {aside}" if rng.random() < 0.7 else f"{aside} {question}"
+        if rng.random() < STYLED_CHAT_SHARE:
+            combo = rng.choice([c for c in STYLE_COMBOS if len(c) == 1])
+            answer = styled_text(grouped[fact.subject], fact, combo, question, rng)
+        else:
+            answer = fact.statement(0)
+        docs.append(render_exchange(question, answer))
+    for _ in range(GUIDE_DOCS):
+        parts = []
+        for _ in range(rng.randint(1, 3)):
+            fact = rng.choice(facts)
+            (kind,) = rng.choice([c for c in cons.all_combinations(1)])
+            question = _question(fact, rng)
+            constraints = [{"type": kind, "kwargs": cons.sample_kwargs(kind, rng, 3)}]
+            example = styled_text(grouped[fact.subject], fact, (kind,), question, rng, constraints)
+            note = rng.choice(GUIDE_NOTES[kind]).format(**constraints[0]["kwargs"])
+            parts.append(f"{note}\n{example}")
+        docs.append("\n\n".join(parts))
+    for _ in range(STYLED_DOCS):
+        parts = []
+        for _ in range(rng.randint(1, 3)):
+            fact = rng.choice(facts)
+            combo = rng.choice(STYLE_COMBOS)
+            parts.append(styled_text(grouped[fact.subject], fact, combo, _question(fact, rng), rng))
+        docs.append("\n\n".join(parts))
     rng.shuffle(docs)
     return docs
+
+
+def styled_text(
+    subject_facts: list[Fact],
+    fact: Fact,
+    combo: tuple[str, ...],
+    question: str,
+    rng: random.Random,
+    constraints: list[dict[str, Any]] | None = None,
+) -> str:
+    """Facts about `fact`'s subject (starting with `fact`) rendered in the formats of `combo`.
+
+    Word limits in `constraints` (drawn here when not given) get their `n` from the text.
+    """
+    others = [f for f in subject_facts if f is not fact]
+    ordered = [fact] + rng.sample(others, k=len(others))
+    if constraints is None:
+        constraints = [
+            {"type": kind, "kwargs": cons.sample_kwargs(kind, rng, len(ordered))} for kind in combo
+        ]
+    n_facts = cons.facts_needed(constraints, rng) or rng.randint(1, 3)
+    sentences = [f.statement(rng.randrange(3)) for f in ordered[:n_facts]]
+    return cons.transform(sentences, constraints, question, rng)
 
 
 def split_combinations(seed: int) -> dict[str, list[tuple[str, ...]]]:
