@@ -28,11 +28,6 @@ GEN = config["generation"]
 SHARDS = [
     f"{index:03d}-of-{GEN['num_shards']:03d}" for index in range(GEN["num_shards"])
 ]
-USES_TINYWORLD = (
-    GRID.uses_tinyworld
-    or INSTRUCTIONS_KIND == "tinyworld"
-    or config["evaluation"]["include_path"] == "tinyworld"
-)
 ENV = "../../envs/codit.yaml"
 
 
@@ -54,11 +49,6 @@ wildcard_constraints:
 # ---- inputs -------------------------------------------------------------------------------
 
 
-def model_input(spec):
-    """The folder a job loads `spec` from; tinyworld and Hub models are built/downloaded by rules."""
-    return spec.location
-
-
 def tinyworld_model_inputs(wildcards):
     """An instruct model is fine-tuned from its own base model."""
     inputs = {"card": f"{TINYWORLD_DIR}/data_card.json"}
@@ -69,19 +59,20 @@ def tinyworld_model_inputs(wildcards):
 
 
 def pair_models(wildcards):
+    """Model folders (spec.location) are built or downloaded by rules, so they are inputs."""
     post, pre = GRID.pairs[wildcards.pair]
-    models = {"post": model_input(post)}
+    models = {"post": post.location}
     if wildcards.arm != DIRECT_ARM:
-        models["pre"] = model_input(pre)
+        models["pre"] = pre.location
     return models
 
 
 def student_model(wildcards):
-    return model_input(GRID.students[wildcards.student])
+    return GRID.students[wildcards.student].location
 
 
 def reference_model(wildcards):
-    return model_input(GRID.references[wildcards.model])
+    return GRID.references[wildcards.model].location
 
 
 def task_inputs(wildcards):
@@ -98,14 +89,6 @@ def instruction_inputs(wildcards):
 
 
 # ---- parameters (values that change results) ----------------------------------------------
-
-
-def arm_alpha(wildcards):
-    return parse_arm(wildcards.arm)[1]
-
-
-def arm_beta(wildcards):
-    return parse_arm(wildcards.arm)[2]
 
 
 def generation_mode(wildcards):
