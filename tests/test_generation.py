@@ -13,10 +13,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from codit.cli import main as codit_main
 from codit.decoding import DecodingSettings, contrast_scores
+from codit.engine import ContrastiveGenerator, generate_in_batches, left_pad
 from codit.generation import (
-    ContrastiveGenerator,
-    generate_in_batches,
-    left_pad,
     load_model,
     prompt_seed,
     render_prompts,
@@ -38,13 +36,7 @@ INSTRUCTIONS = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread (and the machine's 2 cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -391,7 +383,7 @@ def test_engine_outputs_are_finite_probabilities_of_the_real_vocabulary(tiny_pai
     )
     input_ids, attention_mask = left_pad(render_prompts(tokenizer, INSTRUCTIONS), 0, CPU)
     with torch.no_grad():
-        lp_pre = engine.pre.prefill(input_ids, attention_mask)
+        lp_pre = engine.pre.prefill(input_ids, attention_mask, MAX_NEW_TOKENS)
     assert lp_pre.shape == (len(INSTRUCTIONS), len(tokenizer))
     assert torch.allclose(lp_pre.exp().sum(-1), torch.ones(len(INSTRUCTIONS)), atol=1e-5)
     assert not math.isnan(lp_pre.sum().item())

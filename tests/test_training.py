@@ -41,8 +41,7 @@ def trained(students, dataset, tmp_path_factory) -> dict[str, Path]:
     outs = {}
     for arch in ("llama", "gpt2"):
         outs[arch] = root / arch
-        extra = ["--drop-truncated"] if arch == "llama" else []
-        extra += ["--epochs", "2"]  # enough steps past warmup to move the weights clearly
+        extra = ["--epochs", "2"]  # enough steps past warmup to move the weights clearly
         sft(students[arch], dataset, outs[arch], *extra)
     return outs
 
@@ -85,13 +84,11 @@ def test_outputs_layout(trained, arch):
     assert "trl" in record["provenance"]["versions"]
 
 
-def test_drop_truncated_counts(trained):
-    kept_all = load_record(trained["gpt2"])
-    dropped = load_record(trained["llama"])
-    assert kept_all["num_records"] == 10 and kept_all["num_train_examples"] == 10
-    assert kept_all["dropped"] == {}
-    assert dropped["num_records"] == 10 and dropped["num_train_examples"] == 8
-    assert dropped["dropped"] == {"finish_reason_length": 2}
+def test_every_record_is_trained_on(trained):
+    for arch in ("llama", "gpt2"):
+        record = load_record(trained[arch])
+        assert record["num_records"] == 10 and record["num_train_examples"] == 10
+        assert record["dropped_by_trainer"] == 0
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
@@ -160,9 +157,10 @@ def test_dataset_smaller_than_one_batch(students, tmp_path):
     assert load_record(tmp_path / "out")["num_train_examples"] == 2
 
 
-def test_empty_after_filtering_is_refused(students, tmp_path):
-    data = write_dataset(tmp_path / "cut.jsonl", count=3, truncated=3)
-    message = sft_error(students["llama"], data, tmp_path / "out", "--drop-truncated")
+def test_empty_dataset_is_refused(students, tmp_path):
+    data = tmp_path / "empty.jsonl"
+    data.write_text("")
+    message = sft_error(students["llama"], data, tmp_path / "out")
     assert str(data) in message and "no training records" in message
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out.tmp-*"))

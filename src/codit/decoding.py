@@ -7,6 +7,9 @@ One decoding step, for a batch of rows (B rows, V = the tokenizer's real vocabul
     s(v)    = lp_post(v) - beta * lp_pre(v) on V_head, -inf elsewhere       contrast_scores
     y       ~ softmax(top_p(s / temperature))  (argmax of s when greedy)    select_next_tokens
 
+When |V_head| = 1 the token is fixed before lp_pre is known (`single_token_heads`); the engine
+uses that to skip the pre model's forward pass.
+
 The direct baseline uses s = lp_post with no plausibility set (`direct_scores`).
 All functions work on float tensors of shape (B, V); they never read generation_config.
 """
@@ -90,19 +93,43 @@ def finite_floor(logprobs: torch.Tensor) -> torch.Tensor:
 
 
 def contrast_scores(
-    logprobs_post: torch.Tensor, logprobs_pre: torch.Tensor, alpha: float, beta: float
+    logprobs_post: torch.Tensor,
+    logprobs_pre: torch.Tensor,
+    alpha: float,
+    beta: float,
+    head: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """s(v) = lp_post(v) - beta * lp_pre(v) for v in V_head(alpha), -inf elsewhere.
 
     lp_pre = -inf inside V_head (a token the pre model rules out) would make s = +inf and
     sampling degenerate (or NaN after softmax). Such entries are clamped to the row's smallest
     finite lp_pre (`finite_floor`): the token gets the largest finite bonus the row can give.
-    beta = 0 returns exactly lp_post on V_head, whatever lp_pre holds.
+    beta = 0 returns exactly lp_post on V_head, whatever lp_pre holds. `head` may pass in an
+    already computed `plausibility_mask(logprobs_post, alpha)`.
     """
-    head = plausibility_mask(logprobs_post, alpha)
+    if head is None:
+        head = plausibility_mask(logprobs_post, alpha)
     # beta = 0 skips the pre term: 0 * lp_pre would still turn -inf into NaN.
     scores = logprobs_post if beta == 0.0 else logprobs_post - beta * finite_floor(logprobs_pre)
     return scores.masked_fill(~head, -math.inf)
+
+
+def single_token_heads(head: torch.Tensor) -> torch.Tensor:
+    """Rows (B,) whose plausibility set holds exactly one token.
+
+    For such a row s is finite at that token only, so softmax puts all mass on it whatever
+    lp_pre, beta, temperature or top_p are, and inverse-CDF sampling returns it for every
+    uniform: the next token does not depend on the pre model.
+    """
+    return head.sum(dim=-1) == 1
+
+
+def head_only_scores(logprobs_post: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
+    """lp_post on V_head, -inf elsewhere: the scores of rows whose token ignores the pre model.
+
+    Only valid for `single_token_heads` rows; the token it yields equals contrast_scores'.
+    """
+    return logprobs_post.masked_fill(~head, -math.inf)
 
 
 def direct_scores(logprobs_post: torch.Tensor) -> torch.Tensor:

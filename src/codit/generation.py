@@ -1,17 +1,18 @@
 """`codit generate`: CoDIT (post vs pre contrast) or direct responses for an instruction file.
 
-The engine is an explicit decoding loop over two causal LMs, each with its own DynamicCache:
-prefill the left-padded prompt batch with explicit position ids, then feed one token per step to
-both models (the pre model gets exactly the post model's ids). The next-token rule itself lives
-in codit.decoding. Every generation setting is an explicit argument and is recorded in the
-dataset card; nothing is read from the checkpoints' generation_config except the EOS ids.
+This module is the stage around the engine (codit.engine): it reads and shards instructions,
+renders prompts with the post model's chat template, loads the models, runs the planned
+batches with a checkpoint after each one (a killed shard resumes where it stopped, with
+byte-identical output), and writes records and a dataset card. `--gather` concatenates shards
+and applies the keep/drop rule for responses cut at the token limit. Every generation setting
+is an explicit argument and is recorded in the card; nothing is read from the checkpoints'
+generation_config except the EOS ids.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import inspect
 import json
 import statistics
 import sys
@@ -23,14 +24,18 @@ from typing import Any
 
 import torch
 
-from codit.decoding import (
-    CODIT_MODE,
-    MODES,
-    DecodingSettings,
-    check_shared_vocabulary,
-    next_token_scores,
-    select_next_tokens,
+from codit.checkpoint import ShardCheckpoint, checkpoint_path
+from codit.decoding import CODIT_MODE, MODES, DecodingSettings, check_shared_vocabulary
+from codit.engine import (
+    CACHE_KINDS,
+    FINISH_LENGTH,
+    FINISH_REASONS,
+    ContrastiveGenerator,
+    GenerationResult,
+    model_input_device,
+    plan_batches,
 )
+from codit.faults import fault_point
 from codit.naming import DIRECT_ARM, codit_arm
 from codit.provenance import provenance, read_jsonl, write_json, write_jsonl
 from codit.runtime import (
@@ -41,9 +46,9 @@ from codit.runtime import (
     torch_dtype,
 )
 
-FINISH_STOP = "stop"
-FINISH_LENGTH = "length"
-FINISH_REASONS = (FINISH_STOP, FINISH_LENGTH)
+# Where the two models go: both on --device; post there and pre on the next GPU; or each
+# spread over every visible GPU by accelerate (for models larger than one GPU).
+PLACEMENTS = ("same", "split", "auto")
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,17 +121,46 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:
 
 
 def load_model(
-    name_or_path: str, device: torch.device, dtype: torch.dtype, trust_remote_code: bool = False
+    name_or_path: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    trust_remote_code: bool = False,
+    device_map: str | None = None,
 ) -> Any:
-    """A causal LM in eval mode on `device`; local directories and Hub ids load the same way."""
+    """A causal LM in eval mode on `device` (or spread by `device_map="auto"`).
+
+    Local directories and Hub ids load the same way; weights load from safetensors only.
+    """
     from transformers import AutoModelForCausalLM
 
-    # On CUDA, load straight onto the device instead of staging the weights in CPU memory.
-    device_map = str(device) if device.type == "cuda" else None
+    if device_map is None and device.type == "cuda":
+        # Load straight onto the GPU instead of staging the weights in CPU memory.
+        device_map = str(device)
     model = AutoModelForCausalLM.from_pretrained(
-        name_or_path, dtype=dtype, trust_remote_code=trust_remote_code, device_map=device_map
+        name_or_path,
+        dtype=dtype,
+        trust_remote_code=trust_remote_code,
+        device_map=device_map,
+        use_safetensors=True,
     )
-    return model.to(device).eval()
+    if device_map is None:
+        model = model.to(device)
+    return model.eval()
+
+
+def model_devices(device: torch.device, placement: str) -> tuple[torch.device, torch.device]:
+    """Devices of the post and pre model for a placement ("auto" leaves it to device_map)."""
+    if placement not in PLACEMENTS:
+        raise ValueError(f"--placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
+    if placement == "split" and device.type == "cuda":
+        index = device.index or 0
+        if index + 1 >= torch.cuda.device_count():
+            raise ValueError(
+                f"--placement split puts the pre model on cuda:{index + 1}, "
+                f"but only {torch.cuda.device_count()} GPU(s) are visible"
+            )
+        return device, torch.device("cuda", index + 1)
+    return device, device
 
 
 def render_prompts(
@@ -172,171 +206,7 @@ def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
 
 
 # --------------------------------------------------------------------------------------------
-# The decoding engine
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    token_ids: list[int]  # generated tokens, stop token excluded
-    finish_reason: str  # FINISH_STOP or FINISH_LENGTH
-
-
-def left_pad(
-    prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded (B, L) input ids and their attention mask (0 on padding)."""
-    width = max(len(prompt) for prompt in prompts)
-    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        if prompt:
-            input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            attention_mask[row, width - len(prompt) :] = 1
-    return input_ids.to(device), attention_mask.to(device)
-
-
-class IncrementalLM:
-    """One causal LM and its own DynamicCache: prefill a prompt batch, then one token per step.
-
-    Returns float32 log-probabilities of the last position, sliced to the real vocabulary
-    (`vocab_size`), because checkpoints pad their embedding matrices differently.
-    """
-
-    def __init__(self, model: Any, vocab_size: int) -> None:
-        output_size = model.get_output_embeddings().weight.shape[0]
-        if output_size < vocab_size:
-            raise ValueError(
-                f"{model.name_or_path} scores {output_size} tokens, "
-                f"but its tokenizer has {vocab_size}"
-            )
-        self.model = model
-        self.vocab_size = vocab_size
-        parameters = inspect.signature(model.forward).parameters
-        self._keep_last_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
-        self.cache: Any = None
-
-    def _forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor
-    ) -> torch.Tensor:
-        output = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            past_key_values=self.cache,
-            use_cache=True,
-            **self._keep_last_only,
-        )
-        logits = output.logits[:, -1, : self.vocab_size]
-        return torch.log_softmax(logits.float(), dim=-1)
-
-    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Run the whole left-padded prompt; positions = (cumsum(mask) - 1).clamp(min=0)."""
-        from transformers import DynamicCache
-
-        self.cache = DynamicCache(config=self.model.config)
-        position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)
-        return self._forward(input_ids, attention_mask, position_ids)
-
-    def step(self, token_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Feed one new token per row; `attention_mask` already includes it (B, past + 1)."""
-        position_ids = attention_mask.sum(dim=-1, keepdim=True) - 1
-        return self._forward(token_ids.view(-1, 1), attention_mask, position_ids)
-
-
-class ContrastiveGenerator:
-    """Generates one response per prompt with the CoDIT rule (or directly from the post model).
-
-    In direct mode `pre_model` is None and only the post model runs. Rows that have stopped are
-    fed `pad_id` (their outputs are ignored) so the batch keeps its shape until all rows stop.
-    """
-
-    def __init__(
-        self,
-        post_model: Any,
-        pre_model: Any | None,
-        settings: DecodingSettings,
-        vocab_size: int,
-        stop_ids: Sequence[int],
-        pad_id: int,
-        max_new_tokens: int,
-    ) -> None:
-        if settings.mode == CODIT_MODE and pre_model is None:
-            raise ValueError("CoDIT mode needs a pre model")
-        if max_new_tokens < 1:
-            raise ValueError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
-        self.post = IncrementalLM(post_model, vocab_size)
-        self.pre = IncrementalLM(pre_model, vocab_size) if settings.mode == CODIT_MODE else None
-        self.settings = settings
-        self.stop_ids = list(stop_ids)
-        self.pad_id = pad_id
-        self.max_new_tokens = max_new_tokens
-        self.device = next(post_model.parameters()).device
-
-    @torch.inference_mode()
-    def generate(
-        self, prompts: Sequence[Sequence[int]], seeds: Sequence[int] | None = None
-    ) -> list[GenerationResult]:
-        """One batch: prompt token ids (any lengths) and one seed per prompt (unused if greedy)."""
-        generators = None
-        if not self.settings.greedy:
-            if seeds is None or len(seeds) != len(prompts):
-                raise ValueError("sampling needs one seed per prompt")
-            generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
-        input_ids, attention_mask = left_pad(prompts, self.pad_id, self.device)
-        stop_ids = torch.tensor(self.stop_ids, device=self.device)
-        finished = torch.zeros(len(prompts), dtype=torch.bool, device=self.device)
-
-        logprobs_post = self.post.prefill(input_ids, attention_mask)
-        logprobs_pre = self.pre.prefill(input_ids, attention_mask) if self.pre else None
-        steps: list[torch.Tensor] = []
-        for step in range(self.max_new_tokens):
-            scores = next_token_scores(logprobs_post, logprobs_pre, self.settings)
-            next_ids = select_next_tokens(scores, self.settings, generators)
-            next_ids = next_ids.masked_fill(finished, self.pad_id)
-            steps.append(next_ids)
-            finished |= torch.isin(next_ids, stop_ids)
-            if step == self.max_new_tokens - 1 or bool(finished.all()):
-                break
-            new_column = attention_mask.new_ones((len(prompts), 1))
-            attention_mask = torch.cat([attention_mask, new_column], dim=1)
-            logprobs_post = self.post.step(next_ids, attention_mask)
-            if self.pre is not None:
-                logprobs_pre = self.pre.step(next_ids, attention_mask)
-        return [self._result(row) for row in torch.stack(steps, dim=1).tolist()]
-
-    def _result(self, generated: list[int]) -> GenerationResult:
-        for index, token_id in enumerate(generated):
-            if token_id in self.stop_ids:
-                return GenerationResult(generated[:index], FINISH_STOP)
-        return GenerationResult(generated, FINISH_LENGTH)
-
-
-def generate_in_batches(
-    generator: ContrastiveGenerator,
-    prompts: Sequence[Sequence[int]],
-    seeds: Sequence[int],
-    batch_size: int,
-    progress: bool = False,
-) -> list[GenerationResult]:
-    """Generate for all prompts, batching them longest first; results come back in input order."""
-    if batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
-    # Similar lengths share a batch (little padding); the longest batch runs first, so a memory
-    # problem shows at once.
-    order = sorted(range(len(prompts)), key=lambda index: (-len(prompts[index]), index))
-    results: list[GenerationResult | None] = [None] * len(prompts)
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        outputs = generator.generate([prompts[i] for i in batch], [seeds[i] for i in batch])
-        for index, output in zip(batch, outputs, strict=True):
-            results[index] = output
-        if progress:
-            print(f"codit generate: {start + len(batch)}/{len(order)} prompts", file=sys.stderr)
-    return results  # type: ignore[return-value]
-
-
-# --------------------------------------------------------------------------------------------
-# Records and the dataset card
+# Records, dataset cards and gathering
 
 
 def make_record(
@@ -450,12 +320,15 @@ def gather_shards(
     shard_card_paths: Sequence[str | Path] | None,
     out: str | Path,
     card: str | Path,
+    drop_truncated: bool = False,
 ) -> list[dict[str, Any]]:
     """Concatenate shard datasets (in shard-index order) into one dataset and card.
 
     The shard cards (default: `default_card_path` of each shard) must come from one run split
     into len(shard_paths) shards: identical settings apart from the shard block, and shard i
-    given at position i. Returns the records.
+    given at position i. With `drop_truncated`, responses cut at max_new_tokens (finish reason
+    "length") are left out of the dataset; the card counts them either way. Returns the
+    records written.
     """
     if shard_card_paths is None:
         shard_card_paths = [default_card_path(path) for path in shard_paths]
@@ -494,10 +367,21 @@ def gather_shards(
     gathered = {
         **first_settings,
         "shard": {"num_shards": len(shard_paths), "gathered_from": list(map(str, shard_paths))},
+        "drop_truncated": drop_truncated,
     }
-    write_jsonl(out, records)
-    write_json(card, dataset_card(records, gathered, throughput_summary(tokens, seconds)))
-    return records
+    truncated = sum(record["finish_reason"] == FINISH_LENGTH for record in records)
+    kept = [
+        record
+        for record in records
+        if not (drop_truncated and record["finish_reason"] == FINISH_LENGTH)
+    ]
+    dataset = dataset_card(records, gathered, throughput_summary(tokens, seconds))
+    dataset["num_generated"] = len(records)
+    dataset["num_records"] = len(kept)
+    dataset["truncated"] = {"generated": truncated, "dropped": len(records) - len(kept)}
+    write_jsonl(out, kept)
+    write_json(card, dataset)
+    return kept
 
 
 # --------------------------------------------------------------------------------------------
@@ -540,6 +424,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="JSON object, e.g. '{\"enable_thinking\": false}'",
     )
 
+    engine = parser.add_argument_group("engine (same tokens, different speed and memory)")
+    engine.add_argument(
+        "--placement",
+        choices=PLACEMENTS,
+        default="same",
+        help="same: both models on --device; split: pre model on the next GPU; "
+        "auto: each model spread over all visible GPUs (accelerate device_map)",
+    )
+    engine.add_argument(
+        "--cache",
+        choices=CACHE_KINDS,
+        default="dynamic",
+        help="static pre-allocates both KV caches (use with --compile on GPU)",
+    )
+    engine.add_argument(
+        "--compile", action="store_true", help="torch.compile both forwards (needs --cache static)"
+    )
+    engine.add_argument(
+        "--no-skip-pre",
+        dest="skip_pre",
+        action="store_false",
+        help="run the pre model every step even when no row needs it (lock-step, for checks)",
+    )
+    engine.add_argument(
+        "--checkpoint",
+        help="append-only checkpoint of finished batches (default: OUT.checkpoint); "
+        "a rerun resumes from it and deletes it when the shard is complete",
+    )
+
     gather = parser.add_argument_group("gather (instead of generating)")
     gather.add_argument(
         "--gather",
@@ -553,6 +466,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SHARD_CARD",
         help="the shards' cards, same order as --gather (default: SHARD.card.json beside "
         "each SHARD.jsonl)",
+    )
+    gather.add_argument(
+        "--drop-truncated",
+        action="store_true",
+        help="leave responses cut at --max-new-tokens out of the dataset (the card counts them)",
     )
 
 
@@ -591,12 +509,20 @@ def _validate_args(args: argparse.Namespace) -> tuple[DecodingSettings, dict[str
         raise ValueError("--threads must be >= 1")
     resolve_dtype(args.dtype, "cpu")  # a bad name fails before any model loads
     shard_bounds(0, args.num_shards, args.shard_index)
+    if args.compile and args.cache != "static":
+        raise ValueError("--compile needs --cache static (dynamic caches recompile every step)")
     return settings, _parse_chat_template_kwargs(args.chat_template_kwargs)
+
+
+def compile_forward(model: Any) -> None:
+    """torch.compile the model's forward in place (static shapes: one graph per chunk width)."""
+    mode = "reduce-overhead" if model_input_device(model).type == "cuda" else None
+    model.forward = torch.compile(model.forward, mode=mode, fullgraph=False)
 
 
 def run(args: argparse.Namespace) -> None:
     if args.gather:
-        gather_shards(args.gather, args.gather_cards, args.out, args.card)
+        gather_shards(args.gather, args.gather_cards, args.out, args.card, args.drop_truncated)
         return
     settings, chat_template_kwargs = _validate_args(args)
     set_threads(args.threads)
@@ -607,6 +533,8 @@ def run(args: argparse.Namespace) -> None:
     instructions = instructions[start:end]
     device = torch.device(resolve_device(args.device))
     dtype = torch_dtype(resolve_dtype(args.dtype, device.type))
+    post_device, pre_device = model_devices(device, args.placement)
+    device_map = "auto" if args.placement == "auto" else None
     is_codit = settings.mode == CODIT_MODE
 
     post_tokenizer = load_tokenizer(args.post, args.trust_remote_code)
@@ -620,30 +548,30 @@ def run(args: argparse.Namespace) -> None:
     if is_codit:
         pre_tokenizer = load_tokenizer(args.pre, args.trust_remote_code)
         vocab_size = check_shared_vocabulary(post_tokenizer, pre_tokenizer, args.post, args.pre)
-    post_model = load_model(args.post, device, dtype, args.trust_remote_code)
-    pre_model = load_model(args.pre, device, dtype, args.trust_remote_code) if is_codit else None
+    post_model = load_model(args.post, post_device, dtype, args.trust_remote_code, device_map)
+    pre_model = (
+        load_model(args.pre, pre_device, dtype, args.trust_remote_code, device_map)
+        if is_codit
+        else None
+    )
     stop_ids = stop_token_ids(post_model, post_tokenizer)
     pad_id = post_tokenizer.pad_token_id if post_tokenizer.pad_token_id is not None else stop_ids[0]
-
+    if args.compile:
+        for model in (post_model, pre_model):
+            if model is not None:
+                compile_forward(model)
     generator = ContrastiveGenerator(
-        post_model, pre_model, settings, vocab_size, stop_ids, pad_id, args.max_new_tokens
+        post_model,
+        pre_model,
+        settings,
+        vocab_size,
+        stop_ids,
+        pad_id,
+        args.max_new_tokens,
+        skip_pre_forward=args.skip_pre,
+        cache=args.cache,
     )
     seeds = [prompt_seed(args.seed, item.id) for item in instructions]
-    began = time.perf_counter()
-    results = generate_in_batches(generator, prompts, seeds, args.batch_size, progress=True)
-    seconds = time.perf_counter() - began
-
-    records = [
-        make_record(
-            item,
-            post_tokenizer.decode(result.token_ids, skip_special_tokens=True),
-            result,
-            args.pair,
-            settings,
-            seed,
-        )
-        for item, result, seed in zip(instructions, results, seeds, strict=True)
-    ]
     run_settings = {
         "pair": args.pair,
         "arm": arm_name(settings),
@@ -661,8 +589,12 @@ def run(args: argparse.Namespace) -> None:
         "seed": args.seed,
         "seed_rule": "sha256(f'{seed}:{id}')[:8] & (2**63 - 1)",
         "batch_size": args.batch_size,
+        "batch_plan": "longest prompt first, ties in file order",
         "dtype": str(dtype).removeprefix("torch."),
         "device": str(device),
+        "placement": args.placement,
+        "cache": args.cache,
+        "compile": args.compile,
         "trust_remote_code": args.trust_remote_code,
         "chat_template_kwargs": chat_template_kwargs,
         "eos_token_ids": stop_ids,
@@ -680,11 +612,73 @@ def run(args: argparse.Namespace) -> None:
             "end": end,
         },
     }
-    throughput = throughput_summary(sum(len(result.token_ids) for result in results), seconds)
+    checkpoint = ShardCheckpoint(args.checkpoint or checkpoint_path(args.out), run_settings)
+    records, resumed, seconds = _generate_with_checkpoint(
+        generator, checkpoint, post_tokenizer, instructions, prompts, seeds, args
+    )
+    generated_tokens = sum(record["num_tokens"] for record in records) - resumed["tokens"]
+    throughput = {
+        **throughput_summary(generated_tokens, seconds),
+        "resumed_records": resumed["records"],
+        "engine": generator.stats.as_dict(),
+    }
     write_jsonl(args.out, records)
     write_json(args.card, dataset_card(records, run_settings, throughput))
+    fault_point("generate.before_checkpoint_removal")
+    checkpoint.remove()
     print(
-        f"codit generate: {len(records)} responses, {throughput['generated_tokens']} tokens in "
-        f"{throughput['seconds']} s ({throughput['tokens_per_second']} tokens/s) -> {args.out}",
+        f"codit generate: {len(records)} responses ({resumed['records']} resumed), "
+        f"{throughput['generated_tokens']} tokens in {throughput['seconds']} s "
+        f"({throughput['tokens_per_second']} tokens/s) -> {args.out}",
         file=sys.stderr,
     )
+
+
+def _generate_with_checkpoint(
+    generator: ContrastiveGenerator,
+    checkpoint: ShardCheckpoint,
+    tokenizer: Any,
+    instructions: Sequence[Instruction],
+    prompts: Sequence[Sequence[int]],
+    seeds: Sequence[int],
+    args: argparse.Namespace,
+) -> tuple[list[dict[str, Any]], dict[str, int], float]:
+    """Run the planned batches not yet in the checkpoint, appending each as it finishes.
+
+    Returns the records in instruction order, what was resumed (records, tokens) and the
+    seconds spent generating in this run.
+    """
+    plan = plan_batches([len(prompt) for prompt in prompts], args.batch_size)
+    finished = checkpoint.load()
+    by_index: dict[int, dict[str, Any]] = {}
+    resumed = {"records": 0, "tokens": 0}
+    for number, batch in enumerate(plan):
+        saved = finished.get(number)
+        if saved is not None and [r["id"] for r in saved] == [instructions[i].id for i in batch]:
+            by_index.update(zip(batch, saved, strict=True))
+            resumed["records"] += len(saved)
+            resumed["tokens"] += sum(record["num_tokens"] for record in saved)
+    if resumed["records"]:
+        print(f"codit generate: resuming, {resumed['records']} records done", file=sys.stderr)
+    began = time.perf_counter()
+    for number, batch in enumerate(plan):
+        if batch[0] in by_index:
+            continue
+        outputs = generator.generate([prompts[i] for i in batch], [seeds[i] for i in batch])
+        records = [
+            make_record(
+                instructions[index],
+                tokenizer.decode(output.token_ids, skip_special_tokens=True),
+                output,
+                args.pair,
+                generator.settings,
+                seeds[index],
+            )
+            for index, output in zip(batch, outputs, strict=True)
+        ]
+        checkpoint.append(number, records)
+        by_index.update(zip(batch, records, strict=True))
+        print(f"codit generate: {len(by_index)}/{len(prompts)} prompts", file=sys.stderr)
+        fault_point("generate.after_batch")
+    seconds = time.perf_counter() - began
+    return [by_index[index] for index in range(len(prompts))], resumed, seconds

@@ -19,7 +19,6 @@ import os
 import shutil
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,11 +67,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--max-length", type=int, default=2048, help="tokens per example (cut)")
     train.add_argument("--logging-steps", type=int, default=10)
     train.add_argument("--seed", type=int, default=42)
-    train.add_argument(
-        "--drop-truncated",
-        action="store_true",
-        help="drop records whose generation hit the token limit (finish_reason 'length')",
-    )
 
     runtime = parser.add_argument_group("runtime")
     add_runtime_arguments(runtime, dtypes=("float32", "bfloat16"))
@@ -81,20 +75,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------------- data
 
 
-def load_training_records(path: str, drop_truncated: bool) -> tuple[list[dict], dict[str, int]]:
-    """Read and check the dataset; return prompt/completion records and dropped counts by reason."""
+def load_training_records(path: str) -> list[dict]:
+    """Read and check the dataset; return its prompt/completion records.
+
+    Responses cut at the generation token limit are kept or dropped when the dataset is
+    gathered (`codit generate --gather --drop-truncated`), not here.
+    """
     records = read_jsonl(path)
-    kept, dropped = [], Counter()
+    kept = []
     for number, record in enumerate(records, start=1):
         check_record(record, path, number)
-        if drop_truncated and record.get("finish_reason") == "length":
-            dropped["finish_reason_length"] += 1
-            continue
         kept.append({key: chat_messages(record[key]) for key in ("prompt", "completion")})
     if not kept:
-        why = f" after dropping {dict(dropped)}" if dropped else ""
-        raise ValueError(f"{path}: no training records{why}")
-    return kept, dict(dropped)
+        raise ValueError(f"{path}: no training records")
+    return kept
 
 
 def check_record(record: Any, path: str, number: int) -> None:
@@ -344,8 +338,7 @@ class SftJob:
     device: str
     dtype: str
     added_tokens: list[str]
-    num_kept: int
-    dropped: dict[str, int]
+    num_records: int
 
 
 def build_job(args: argparse.Namespace, output_dir: Path) -> SftJob:
@@ -353,7 +346,7 @@ def build_job(args: argparse.Namespace, output_dir: Path) -> SftJob:
     from datasets import Dataset
     from trl import SFTTrainer
 
-    records, dropped = load_training_records(args.data, args.drop_truncated)
+    records = load_training_records(args.data)
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
     if dtype == "bfloat16" and device == "cpu":
@@ -373,7 +366,7 @@ def build_job(args: argparse.Namespace, output_dir: Path) -> SftJob:
         processing_class=tokenizer,
         peft_config=lora_config(args, tokenizer.convert_tokens_to_ids(added), tied),
     )
-    return SftJob(trainer, tokenizer, eos, device, dtype, added, len(records), dropped)
+    return SftJob(trainer, tokenizer, eos, device, dtype, added, len(records))
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
@@ -396,10 +389,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         settings = run_settings(args, job.device, job.dtype, job.eos, job.added_tokens)
         record = {
             "provenance": provenance(settings),
-            "num_records": job.num_kept + sum(job.dropped.values()),
+            "num_records": job.num_records,
             "num_train_examples": len(job.trainer.train_dataset),
-            "dropped": job.dropped,
-            "dropped_by_trainer": job.num_kept - len(job.trainer.train_dataset),
+            "dropped_by_trainer": job.num_records - len(job.trainer.train_dataset),
             "loss_curve": loss_curve(job.trainer.state.log_history),
             "final_loss": result.training_loss,
             "global_steps": result.global_step,

@@ -162,8 +162,6 @@ def sft_flags():
         f"--max-length {sft['max_length']} --seed {sft['seed']}",
         f"--dtype {sft['dtype']} --device {sft['device']}",
     ]
-    if sft["drop_truncated"]:
-        flags.append("--drop-truncated")
     return " ".join(flags)
 
 
@@ -237,6 +235,28 @@ def generation_gpus(wildcards):
     """CoDIT runs two models side by side, so it needs the GPUs of both."""
     post, pre = GRID.pairs[wildcards.pair]
     return post.gpus + (0 if wildcards.arm == DIRECT_ARM else pre.gpus)
+
+
+def generation_placement(wildcards):
+    """Where the engine puts the models, from their `gpus`: one GPU each -> split; more than
+    one for a model -> accelerate's device_map auto; otherwise both on the job's device.
+    """
+    post, pre = GRID.pairs[wildcards.pair]
+    gpus = [post.gpus] if wildcards.arm == DIRECT_ARM else [post.gpus, pre.gpus]
+    if max(gpus) > 1:
+        return "auto"
+    return "split" if gpus == [1, 1] else "same"
+
+
+def generation_engine_flags():
+    """Engine options that can change floating-point results, hence recorded as params."""
+    flags = [
+        f"--batch-size {GEN['batch_size']} --dtype {GEN['dtype']} --device {GEN['device']}",
+        f"--cache {GEN['cache']}",
+    ]
+    if GEN["compile"]:
+        flags.append("--compile")
+    return " ".join(flags)
 
 
 def student_gpus(wildcards):

@@ -30,15 +30,17 @@ rule generate_shard:
         max_new_tokens=GEN["max_new_tokens"],
         seed=GEN["seed"],
         chat_template_kwargs=chat_template_kwargs,
-        # dtype and batch composition change floating-point results, so they are recorded too
-        engine=f"--batch-size {GEN['batch_size']} --dtype {GEN['dtype']} --device {GEN['device']}",
+        # dtype, batch composition and kernels change floating-point results: recorded too
+        engine=generation_engine_flags(),
+        placement=generation_placement,
     shell:
         "codit generate --mode {params.mode} --pair {wildcards.pair} {params.contrast}"
         " --post {input.post} {params.shard} --instructions {input.pool}"
         " --temperature {params.temperature} --top-p {params.top_p}"
         " --max-new-tokens {params.max_new_tokens} --seed {params.seed}"
         " --chat-template-kwargs '{params.chat_template_kwargs}'"
-        " {params.engine} --threads {threads} --out {output.shard} --card {output.card} > {log} 2>&1"
+        " {params.engine} --placement {params.placement} --threads {threads}"
+        " --out {output.shard} --card {output.card} >> {log} 2>&1"
 
 
 rule gather_dataset:
@@ -59,6 +61,8 @@ rule gather_dataset:
     localrule: True
     conda:
         ENV
+    params:
+        drop_truncated="--drop-truncated" if GEN["drop_truncated"] else "",
     shell:
         "codit generate --gather {input.shards} --gather-cards {input.cards} --out {output.data}"
-        " --card {output.card} > {log} 2>&1"
+        " --card {output.card} {params.drop_truncated} > {log} 2>&1"
