@@ -111,3 +111,22 @@ def test_batched_results_come_back_in_input_order(peaked_pair):
     # Per-row generators: a response depends on its own seed, not on its batch neighbours
     # (equal here because the tiny fp32 models are insensitive to padding width).
     assert batched == one_by_one
+
+
+@pytest.mark.slow
+def test_compiled_static_cache_gives_the_same_tokens(peaked_pair):
+    """torch.compile (inductor, CPU here; ~1 min of compilation) changes no token."""
+    from codit.generation import compile_forward
+
+    tokenizer, post, pre, prompts = peaked_pair
+    settings = DecodingSettings(alpha=0.3, beta=1.0, greedy=True)
+    expected, _ = generate(peaked_pair, settings, **LOCK_STEP)
+    compiled_post = tiny_model("llama", seed=1, vocab_size=len(tokenizer))
+    compiled_post.load_state_dict(post.state_dict())
+    compiled_pre = tiny_model("llama", seed=2, vocab_size=len(tokenizer) + 14)
+    compiled_pre.load_state_dict(pre.state_dict())
+    for model in (compiled_post, compiled_pre):
+        compile_forward(model)
+    compiled = (tokenizer, compiled_post, compiled_pre, prompts)
+    tokens, _ = generate(compiled, settings, cache="static")
+    assert tokens == expected

@@ -308,6 +308,35 @@ def test_cli_codit_sharded_and_gathered_equals_unsharded(leaky_pair, instruction
     assert "expected shard 0 of 3" in str(error.value.code)
 
 
+def test_cli_engine_options_change_no_record(leaky_pair, instruction_file, tmp_path):
+    """Placement (accelerate's device_map here), static caches and lock-step decoding give the
+    records of the default engine."""
+    post_dir, pre_dir, _ = leaky_pair
+    sampling = ["--alpha", "0.1", "--seed", "5", "--batch-size", "4"]
+    outputs = {}
+    for name, options in {
+        "default": [],
+        "auto_static": ["--placement", "auto", "--cache", "static"],
+        "lock_step": ["--no-skip-pre"],
+    }.items():
+        out = tmp_path / f"{name}.jsonl"
+        generate_cli(
+            post_dir,
+            pre_dir,
+            instruction_file,
+            out,
+            tmp_path / f"{name}.card.json",
+            *sampling,
+            *options,
+        )
+        outputs[name] = out.read_bytes()
+    assert outputs["auto_static"] == outputs["default"] == outputs["lock_step"]
+    card = json.loads((tmp_path / "auto_static.card.json").read_text())
+    assert card["provenance"]["settings"]["placement"] == "auto"
+    assert card["provenance"]["settings"]["cache"] == "static"
+    assert card["throughput"]["engine"]["pre_forwards"] >= 1
+
+
 def test_cli_direct_greedy_ignores_generation_config_defaults(
     leaky_pair, instruction_file, tmp_path
 ):
