@@ -416,3 +416,15 @@ def test_engine_outputs_are_finite_probabilities_of_the_real_vocabulary(tiny_pai
     assert lp_pre.shape == (len(INSTRUCTIONS), len(tokenizer))
     assert torch.allclose(lp_pre.exp().sum(-1), torch.ones(len(INSTRUCTIONS)), atol=1e-5)
     assert not math.isnan(lp_pre.sum().item())
+
+
+def test_placements_on_cpu_and_bad_names():
+    from codit.generation import model_placements
+
+    for placement in ("same", "split"):
+        post, pre = model_placements(CPU, placement, codit=True)
+        assert post.device == pre.device == CPU and not post.spread and not pre.spread
+    post, pre = model_placements(CPU, "auto", codit=True)
+    assert post.spread and pre.spread and post.gpus == pre.gpus == ()
+    with pytest.raises(ValueError, match="--placement must be one of"):
+        model_placements(CPU, "everywhere", codit=True)

@@ -120,47 +120,82 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:
     return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
 
 
+@dataclass(frozen=True)
+class ModelPlacement:
+    """Where one model's weights go: all on `device`, or spread by accelerate over `spread`."""
+
+    device: torch.device
+    spread: bool = False
+    gpus: tuple[int, ...] = ()  # the GPUs it may use when spread (empty: any, or the CPU)
+
+
+def model_placements(
+    device: torch.device, placement: str, codit: bool
+) -> tuple[ModelPlacement, ModelPlacement]:
+    """Placements of the post and the pre model.
+
+    same: both on `device`. split: post on `device`, pre on the next GPU. auto: the visible
+    GPUs are halved (post gets the first half, pre the second; direct generation gets all)
+    and each model is spread over its half by accelerate, for models larger than one GPU.
+    """
+    if placement not in PLACEMENTS:
+        raise ValueError(f"--placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
+    if device.type != "cuda" or placement == "same":
+        spread = placement == "auto"
+        return ModelPlacement(device, spread), ModelPlacement(device, spread)
+    count = torch.cuda.device_count()
+    if placement == "split":
+        index = device.index or 0
+        if index + 1 >= count:
+            raise ValueError(
+                f"--placement split puts the pre model on cuda:{index + 1}, "
+                f"but only {count} GPU(s) are visible"
+            )
+        return ModelPlacement(device), ModelPlacement(torch.device("cuda", index + 1))
+    if codit and count < 2:
+        raise ValueError(f"--placement auto needs two or more GPUs for CoDIT, {count} visible")
+    half = count // 2 if codit else count
+    post_gpus, pre_gpus = tuple(range(half)), tuple(range(half, count))
+    return (
+        ModelPlacement(torch.device("cuda", post_gpus[0]), True, post_gpus),
+        ModelPlacement(torch.device("cuda", pre_gpus[0] if pre_gpus else 0), True, pre_gpus),
+    )
+
+
 def load_model(
     name_or_path: str,
-    device: torch.device,
+    placement: ModelPlacement | torch.device,
     dtype: torch.dtype,
     trust_remote_code: bool = False,
-    device_map: str | None = None,
 ) -> Any:
-    """A causal LM in eval mode on `device` (or spread by `device_map="auto"`).
+    """A causal LM in eval mode, placed as `placement` says (a device: all on it).
 
     Local directories and Hub ids load the same way; weights load from safetensors only.
     """
     from transformers import AutoModelForCausalLM
 
-    if device_map is None and device.type == "cuda":
+    if isinstance(placement, torch.device):
+        placement = ModelPlacement(placement)
+    options: dict[str, Any] = {}
+    if placement.spread:
+        options["device_map"] = "auto"
+        if placement.gpus:
+            # Only this model's GPUs, each up to its free memory: the pair shares the machine.
+            free = {gpu: torch.cuda.mem_get_info(gpu)[0] for gpu in placement.gpus}
+            options["max_memory"] = {gpu: int(0.9 * size) for gpu, size in free.items()}
+    elif placement.device.type == "cuda":
         # Load straight onto the GPU instead of staging the weights in CPU memory.
-        device_map = str(device)
+        options["device_map"] = str(placement.device)
     model = AutoModelForCausalLM.from_pretrained(
         name_or_path,
         dtype=dtype,
         trust_remote_code=trust_remote_code,
-        device_map=device_map,
         use_safetensors=True,
+        **options,
     )
-    if device_map is None:
-        model = model.to(device)
+    if "device_map" not in options:
+        model = model.to(placement.device)
     return model.eval()
-
-
-def model_devices(device: torch.device, placement: str) -> tuple[torch.device, torch.device]:
-    """Devices of the post and pre model for a placement ("auto" leaves it to device_map)."""
-    if placement not in PLACEMENTS:
-        raise ValueError(f"--placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
-    if placement == "split" and device.type == "cuda":
-        index = device.index or 0
-        if index + 1 >= torch.cuda.device_count():
-            raise ValueError(
-                f"--placement split puts the pre model on cuda:{index + 1}, "
-                f"but only {torch.cuda.device_count()} GPU(s) are visible"
-            )
-        return device, torch.device("cuda", index + 1)
-    return device, device
 
 
 def render_prompts(
@@ -430,7 +465,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=PLACEMENTS,
         default="same",
         help="same: both models on --device; split: pre model on the next GPU; "
-        "auto: each model spread over all visible GPUs (accelerate device_map)",
+        "auto: the visible GPUs are halved between the two models, each spread over its half "
+        "(accelerate device_map)",
     )
     engine.add_argument(
         "--cache",
@@ -533,9 +569,8 @@ def run(args: argparse.Namespace) -> None:
     instructions = instructions[start:end]
     device = torch.device(resolve_device(args.device))
     dtype = torch_dtype(resolve_dtype(args.dtype, device.type))
-    post_device, pre_device = model_devices(device, args.placement)
-    device_map = "auto" if args.placement == "auto" else None
     is_codit = settings.mode == CODIT_MODE
+    post_placement, pre_placement = model_placements(device, args.placement, is_codit)
 
     post_tokenizer = load_tokenizer(args.post, args.trust_remote_code)
     prompts = render_prompts(
@@ -548,11 +583,9 @@ def run(args: argparse.Namespace) -> None:
     if is_codit:
         pre_tokenizer = load_tokenizer(args.pre, args.trust_remote_code)
         vocab_size = check_shared_vocabulary(post_tokenizer, pre_tokenizer, args.post, args.pre)
-    post_model = load_model(args.post, post_device, dtype, args.trust_remote_code, device_map)
+    post_model = load_model(args.post, post_placement, dtype, args.trust_remote_code)
     pre_model = (
-        load_model(args.pre, pre_device, dtype, args.trust_remote_code, device_map)
-        if is_codit
-        else None
+        load_model(args.pre, pre_placement, dtype, args.trust_remote_code) if is_codit else None
     )
     stop_ids = stop_token_ids(post_model, post_tokenizer)
     pad_id = post_tokenizer.pad_token_id if post_tokenizer.pad_token_id is not None else stop_ids[0]
