@@ -27,6 +27,10 @@ STAGES = {
     ),
     "evaluate": ("codit.evaluation", "run lm-evaluation-harness tasks on a model directory"),
     "report": ("codit.report", "collect evaluation results into tables and figures"),
+    "bench": (
+        "codit.bench",
+        "measure generation speed and memory of the engine against model.generate",
+    ),
 }
 
 
