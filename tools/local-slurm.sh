@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# A real one-node SLURM on this machine, for testing the slurm profile (Debian/Ubuntu, as root).
+#
+#   tools/local-slurm.sh start [GPUS]   install (if needed) and start munge, slurmctld, slurmd;
+#                                       GPUS fake GPUs (default 4) are declared as GRES so that
+#                                       rules asking for GPUs schedule
+#   tools/local-slurm.sh stop           stop exactly the daemons `start` started, restore the
+#                                       config files it replaced
+#   tools/local-slurm.sh status         sinfo
+#
+# State (PIDs of what was started, config backups) lives in $LOCAL_SLURM_STATE
+# (default /tmp/codit-local-slurm). Without an accounting database `sacct` fails, so the
+# matching profile (profiles/slurm-local) checks job status with squeue.
+set -euo pipefail
+
+STATE=${LOCAL_SLURM_STATE:-/tmp/codit-local-slurm}
+CONF_DIR=/etc/slurm
+DAEMONS=(slurmd slurmctld munged) # stop order
+
+log() { echo "local-slurm: $*" >&2; }
+
+install_packages() {
+	if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null &&
+		command -v sbatch >/dev/null; then
+		return
+	fi
+	log "installing munge and slurm from Debian packages"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	apt-get install -y -qq --no-install-recommends munge slurmctld slurmd slurm-client >/dev/null
+}
+
+backup_config() { # keep a file that was there before, so `stop` can put it back
+	local file=$1
+	if [[ -e $file && ! -e $STATE/backup/$(basename "$file") ]]; then
+		cp -p "$file" "$STATE/backup/"
+	fi
+}
+
+write_config() {
+	local gpus=$1 host cpus mem gres_line=""
+	host=$(hostname -s)
+	cpus=$(nproc)
+	mem=$(awk '/MemTotal/ {printf "%d", $2 / 1024 * 0.85}' /proc/meminfo)
+	mkdir -p "$CONF_DIR" "$STATE/backup"
+	backup_config "$CONF_DIR/slurm.conf"
+	backup_config "$CONF_DIR/gres.conf"
+	if ((gpus > 0)); then
+		gres_line="Gres=gpu:$gpus"
+		# One distinct existing character device per fake GPU (a bare count makes the node INVAL).
+		local devices=(/dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty /dev/ptmx)
+		if ((gpus > ${#devices[@]})); then
+			log "at most ${#devices[@]} fake GPUs"
+			exit 1
+		fi
+		local files
+		files=$(
+			IFS=,
+			echo "${devices[*]:0:gpus}"
+		)
+		echo "NodeName=$host Name=gpu File=$files" >"$CONF_DIR/gres.conf"
+	fi
+	cat >"$CONF_DIR/slurm.conf" <<CONF
+ClusterName=codit-local
+SlurmctldHost=$host(127.0.0.1)
+SlurmUser=slurm
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+ReturnToService=2
+SlurmctldPidFile=/run/slurmctld.pid
+SlurmdPidFile=/run/slurmd.pid
+StateSaveLocation=/var/spool/slurmctld
+SlurmdSpoolDir=/var/spool/slurmd
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+# squeue must still list finished jobs when Snakemake asks (>= 3 x its first status delay).
+MinJobAge=300
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+SlurmctldLogFile=/var/log/slurm/slurmctld.log
+SlurmdLogFile=/var/log/slurm/slurmd.log
+GresTypes=gpu
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem $gres_line State=UNKNOWN
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+CONF
+}
+
+record_pid() { # record_pid NAME PIDFILE: remember a daemon this script started
+	local name=$1 pidfile=$2
+	for _ in $(seq 50); do
+		[[ -s $pidfile ]] && break
+		sleep 0.1
+	done
+	echo "$(cat "$pidfile") $pidfile" >"$STATE/$name.pid"
+}
+
+start() {
+	local gpus=${1:-4}
+	[[ $(id -u) == 0 ]] || {
+		log "must run as root"
+		exit 1
+	}
+	if pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null; then
+		log "a slurmctld or slurmd is already running; not starting a second cluster"
+		exit 1
+	fi
+	install_packages
+	mkdir -p "$STATE"
+	write_config "$gpus"
+	install -d -o slurm -g slurm /var/spool/slurmctld /var/log/slurm
+	install -d /var/spool/slurmd
+	if ! pgrep -x munged >/dev/null; then
+		install -d -o munge -g munge -m 0755 /run/munge
+		runuser -u munge -- /usr/sbin/munged
+		record_pid munged /run/munge/munged.pid
+	fi
+	/usr/sbin/slurmctld
+	record_pid slurmctld /run/slurmctld.pid
+	/usr/sbin/slurmd
+	record_pid slurmd /run/slurmd.pid
+	for _ in $(seq 100); do
+		if [[ $(sinfo -h -o %T 2>/dev/null) == idle ]]; then
+			log "up: $(hostname -s), $(nproc) CPUs, $gpus fake GPU(s); stop with: $0 stop"
+			return
+		fi
+		sleep 0.2
+	done
+	log "the node did not become idle; sinfo says: $(sinfo -h -o '%T %E' 2>&1)"
+	stop
+	exit 1
+}
+
+stop() {
+	[[ -d $STATE ]] || {
+		log "nothing to stop (no $STATE)"
+		return
+	}
+	local name pid pidfile
+	for name in "${DAEMONS[@]}"; do
+		[[ -f $STATE/$name.pid ]] || continue
+		read -r pid pidfile <"$STATE/$name.pid"
+		# Only the process this script started, and only if it is still that daemon.
+		if [[ $(ps -o comm= -p "$pid" 2>/dev/null) == "$name" ]]; then
+			kill "$pid"
+			for _ in $(seq 50); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.1
+			done
+		fi
+		rm -f "$pidfile" "$STATE/$name.pid"
+	done
+	rm -f "$CONF_DIR/slurm.conf" "$CONF_DIR/gres.conf"
+	if [[ -d $STATE/backup ]]; then
+		cp -p "$STATE"/backup/* "$CONF_DIR/" 2>/dev/null || true
+	fi
+	rm -rf "$STATE"
+	log "stopped"
+}
+
+case ${1:-} in
+start) start "${2:-4}" ;;
+stop) stop ;;
+status) sinfo ;;
+*)
+	echo "usage: $0 start [GPUS] | stop | status" >&2
+	exit 2
+	;;
+esac
