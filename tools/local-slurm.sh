@@ -8,8 +8,8 @@
 #                                       config files it replaced
 #   tools/local-slurm.sh status         sinfo
 #
-# State (PIDs of what was started, config backups) lives in $LOCAL_SLURM_STATE
-# (default /tmp/codit-local-slurm). Without an accounting database `sacct` fails, so the
+# Everything of the cluster (PIDs of what was started, config backups, job state, spool,
+# logs) lives in $LOCAL_SLURM_STATE (default /tmp/codit-local-slurm), removed by `stop`. Without an accounting database `sacct` fails, so the
 # matching profile (profiles/slurm-local) checks job status with squeue.
 set -euo pipefail
 
@@ -73,8 +73,8 @@ TaskPlugin=task/none
 ReturnToService=2
 SlurmctldPidFile=/run/slurmctld.pid
 SlurmdPidFile=/run/slurmd.pid
-StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
+StateSaveLocation=$STATE/slurmctld
+SlurmdSpoolDir=$STATE/slurmd
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
@@ -82,8 +82,8 @@ SelectTypeParameters=CR_Core_Memory
 MinJobAge=300
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
-SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
+SlurmctldLogFile=$STATE/log/slurmctld.log
+SlurmdLogFile=$STATE/log/slurmd.log
 GresTypes=gpu
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem $gres_line State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
@@ -112,8 +112,9 @@ start() {
 	install_packages
 	mkdir -p "$STATE"
 	write_config "$gpus"
-	install -d -o slurm -g slurm /var/spool/slurmctld /var/log/slurm
-	install -d /var/spool/slurmd
+	# Job state, spool and logs of this cluster only: a new cluster starts empty.
+	install -d -o slurm -g slurm "$STATE/slurmctld" "$STATE/log"
+	install -d "$STATE/slurmd"
 	if ! pgrep -x munged >/dev/null; then
 		install -d -o munge -g munge -m 0755 /run/munge
 		runuser -u munge -- /usr/sbin/munged
