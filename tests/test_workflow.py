@@ -37,11 +37,33 @@ def job_counts(output: str) -> dict[str, int]:
     }
 
 
+def job_resources(output: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, resources) of every job block of a dry run."""
+    jobs = []
+    for block in re.split(r"^(?:local)?rule ", output, flags=re.MULTILINE)[1:]:
+        rule = block.split(":", 1)[0]
+        line = re.search(r"^\s+resources: (.*)$", block, flags=re.MULTILINE)
+        items = line[1].split(", ") if line else []
+        jobs.append((rule, dict(item.split("=", 1) for item in items)))
+    return jobs
+
+
+# Rules that run on compute nodes, with the GPUs of their models.
+COMPUTE_RULES = {"generate_shard", "sft", "evaluate_student", "evaluate_reference"}
+
+
 def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
     result = snakemake(
-        "-n", "--configfile", str(REPO / "config/paper.yaml"), "--directory", str(tmp_path)
-    )
+        "-n", "--profile", str(REPO / "profiles/slurm"), "--configfile",
+        str(REPO / "config/paper.yaml"), "--directory", str(tmp_path),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    jobs = job_resources(result.stdout)
+    for rule, resources in jobs:
+        if rule in COMPUTE_RULES:
+            assert int(resources["gpu"]) >= 1 and int(resources["runtime"]) > 0, (rule, resources)
+            assert int(resources["mem_mb"]) > 0, (rule, resources)
+    assert {rule for rule, _ in jobs} >= COMPUTE_RULES
     pairs, arms, shards, students, references = 3, 6, 32, 3, 9
     assert job_counts(result.stdout) == {
         "download_model": 9,
