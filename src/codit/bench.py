@@ -52,6 +52,8 @@ from codit.engine import (
     left_pad,
     model_input_device,
     plan_batches,
+    result_from_tokens,
+    run_planned_batches,
 )
 from codit.generation import (
     load_instructions,
@@ -183,14 +185,6 @@ def naive_contrastive_generate(
 # `model.generate`, the reference for speed
 
 
-def cut_at_stop(token_ids: Sequence[int], stop_ids: Sequence[int]) -> list[int]:
-    """The tokens before the first stop id (all of them when there is none)."""
-    for index, token_id in enumerate(token_ids):
-        if token_id in stop_ids:
-            return list(token_ids[:index])
-    return list(token_ids)
-
-
 def hf_generate(
     model: Any,
     prompts: Sequence[Sequence[int]],
@@ -226,7 +220,8 @@ def hf_generate(
         )
     finally:
         model.generation_config = saved
-    return [cut_at_stop(row, stop_ids) for row in output[:, input_ids.shape[1] :].tolist()]
+    new_tokens = output[:, input_ids.shape[1] :].tolist()
+    return [result_from_tokens(row, stop_ids).token_ids for row in new_tokens]
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,21 +311,6 @@ class Method:
     reset: Callable[[], None] | None = None
 
 
-def _in_planned_batches(
-    batch_fn: Callable[[list[list[int]], list[int]], list[list[int]]],
-    prompts: list[list[int]],
-    seeds: list[int],
-    batch_size: int,
-) -> list[list[int]]:
-    """Run `batch_fn` over `plan_batches` (the engine's plan); results in input order."""
-    results: list[list[int]] = [[] for _ in prompts]
-    for batch in plan_batches([len(prompt) for prompt in prompts], batch_size):
-        outputs = batch_fn([prompts[i] for i in batch], [seeds[i] for i in batch])
-        for index, output in zip(batch, outputs, strict=True):
-            results[index] = output
-    return results
-
-
 def codit_settings(alpha: float) -> DecodingSettings:
     """CoDIT sampling at temperature 1, top_p 1, beta 1."""
     return DecodingSettings(alpha=alpha, beta=1.0, temperature=1.0, top_p=1.0)
@@ -349,7 +329,7 @@ def make_method(name: str, work: Workload, alpha: float, max_new_tokens: int) ->
         def hf_batch(prompts: list[list[int]], seeds: list[int]) -> list[list[int]]:
             return hf_generate(w.post, prompts, w.stop_ids, w.pad_id, max_new_tokens, seeds[0])
 
-        return Method(lambda p, s, b: _in_planned_batches(hf_batch, p, s, b))
+        return Method(lambda p, s, b: run_planned_batches(hf_batch, p, s, b))
     if name == NAIVE_CODIT:
         settings = codit_settings(alpha)
 
@@ -360,7 +340,7 @@ def make_method(name: str, work: Workload, alpha: float, max_new_tokens: int) ->
             )  # fmt: skip
             return [result.token_ids for result in results]
 
-        return Method(lambda p, s, b: _in_planned_batches(naive_batch, p, s, b))
+        return Method(lambda p, s, b: run_planned_batches(naive_batch, p, s, b))
     if name not in (ENGINE_DIRECT, ENGINE_LOCKSTEP, ENGINE_CODIT):
         raise ValueError(f"unknown bench method {name!r}; choose from {', '.join(METHODS)}")
     is_direct = name == ENGINE_DIRECT

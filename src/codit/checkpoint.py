@@ -40,7 +40,7 @@ class ShardCheckpoint:
             self._start()
             return {}
         data = self.path.read_bytes()
-        lines, offset, kept_until = [], 0, 0
+        lines, offset = [], 0
         for raw in data.splitlines(keepends=True):
             if not raw.endswith(b"\n"):
                 break  # a line torn by the kill

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -71,6 +71,14 @@ class EngineStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+def result_from_tokens(generated: Sequence[int], stop_ids: Sequence[int]) -> GenerationResult:
+    """A row's tokens up to its first stop id (excluded), finished by that stop or by length."""
+    for index, token_id in enumerate(generated):
+        if token_id in stop_ids:
+            return GenerationResult(list(generated[:index]), FINISH_STOP)
+    return GenerationResult(list(generated), FINISH_LENGTH)
 
 
 def left_pad(
@@ -284,7 +292,7 @@ class ContrastiveGenerator:
             logprobs_post = self.post.feed(next_ids.view(-1, 1))
             self.stats.post_forwards += 1
         batch.retire_all()
-        return [self._result(row) for row in batch.outputs]
+        return [result_from_tokens(row, self.stop_ids) for row in batch.outputs]
 
     def _scores(
         self,
@@ -313,12 +321,6 @@ class ContrastiveGenerator:
             logprobs_post, logprobs_pre, self.settings.alpha, self.settings.beta, head=head
         )
         return scores, logprobs_pre
-
-    def _result(self, generated: list[int]) -> GenerationResult:
-        for index, token_id in enumerate(generated):
-            if token_id in self.stop_ids:
-                return GenerationResult(generated[:index], FINISH_STOP)
-        return GenerationResult(generated, FINISH_LENGTH)
 
 
 class _Batch:
@@ -362,23 +364,26 @@ class _Batch:
             self.outputs[self.origin[row]] = tokens
 
 
+def run_planned_batches(
+    batch_fn: Callable[[list[list[int]], list[int]], list[Any]],
+    prompts: Sequence[Sequence[int]],
+    seeds: Sequence[int],
+    batch_size: int,
+) -> list[Any]:
+    """Call `batch_fn(prompts, seeds)` on each `plan_batches` batch; results in input order."""
+    results: list[Any] = [None] * len(prompts)
+    for batch in plan_batches([len(prompt) for prompt in prompts], batch_size):
+        outputs = batch_fn([list(prompts[i]) for i in batch], [seeds[i] for i in batch])
+        for index, output in zip(batch, outputs, strict=True):
+            results[index] = output
+    return results
+
+
 def generate_in_batches(
     generator: ContrastiveGenerator,
     prompts: Sequence[Sequence[int]],
     seeds: Sequence[int],
     batch_size: int,
-    progress: bool = False,
 ) -> list[GenerationResult]:
     """Generate for all prompts in `plan_batches` order; results come back in input order."""
-    import sys
-
-    results: list[GenerationResult | None] = [None] * len(prompts)
-    done = 0
-    for batch in plan_batches([len(prompt) for prompt in prompts], batch_size):
-        outputs = generator.generate([prompts[i] for i in batch], [seeds[i] for i in batch])
-        for index, output in zip(batch, outputs, strict=True):
-            results[index] = output
-        done += len(batch)
-        if progress:
-            print(f"codit generate: {done}/{len(prompts)} prompts", file=sys.stderr)
-    return results  # type: ignore[return-value]
+    return run_planned_batches(generator.generate, prompts, seeds, batch_size)

@@ -46,8 +46,8 @@ from codit.runtime import (
     torch_dtype,
 )
 
-# Where the two models go: both on --device; post there and pre on the next GPU; or each
-# spread over every visible GPU by accelerate (for models larger than one GPU).
+# Where the two models go: both on --device; post there and pre on the next GPU; or the
+# visible GPUs halved between them, each model spread over its half by accelerate.
 PLACEMENTS = ("same", "split", "auto")
 
 
