@@ -115,7 +115,10 @@ def test_pair_of_one_model_is_refused():
 def test_hub_ids_become_path_safe_slugs():
     spec = resolve_model({"models": {}}, "Qwen/Qwen3-8B", "students[0]")
     assert spec.kind == "hub" and spec.slug == "Qwen--Qwen3-8B"
-    assert spec.location == "resources/models/Qwen--Qwen3-8B"
+    assert spec.location == "resources/hub/models/Qwen--Qwen3-8B"
+    elsewhere = {"models": {}, "hub_cache": "/scratch/shared/hub/"}
+    moved = resolve_model(elsewhere, "Qwen/Qwen3-8B", "students[0]")
+    assert moved.location == "/scratch/shared/hub/models/Qwen--Qwen3-8B"
     assert model_slug("org/name with space") == "org--name-with-space"
     with pytest.raises(ValueError):
         model_slug("../")

@@ -30,6 +30,8 @@ SMALL_GRID = {
     "students": ["tiny-llama-base"],
     "sft": {"epochs": 1, "learning_rate": 0.002, "batch_size": 8, "max_length": 256},
     "evaluation": {"references": ["tiny-llama-instruct"], "limit": 64},
+    # Evaluation jobs ask for 2 CPUs (resources.evaluate.cpus), the others for `threads`: 1.
+    "resources": {"evaluate": {"mem_mb": 2000, "runtime_minutes": 15, "cpus": 2}},
 }
 
 
@@ -67,7 +69,9 @@ def results_of(workdir: Path) -> dict[str, object]:
         record = json.loads(path.read_text())
         found[str(path.relative_to(workdir))] = (record["final_loss"], record["loss_curve"])
     for path in sorted((workdir / "results/eval").rglob("*.json")):
-        found[str(path.relative_to(workdir))] = json.loads(path.read_text())["results"]
+        payload = json.loads(path.read_text())
+        # tasks.json is the prefetch manifest: what each task read
+        found[str(path.relative_to(workdir))] = payload.get("results", payload.get("tasks"))
     found["main.csv"] = (workdir / "results/tables/main.csv").read_text()
     return found
 
@@ -100,19 +104,23 @@ def test_slurm_run_equals_local_run(cluster, tmp_path):
     slurm_seconds = time.monotonic() - began
     print(f"local run {local_seconds:.0f} s, SLURM run {slurm_seconds:.0f} s (tiny world reused)")
 
-    # Every compute job ran as a SLURM job, with the GPUs its models ask for.
+    # Every compute job ran as a SLURM job, with the GPUs and CPUs its stage asks for.
     jobs = slurm_jobs()
     by_rule = {}
-    for comment, gpus in jobs:
-        by_rule.setdefault(comment.split("_wildcards_")[0].removeprefix("rule_"), []).append(gpus)
-    assert sorted(by_rule["generate_shard"]) == [1, 1, 2, 2], jobs  # direct: post; CoDIT: both
-    assert by_rule["sft"] == by_rule["evaluate_student"] == [1, 1], jobs  # two arms
-    assert "gather_dataset" not in by_rule and "report" not in by_rule  # local rules
+    for comment, gpus, cpus in jobs:
+        rule = comment.split("_wildcards_")[0].removeprefix("rule_")
+        by_rule.setdefault(rule, []).append((gpus, cpus))
+    # direct: the post model's GPU; CoDIT: both models'
+    assert sorted(by_rule["generate_shard"]) == [(1, 1), (1, 1), (2, 1), (2, 1)], jobs
+    assert by_rule["sft"] == [(1, 1), (1, 1)], jobs  # two arms
+    assert by_rule["evaluate_student"] == [(1, 2), (1, 2)], jobs
+    local_rules = {"gather_dataset", "report", "prefetch_eval_tasks", "prepare_instructions"}
+    assert not local_rules & set(by_rule), jobs
     assert results_of(on_slurm) == results_of(local)
 
 
-def slurm_jobs() -> list[tuple[str, int]]:
-    """(comment, GPUs) of every job the cluster still lists (finished ones stay for 300 s)."""
+def slurm_jobs() -> list[tuple[str, int, int]]:
+    """(comment, GPUs, CPUs) of every job the cluster lists (finished ones stay for 300 s)."""
     shown = subprocess.run(
         ["scontrol", "show", "job", "-o"], capture_output=True, text=True, check=True
     )
@@ -120,5 +128,6 @@ def slurm_jobs() -> list[tuple[str, int]]:
     for line in shown.stdout.splitlines():
         fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
         gpus = re.search(r"gpu[:=](\d+)", fields.get("TresPerJob", ""))  # e.g. gres:gpu:2
-        jobs.append((fields.get("Comment", ""), int(gpus[1]) if gpus else 0))
+        cpus = int(fields.get("NumCPUs", "0"))
+        jobs.append((fields.get("Comment", ""), int(gpus[1]) if gpus else 0, cpus))
     return jobs

@@ -37,14 +37,17 @@ def job_counts(output: str) -> dict[str, int]:
     }
 
 
-def job_resources(output: str) -> list[tuple[str, dict[str, str]]]:
-    """(rule, resources) of every job block of a dry run."""
+def job_blocks(output: str) -> list[tuple[str, dict[str, str], str]]:
+    """(rule, resources incl. threads, shell command) of every job block of a dry run with -p."""
     jobs = []
     for block in re.split(r"^(?:local)?rule ", output, flags=re.MULTILINE)[1:]:
         rule = block.split(":", 1)[0]
         line = re.search(r"^\s+resources: (.*)$", block, flags=re.MULTILINE)
-        items = line[1].split(", ") if line else []
-        jobs.append((rule, dict(item.split("=", 1) for item in items)))
+        resources = dict(item.split("=", 1) for item in (line[1].split(", ") if line else []))
+        threads = re.search(r"^\s+threads: (\d+)$", block, flags=re.MULTILINE)
+        resources["threads"] = threads[1] if threads else "1"
+        command = re.search(r"^Shell command: (.*)$", block, flags=re.MULTILINE)
+        jobs.append((rule, resources, command[1] if command else ""))
     return jobs
 
 
@@ -52,22 +55,39 @@ def job_resources(output: str) -> list[tuple[str, dict[str, str]]]:
 COMPUTE_RULES = {"generate_shard", "sft", "evaluate_student", "evaluate_reference"}
 
 
+# CPUs per job of each compute rule in config/paper.yaml (resources.<stage>.cpus).
+PAPER_CPUS = {"generate_shard": 4, "sft": 8, "evaluate_student": 8, "evaluate_reference": 8}
+# Local rules fetch into the hub cache on the login node; nothing else may reach the network.
+FETCH_RULES = {"download_model", "prepare_instructions", "prefetch_eval_tasks"}
+OFFLINE = "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1"
+HUB_ENV = "HF_HOME=resources/hub/huggingface NLTK_DATA=resources/hub/nltk_data"
+
+
 def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
+    # --cores 64: a dry run caps threads at the local cores; SLURM jobs get their own CPUs.
     result = snakemake(
-        "-n", "--profile", str(REPO / "profiles/slurm"), "--configfile",
+        "-n", "-p", "--cores", "64", "--profile", str(REPO / "profiles/slurm"), "--configfile",
         str(REPO / "config/paper.yaml"), "--directory", str(tmp_path),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    jobs = job_resources(result.stdout)
-    for rule, resources in jobs:
+    jobs = job_blocks(result.stdout)
+    for rule, resources, command in jobs:
         if rule in COMPUTE_RULES:
             assert int(resources["gpu"]) >= 1 and int(resources["runtime"]) > 0, (rule, resources)
             assert int(resources["mem_mb"]) > 0, (rule, resources)
-    assert {rule for rule, _ in jobs} >= COMPUTE_RULES
+            assert int(resources["threads"]) == PAPER_CPUS[rule], (rule, resources)
+            assert command.startswith(f"{HUB_ENV} {OFFLINE} codit "), command
+            assert f"--threads {PAPER_CPUS[rule]} " in command, command
+        elif rule in FETCH_RULES:
+            assert command.startswith(f"{HUB_ENV} codit "), command
+        # Only the fetch rules run with network access to the hub cache.
+        assert (rule in FETCH_RULES) == command.startswith(f"{HUB_ENV} codit "), (rule, command)
+    assert {rule for rule, _, _ in jobs} >= COMPUTE_RULES | FETCH_RULES
     pairs, arms, shards, students, references = 3, 6, 32, 3, 9
     assert job_counts(result.stdout) == {
         "download_model": 9,
         "prepare_instructions": 1,
+        "prefetch_eval_tasks": 1,
         "generate_shard": pairs * arms * shards,
         "gather_dataset": pairs * arms,
         "sft": pairs * arms * students,
@@ -89,6 +109,7 @@ def test_tiny_world_dry_run(tmp_path):
         "tinyworld_data": 1,
         "tinyworld_model": 3,
         "prepare_instructions": 1,
+        "prefetch_eval_tasks": 1,
         "generate_shard": arms * shards,
         "gather_dataset": arms,
         "sft": arms * students,

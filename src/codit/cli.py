@@ -25,12 +25,17 @@ STAGES = {
         "codit.training",
         "LoRA SFT of a student on a generated dataset; saves adapter and merged model",
     ),
+    "prefetch": (
+        "codit.prefetch",
+        "fetch the data of lm-eval tasks into the hub cache (for offline evaluation jobs)",
+    ),
     "evaluate": ("codit.evaluation", "run lm-evaluation-harness tasks on a model directory"),
     "report": ("codit.report", "collect evaluation results into tables and figures"),
     "bench": (
         "codit.bench",
         "measure generation speed and memory of the engine against model.generate",
     ),
+    "cost": ("codit.cost", "estimate GPU-hours per stage of a config from stated assumptions"),
 }
 
 

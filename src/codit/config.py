@@ -15,7 +15,9 @@ from typing import Any
 from codit.naming import DIRECT_ARM, codit_arm, model_slug
 
 TINYWORLD_DIR = "resources/tinyworld"
-HUB_MODELS_DIR = "resources/models"
+DEFAULT_HUB_CACHE = "resources/hub"
+# Set in every compute job: clusters' compute nodes often have no network.
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -36,6 +38,22 @@ class ModelSpec:
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     trust_remote_code: bool = False
     gpus: int = 0
+
+
+def hub_cache(config: dict[str, Any]) -> str:
+    """The folder that holds downloaded models, the HF cache (datasets) and NLTK data."""
+    return config.get("hub_cache", DEFAULT_HUB_CACHE).rstrip("/")
+
+
+def hub_environment(cache_dir: str, offline: bool) -> dict[str, str]:
+    """Environment variables that point the HF libraries and NLTK at `cache_dir`."""
+    environment = {
+        "HF_HOME": f"{cache_dir}/huggingface",
+        "NLTK_DATA": f"{cache_dir}/nltk_data",
+    }
+    if offline:
+        environment.update(dict.fromkeys(OFFLINE_VARIABLES, "1"))
+    return environment
 
 
 def resolve_model(config: dict[str, Any], name: str, key: str) -> ModelSpec:
@@ -62,7 +80,7 @@ def resolve_model(config: dict[str, Any], name: str, key: str) -> ModelSpec:
         name,
         slug,
         "hub",
-        f"{HUB_MODELS_DIR}/{slug}",
+        f"{hub_cache(config)}/models/{slug}",
         hub_id=entry["hub"],
         revision=entry.get("revision", "main"),
         **options,

@@ -5,8 +5,10 @@ The output file is lm-eval's own results dict (metric keys look like
 twins), made JSON-safe, minus the in-memory "samples" (those go to --samples-dir/<task>.jsonl),
 plus a "codit" block: {"labels", "model", "provenance"}.
 
-Hub access is never forced off here: for a fully offline run set HF_HUB_OFFLINE=1 and
-HF_DATASETS_OFFLINE=1 in the environment (local model dirs and local task data need nothing else).
+Hub access is never forced off here: the workflow runs this with HF_HUB_OFFLINE=1 and
+HF_DATASETS_OFFLINE=1 after `codit prefetch` has cached the tasks' data (local model dirs and
+local task data need nothing else). The tasks are built, and their data loaded, before the
+model, so data missing from an offline cache fails in seconds.
 """
 
 from __future__ import annotations
@@ -188,6 +190,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     manager = task_manager(args.include_path, include_defaults=not args.no_default_tasks)
     check_tasks_known(tasks, manager, args.include_path)
     check_model_exists(args.model)
+    from codit.prefetch import check_task_data  # prefetch builds on this module
+
+    check_task_data(tasks, manager)
     set_threads(args.threads)
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)

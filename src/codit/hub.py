@@ -1,4 +1,4 @@
-"""`codit download`: fetch a Hub model once, on the login node, into resources/models/<slug>.
+"""`codit download`: fetch a Hub model once, on the login node, into <hub_cache>/models/<slug>.
 
 Compute jobs then load the local folder with HF_HUB_OFFLINE=1, so no job touches the network.
 Only safetensors weights are fetched: pickled .bin weights can run code when loaded.

@@ -2,15 +2,17 @@
 
 import json
 import re
+import shlex
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from codit.config import (
-    HUB_MODELS_DIR,
     ConfigError,
     TINYWORLD_DIR,
     build_grid,
+    hub_cache,
+    hub_environment,
     instruction_source,
     task_include_path,
 )
@@ -25,10 +27,21 @@ except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
 GEN = config["generation"]
+HUB_CACHE = hub_cache(config)
+TASKS_MANIFEST = "results/eval/tasks.json"
 SHARDS = [
     f"{index:03d}-of-{GEN['num_shards']:03d}" for index in range(GEN["num_shards"])
 ]
 ENV = "../../envs/codit.yaml"
+
+
+def env_prefix(variables):
+    return "".join(f"{name}={shlex.quote(value)} " for name, value in variables.items())
+
+
+# Local rules (login node) fetch into the hub cache; compute jobs only read it, offline.
+FETCH_ENV = env_prefix(hub_environment(HUB_CACHE, offline=False))
+OFFLINE_ENV = env_prefix(hub_environment(HUB_CACHE, offline=True))
 
 
 def alternation(names):
@@ -75,8 +88,8 @@ def reference_model(wildcards):
     return GRID.references[wildcards.model].location
 
 
-def task_inputs(wildcards):
-    """The tiny world's task folder must exist before lm-eval runs on it."""
+def task_folder_inputs(wildcards):
+    """The tiny world's task folder must exist before lm-eval indexes it."""
     return (
         [TASK_INCLUDE_PATH]
         if config["evaluation"]["include_path"] == "tinyworld"
@@ -173,10 +186,20 @@ def reference_trust_remote_code(wildcards):
     return trust_remote_code_flag(GRID.references[wildcards.model])
 
 
+def task_flags():
+    """Which lm-eval tasks, and where their YAMLs are: shared by prefetch and evaluation."""
+    flags = [f"--tasks {','.join(config['evaluation']['tasks'])}"]
+    if TASK_INCLUDE_PATH:
+        flags.append(f"--include-path {TASK_INCLUDE_PATH}")
+    if not config["evaluation"]["builtin_tasks"]:
+        flags.append("--no-default-tasks")
+    return " ".join(flags)
+
+
 def evaluation_flags():
     evaluation = config["evaluation"]
     flags = [
-        f"--tasks {','.join(evaluation['tasks'])}",
+        task_flags(),
         f"--batch-size {evaluation['batch_size']}",
         f"--dtype {evaluation['dtype']} --device {evaluation['device']}",
         (
@@ -186,10 +209,6 @@ def evaluation_flags():
         ),
         limit_flag(evaluation["limit"]),
     ]
-    if TASK_INCLUDE_PATH:
-        flags.append(f"--include-path {TASK_INCLUDE_PATH}")
-    if not evaluation["builtin_tasks"]:
-        flags.append("--no-default-tasks")
     return " ".join(flag for flag in flags if flag)
 
 
@@ -215,6 +234,11 @@ def reference_labels(wildcards):
 
 
 # ---- resources (grow with each retry) -----------------------------------------------------
+
+
+def stage_threads(stage):
+    """CPUs of one job of `stage` (SLURM's cpus_per_task, torch's intra-op threads)."""
+    return config["resources"][stage]["cpus"] or config["threads"]
 
 
 def stage_mem_mb(stage):

@@ -3,7 +3,8 @@
 
 rule evaluate_student:
     input:
-        unpack(task_inputs),
+        task_folder_inputs,
+        tasks=TASKS_MANIFEST,
         model="results/sft/{pair}/{arm}/{student}/merged",
     output:
         results="results/eval/{pair}/{arm}/{student}.json",
@@ -14,7 +15,7 @@ rule evaluate_student:
         "benchmarks/eval/{pair}/{arm}/{student}.tsv"
     conda:
         ENV
-    threads: config["threads"]
+    threads: stage_threads("evaluate")
     resources:
         gpu=student_gpus,
         mem_mb=stage_mem_mb("evaluate"),
@@ -23,13 +24,15 @@ rule evaluate_student:
         settings=evaluation_flags(),
         labels=student_labels,
     shell:
-        "codit evaluate --model {input.model} {params.settings} {params.labels}"
+        OFFLINE_ENV
+        + "codit evaluate --model {input.model} {params.settings} {params.labels}"
         " --samples-dir {output.samples} --threads {threads} --out {output.results} > {log} 2>&1"
 
 
 rule evaluate_reference:
     input:
-        unpack(task_inputs),
+        task_folder_inputs,
+        tasks=TASKS_MANIFEST,
         model=reference_model,
     output:
         results="results/eval/reference/{model}.json",
@@ -40,7 +43,7 @@ rule evaluate_reference:
         "benchmarks/eval/reference/{model}.tsv"
     conda:
         ENV
-    threads: config["threads"]
+    threads: stage_threads("evaluate")
     resources:
         gpu=reference_gpus,
         mem_mb=stage_mem_mb("evaluate"),
@@ -50,6 +53,7 @@ rule evaluate_reference:
         labels=reference_labels,
         trust_remote_code=reference_trust_remote_code,
     shell:
-        "codit evaluate --model {input.model} {params.settings} {params.labels}"
+        OFFLINE_ENV
+        + "codit evaluate --model {input.model} {params.settings} {params.labels}"
         " {params.trust_remote_code} --samples-dir {output.samples} --threads {threads}"
         " --out {output.results} > {log} 2>&1"

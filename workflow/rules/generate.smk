@@ -14,7 +14,7 @@ rule generate_shard:
         "benchmarks/generate/{pair}/{arm}/{shard}.tsv"
     conda:
         ENV
-    threads: config["threads"]
+    threads: stage_threads("generate")
     resources:
         gpu=generation_gpus,
         mem_mb=stage_mem_mb("generate"),
@@ -34,7 +34,8 @@ rule generate_shard:
         engine=generation_engine_flags(),
         placement=generation_placement,
     shell:
-        "codit generate --mode {params.mode} --pair {wildcards.pair} {params.contrast}"
+        OFFLINE_ENV
+        + "codit generate --mode {params.mode} --pair {wildcards.pair} {params.contrast}"
         " --post {input.post} {params.shard} --instructions {input.pool}"
         " --temperature {params.temperature} --top-p {params.top_p}"
         " --max-new-tokens {params.max_new_tokens} --seed {params.seed}"

@@ -1,4 +1,5 @@
-# What every job reads: the instruction pool, and Hub models downloaded once on the login node.
+# What every job reads, fetched once on the login node (local rules, the only ones with network
+# access): the instruction pool, Hub models and the data of the lm-eval tasks.
 
 
 rule prepare_instructions:
@@ -25,14 +26,15 @@ rule prepare_instructions:
         max_chars=config["instructions"]["max_chars"],
         limit=limit_flag(config["instructions"]["limit"]),
     shell:
-        "codit instructions --source {params.source} --split {params.split} {params.fields}"
+        FETCH_ENV
+        + "codit instructions --source {params.source} --split {params.split} {params.fields}"
         " --max-chars {params.max_chars} {params.limit} --out {output.pool} --card {output.card}"
         " > {log} 2>&1"
 
 
 rule download_model:
     output:
-        directory(f"{HUB_MODELS_DIR}/{{hubmodel}}"),
+        directory(f"{HUB_CACHE}/models/{{hubmodel}}"),
     log:
         "logs/download/{hubmodel}.log",
     benchmark:
@@ -44,5 +46,24 @@ rule download_model:
         hub_id=hub_model_id,
         revision=hub_model_revision,
     shell:
-        "codit download --model {params.hub_id} --revision {params.revision} --out {output}"
+        FETCH_ENV
+        + "codit download --model {params.hub_id} --revision {params.revision} --out {output}"
         " > {log} 2>&1"
+
+
+rule prefetch_eval_tasks:
+    input:
+        task_folder_inputs,
+    output:
+        TASKS_MANIFEST,
+    log:
+        "logs/eval/prefetch.log",
+    benchmark:
+        "benchmarks/eval/prefetch.tsv"
+    localrule: True
+    conda:
+        ENV
+    params:
+        tasks=task_flags(),
+    shell:
+        FETCH_ENV + "codit prefetch {params.tasks} --out {output} > {log} 2>&1"

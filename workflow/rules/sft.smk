@@ -15,7 +15,7 @@ rule sft:
         "benchmarks/sft/{pair}/{arm}/{student}.tsv"
     conda:
         ENV
-    threads: config["threads"]
+    threads: stage_threads("sft")
     resources:
         gpu=student_gpus,
         mem_mb=stage_mem_mb("sft"),
@@ -24,5 +24,6 @@ rule sft:
         hyperparameters=sft_flags(),
         trust_remote_code=student_trust_remote_code,
     shell:
-        "codit sft --student {input.student} --data {input.data} --out $(dirname {output.record})"
+        OFFLINE_ENV
+        + "codit sft --student {input.student} --data {input.data} --out $(dirname {output.record})"
         " {params.hyperparameters} {params.trust_remote_code} --threads {threads} > {log} 2>&1"

@@ -14,7 +14,7 @@ rule tinyworld_data:
         "benchmarks/tinyworld/data.tsv"
     conda:
         ENV
-    threads: 1
+    threads: 1  # one thread: the tiny world's bytes must not depend on the machine
     resources:
         mem_mb=stage_mem_mb("tinyworld"),
         runtime=stage_runtime("tinyworld"),
@@ -22,7 +22,8 @@ rule tinyworld_data:
         seed=config["tinyworld"]["seed"],
         pool_size=config["tinyworld"]["pool_size"],
     shell:
-        "codit tinyworld data --out $(dirname {output.card}) --seed {params.seed}"
+        OFFLINE_ENV
+        + "codit tinyworld data --out $(dirname {output.card}) --seed {params.seed}"
         " --pool-size {params.pool_size} --threads {threads} > {log} 2>&1"
 
 
@@ -37,12 +38,13 @@ rule tinyworld_model:
         "benchmarks/tinyworld/{tinymodel}.tsv"
     conda:
         ENV
-    threads: 1
+    threads: 1  # one thread: the tiny world's bytes must not depend on the machine
     resources:
         mem_mb=stage_mem_mb("tinyworld"),
         runtime=stage_runtime("tinyworld"),
     params:
         seed=config["tinyworld"]["seed"],
     shell:
-        "codit tinyworld train --out $(dirname $(dirname {output})) --model {wildcards.tinymodel}"
+        OFFLINE_ENV
+        + "codit tinyworld train --out $(dirname $(dirname {output})) --model {wildcards.tinymodel}"
         " --seed {params.seed} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,639 @@
+"""`codit cost`: GPU-hours per stage of a workflow config, from stated assumptions.
+
+The config (e.g. config/paper.yaml) is validated with the workflow's JSON schema, which fills the
+same defaults as the workflow, and resolved with `codit.config.build_grid`. The assumptions
+(config/cost.yaml) give the GPU, the mean token counts and the models' shapes, keyed by Hub id.
+Nothing is measured here: the result is arithmetic on those numbers, and it is only as good as
+they are.
+
+The model, per job; GPU-hours = seconds x the job's GPUs / 3600:
+
+Generation (one job per teacher pair, arm and shard; the shards of an arm together answer the
+config's `instructions.limit` instructions, or `--instructions N`):
+    Direct decoding is memory-bound. One step of R = generation.batch_size x batch_occupancy rows
+    reads the post model's weights (params x bytes_per_param) and the KV cache of R rows at the
+    mean context c = prompt + response / 2 tokens (full-attention layers: c tokens; sliding-window
+    layers: min(c, window) tokens), so
+        step seconds = (weights + R x KV(c)) / (memory bandwidth x decode_bandwidth_efficiency)
+        decode tokens/s = R / step seconds.
+    A model spread over several GPUs by accelerate's device_map runs its layers one after the
+    other: no bandwidth is added, the step time stays, and the job holds all the GPUs (the
+    workflow's `generation_gpus`: post.gpus for direct, post.gpus + pre.gpus for CoDIT).
+    Prefill adds 2 x active params x prompt tokens FLOPs per instruction at prefill_mfu of the
+    GPU's dense bf16 peak.
+    CoDIT: the whole job (prefill and decode) takes the direct engine's time over
+    codit_vs_direct_throughput, the `ratio_codit_vs_engine_direct` that `codit bench` measures
+    end to end (prefill included); `--bench FILE` reads it from `codit bench --json` output.
+SFT (one job per pair, arm and student):
+    tokens = instructions x min(prompt + response, sft.max_length) x sft.epochs;
+    FLOPs = flops_per_param_token x active params x tokens (6 for full fine-tuning; LoRA skips
+    the frozen weights' gradients, 4; activation checkpointing recomputes the forward, +2);
+    seconds = FLOPs / (dense bf16 peak x training_mfu); GPUs: the student's.
+Evaluation (one job per student, pair and arm, plus one per reference model), per lm-eval task:
+    ceil(items / evaluation.batch_size) batches of `generated_tokens` decode steps of
+    evaluation.batch_size rows at context prompt + generated / 2, plus prefill as above; GPUs: the
+    evaluated model's (a trained student has its base model's shape).
+
+Not modelled (each makes the real cost higher): model loading per job, batch tails beyond
+batch_occupancy, padding in SFT batches (packing is off), CoDIT responses of another length
+(unless workload.codit_response_tokens says so), responses dropped or retried, failed jobs.
+The CoDIT ratio is measured on a tiny model on CPU and transferred as is; the share of skipped
+pre-model steps, and so the ratio, depends on the teacher pair and the batch size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from codit.config import ModelSpec, build_grid
+from codit.naming import DIRECT_ARM
+
+DEFAULT_ASSUMPTIONS = Path("config/cost.yaml")
+DEFAULT_SCHEMA = Path("workflow/schemas/config.schema.yaml")
+BENCH_RATIO_KEY = "ratio_codit_vs_engine_direct"
+STAGE_LABELS = {
+    "generate_direct": "generate (direct)",
+    "generate_codit": "generate (CoDIT)",
+    "sft": "sft",
+    "evaluate": "evaluate",
+    "total": "total",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Assumptions
+
+
+@dataclass(frozen=True)
+class GPU:
+    """One GPU as the estimate sees it: peak bandwidth and compute, and the fractions reached."""
+
+    name: str
+    bandwidth: float  # bytes/s, peak
+    decode_efficiency: float  # fraction of peak bandwidth a decode step reaches
+    flops: float  # FLOP/s, dense bf16 peak
+    training_mfu: float
+    prefill_mfu: float
+    bytes_per_param: float
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """A model's shape: what a decode step reads and what a token costs in FLOPs."""
+
+    hub_id: str
+    params: float  # total parameters
+    active_params: float  # parameters a token passes through
+    kv_bytes_per_token: float  # full-attention layers
+    windowed_kv_bytes_per_token: float = 0.0  # sliding-window layers
+    window: int = 0  # tokens a sliding-window layer keeps
+
+    def kv_bytes(self, context: float) -> float:
+        """KV-cache bytes of one row at `context` tokens."""
+        windowed = min(context, self.window) if self.window else context
+        return self.kv_bytes_per_token * context + self.windowed_kv_bytes_per_token * windowed
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """An lm-eval task: items, mean prompt tokens, mean generated tokens."""
+
+    items: int
+    prompt_tokens: float
+    generated_tokens: float
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """Everything `codit cost` assumes; `raw` is the file's content as used (for --json)."""
+
+    source: str
+    gpu: GPU
+    prompt_tokens: float
+    response_tokens: float
+    codit_response_tokens: float
+    batch_occupancy: float
+    sft_flops_per_param_token: float
+    codit_ratio: float
+    codit_ratio_source: str
+    models: dict[str, ModelCost]
+    tasks: dict[str, EvalTask]
+    raw: dict[str, Any]
+
+
+def _section(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key)
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: `{key}` must be a mapping")
+    return value
+
+
+def _number(section: dict[str, Any], key: str, where: str, maximum: float | None = None) -> float:
+    """A positive number at `where`.`key` (at most `maximum`); the error names the key."""
+    value = section.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"{where}.{key}: expected a positive number, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{where}.{key}: expected at most {maximum}, got {value!r}")
+    return float(value)
+
+
+def parse_assumptions(data: dict[str, Any], source: str = "assumptions") -> Assumptions:
+    """Check and convert the assumptions mapping (the content of config/cost.yaml)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a mapping at the top level")
+    gpu_raw = _section(data, "gpu", source)
+    where = f"{source}: gpu"
+    gpu = GPU(
+        name=str(gpu_raw.get("name", "GPU")),
+        bandwidth=_number(gpu_raw, "memory_bandwidth_gb_s", where) * 1e9,
+        decode_efficiency=_number(gpu_raw, "decode_bandwidth_efficiency", where, maximum=1),
+        flops=_number(gpu_raw, "bf16_dense_tflops", where) * 1e12,
+        training_mfu=_number(gpu_raw, "training_mfu", where, maximum=1),
+        prefill_mfu=_number(gpu_raw, "prefill_mfu", where, maximum=1),
+        bytes_per_param=_number(gpu_raw, "bytes_per_param", where),
+    )
+    workload = _section(data, "workload", source)
+    where = f"{source}: workload"
+    response = _number(workload, "response_tokens", where)
+    codit_response = (
+        response
+        if workload.get("codit_response_tokens") is None
+        else _number(workload, "codit_response_tokens", where)
+    )
+    occupancy = (
+        1.0
+        if workload.get("batch_occupancy") is None
+        else _number(workload, "batch_occupancy", where, maximum=1)
+    )
+    sft = _section(data, "sft", source)
+
+    models = {}
+    for hub_id, entry in _section(data, "models", source).items():
+        where = f"{source}: models.{hub_id}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: must be a mapping")
+        params = _number(entry, "params_b", where) * 1e9
+        windowed = entry.get("windowed_kv_bytes_per_token")
+        models[hub_id] = ModelCost(
+            hub_id=hub_id,
+            params=params,
+            active_params=(
+                params
+                if entry.get("active_params_b") is None
+                else _number(entry, "active_params_b", where) * 1e9
+            ),
+            kv_bytes_per_token=_number(entry, "kv_bytes_per_token", where),
+            windowed_kv_bytes_per_token=(
+                0.0 if windowed is None else _number(entry, "windowed_kv_bytes_per_token", where)
+            ),
+            window=0 if windowed is None else int(_number(entry, "window", where)),
+        )
+
+    tasks = {}
+    for task, entry in _section(data, "evaluation", source).items():
+        where = f"{source}: evaluation.{task}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: must be a mapping")
+        tasks[task] = EvalTask(
+            items=int(_number(entry, "items", where)),
+            prompt_tokens=_number(entry, "prompt_tokens", where),
+            generated_tokens=_number(entry, "generated_tokens", where),
+        )
+
+    return Assumptions(
+        source=source,
+        gpu=gpu,
+        prompt_tokens=_number(workload, "prompt_tokens", where=f"{source}: workload"),
+        response_tokens=response,
+        codit_response_tokens=codit_response,
+        batch_occupancy=occupancy,
+        sft_flops_per_param_token=_number(sft, "flops_per_param_token", f"{source}: sft"),
+        codit_ratio=_number(data, "codit_vs_direct_throughput", source),
+        codit_ratio_source=source,
+        models=models,
+        tasks=tasks,
+        raw=copy.deepcopy(data),
+    )
+
+
+def load_assumptions(path: str | Path) -> Assumptions:
+    """Read and check an assumptions YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"assumptions file {str(path)!r} does not exist")
+    return parse_assumptions(yaml.safe_load(path.read_text()), source=str(path))
+
+
+def read_bench_ratio(path: str | Path) -> float:
+    """`ratio_codit_vs_engine_direct` from a file holding the JSON line of `codit bench --json`.
+
+    The last line that parses as a JSON object with that key counts, so a log that also holds
+    progress lines works. The key is null when the tiny-world pair was not benched.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"bench file {str(path)!r} does not exist")
+    for line in reversed(path.read_text().splitlines()):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and BENCH_RATIO_KEY in record:
+            ratio = record[BENCH_RATIO_KEY]
+            if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio <= 0:
+                raise ValueError(
+                    f"bench file {str(path)!r}: {BENCH_RATIO_KEY} is {ratio!r}, not a positive "
+                    "number (it is null when the tinyworld pair was not benched)"
+                )
+            return float(ratio)
+    raise ValueError(
+        f"bench file {str(path)!r} holds no JSON line with key {BENCH_RATIO_KEY!r}; "
+        "write one with `codit bench --json > FILE`"
+    )
+
+
+def with_codit_ratio(assumptions: Assumptions, ratio: float, source: str) -> Assumptions:
+    """The same assumptions with another CoDIT/direct throughput ratio."""
+    raw = copy.deepcopy(assumptions.raw)
+    raw["codit_vs_direct_throughput"] = ratio
+    return replace(assumptions, codit_ratio=ratio, codit_ratio_source=source, raw=raw)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-job arithmetic
+
+
+def decode_step_seconds(model: ModelCost, gpu: GPU, rows: float, context: float) -> float:
+    """Seconds of one memory-bound decode step: weights plus `rows` KV caches at `context`."""
+    read = model.params * gpu.bytes_per_param + rows * model.kv_bytes(context)
+    return read / (gpu.bandwidth * gpu.decode_efficiency)
+
+
+def prefill_seconds(model: ModelCost, gpu: GPU, prompt_tokens: float) -> float:
+    """Seconds of the forward passes over `prompt_tokens` prompt tokens (compute-bound)."""
+    return 2 * model.active_params * prompt_tokens / (gpu.flops * gpu.prefill_mfu)
+
+
+@dataclass(frozen=True)
+class GenerationCost:
+    """Direct generation of `instructions` responses with one model on one job's GPUs."""
+
+    decode_tokens_per_s: float  # generated tokens per second of decoding
+    tokens_per_s: float  # generated tokens per second of the job, prefill included
+    seconds: float  # wall time for all instructions
+
+
+def direct_generation(
+    model: ModelCost,
+    gpu: GPU,
+    instructions: float,
+    prompt_tokens: float,
+    response_tokens: float,
+    batch_rows: float,
+) -> GenerationCost:
+    """Wall time of direct generation: decode steps at `batch_rows` rows, plus prefill."""
+    context = prompt_tokens + response_tokens / 2
+    decode_tps = batch_rows / decode_step_seconds(model, gpu, batch_rows, context)
+    tokens = instructions * response_tokens
+    seconds = tokens / decode_tps + prefill_seconds(model, gpu, instructions * prompt_tokens)
+    return GenerationCost(decode_tps, tokens / seconds, seconds)
+
+
+def codit_generation(direct: GenerationCost, ratio: float) -> GenerationCost:
+    """CoDIT takes the direct engine's time over the measured throughput ratio."""
+    return GenerationCost(
+        direct.decode_tokens_per_s * ratio, direct.tokens_per_s * ratio, direct.seconds / ratio
+    )
+
+
+def sft_seconds(
+    model: ModelCost,
+    gpu: GPU,
+    instructions: float,
+    example_tokens: float,
+    epochs: float,
+    flops_per_param_token: float,
+) -> float:
+    """Seconds of LoRA SFT over `instructions` examples of `example_tokens` each."""
+    flops = flops_per_param_token * model.active_params * instructions * example_tokens * epochs
+    return flops / (gpu.flops * gpu.training_mfu)
+
+
+def evaluation_seconds(
+    model: ModelCost, gpu: GPU, task: EvalTask, batch_size: int, limit: int | None
+) -> float:
+    """Seconds of one lm-eval generation task: decode steps per batch plus prefill."""
+    items = task.items if limit is None else min(task.items, limit)
+    batches = math.ceil(items / batch_size)
+    context = task.prompt_tokens + task.generated_tokens / 2
+    decode = batches * task.generated_tokens * decode_step_seconds(model, gpu, batch_size, context)
+    return decode + prefill_seconds(model, gpu, items * task.prompt_tokens)
+
+
+# --------------------------------------------------------------------------------------------
+# The whole config
+
+
+def load_config(path: str | Path, schema: str | Path | None = None) -> dict[str, Any]:
+    """Read a workflow config and fill the schema's defaults, as the workflow does."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    if schema is None:
+        schema = DEFAULT_SCHEMA
+        if not schema.is_file():  # run from elsewhere: the schema of this source tree
+            schema = Path(__file__).resolve().parents[2] / DEFAULT_SCHEMA
+    if not Path(schema).is_file():
+        raise FileNotFoundError(f"config schema {str(schema)!r} does not exist")
+    config = yaml.safe_load(path.read_text())
+    try:
+        validate(config, str(schema))
+    except WorkflowError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return config
+
+
+def model_cost(spec: ModelSpec, assumptions: Assumptions) -> ModelCost:
+    """The assumptions' entry for a model (by Hub id, else by its config name)."""
+    for key in (spec.hub_id, spec.name):
+        if key is not None and key in assumptions.models:
+            if spec.gpus < 1:
+                raise ValueError(
+                    f"model {spec.name!r} has gpus: {spec.gpus} in the config; GPU-hours need "
+                    "gpus >= 1 for every model a job runs"
+                )
+            return assumptions.models[key]
+    key = spec.hub_id or spec.name
+    hint = (
+        " (tiny-world models run on CPU; `codit cost` is meant for GPU configs such as "
+        "config/paper.yaml)"
+        if spec.kind == "tinyworld"
+        else ""
+    )
+    raise ValueError(
+        f"model {spec.name!r} ({spec.kind} {spec.hub_id or spec.location}) has no entry in "
+        f"{assumptions.source}; add its shape under `models:` keyed by {key!r}{hint}"
+    )
+
+
+def task_cost(task: str, assumptions: Assumptions) -> EvalTask:
+    if task not in assumptions.tasks:
+        raise ValueError(
+            f"lm-eval task {task!r} has no entry in {assumptions.source}; add it under "
+            "`evaluation:` (items, prompt_tokens, generated_tokens)"
+        )
+    return assumptions.tasks[task]
+
+
+def estimate(
+    config: dict[str, Any], assumptions: Assumptions, instructions: int | None = None
+) -> dict[str, Any]:
+    """GPU-hours of every stage of a validated config, at full precision (see the docstring)."""
+    if instructions is None:
+        instructions = config["instructions"]["limit"]
+        if instructions is None:
+            raise ValueError(
+                "instructions.limit of the config is null: the estimate needs the number of "
+                "instructions; set instructions.limit or pass --instructions N"
+            )
+    if instructions < 1:
+        raise ValueError(f"--instructions must be at least 1, got {instructions}")
+    grid = build_grid(config)
+    gpu = assumptions.gpu
+    generation, sft, evaluation = config["generation"], config["sft"], config["evaluation"]
+    shards = generation["num_shards"]
+    codit_arms = [arm for arm in grid.arms if arm != DIRECT_ARM]
+    has_direct = DIRECT_ARM in grid.arms
+    rows = generation["batch_size"] * assumptions.batch_occupancy
+    prompt = assumptions.prompt_tokens
+    response = {
+        "direct": min(assumptions.response_tokens, generation["max_new_tokens"]),
+        "codit": min(assumptions.codit_response_tokens, generation["max_new_tokens"]),
+    }
+
+    def arm_kind(arm: str) -> str:
+        return "direct" if arm == DIRECT_ARM else "codit"
+
+    pairs: dict[str, dict[str, Any]] = {}
+    generate_hours = {"direct": 0.0, "codit": 0.0}
+    for name, (post, pre) in grid.pairs.items():
+        cost = model_cost(post, assumptions)
+        direct = direct_generation(cost, gpu, instructions, prompt, response["direct"], rows)
+        codit_direct = direct_generation(cost, gpu, instructions, prompt, response["codit"], rows)
+        codit = codit_generation(codit_direct, assumptions.codit_ratio)
+        gpus_direct, gpus_codit = post.gpus, post.gpus + pre.gpus
+        pairs[name] = {
+            "gpus_direct": gpus_direct,
+            "gpus_codit": gpus_codit,
+            "direct_decode_tokens_per_s": direct.decode_tokens_per_s,
+            "direct_tokens_per_s": direct.tokens_per_s,
+            "codit_tokens_per_s": codit.tokens_per_s,
+            "gpu_hours_direct_arm": direct.seconds * gpus_direct / 3600,
+            "gpu_hours_codit_arm": codit.seconds * gpus_codit / 3600,
+        }
+        generate_hours["direct"] += pairs[name]["gpu_hours_direct_arm"] * has_direct
+        generate_hours["codit"] += pairs[name]["gpu_hours_codit_arm"] * len(codit_arms)
+
+    sft_per_job: dict[str, dict[str, float]] = {}
+    sft_hours = 0.0
+    for slug, student in grid.students.items():
+        cost = model_cost(student, assumptions)
+        sft_per_job[slug] = {}
+        for kind in ("direct", "codit"):
+            tokens = min(prompt + response[kind], sft["max_length"])
+            seconds = sft_seconds(
+                cost,
+                gpu,
+                instructions,
+                tokens,
+                sft["epochs"],
+                assumptions.sft_flops_per_param_token,
+            )
+            sft_per_job[slug][kind] = seconds * student.gpus / 3600
+        sft_hours += len(grid.pairs) * sum(sft_per_job[slug][arm_kind(arm)] for arm in grid.arms)
+
+    def evaluation_hours(spec: ModelSpec) -> float:
+        cost = model_cost(spec, assumptions)
+        seconds = sum(
+            evaluation_seconds(
+                cost,
+                gpu,
+                task_cost(task, assumptions),
+                evaluation["batch_size"],
+                evaluation["limit"],
+            )
+            for task in evaluation["tasks"]
+        )
+        return seconds * spec.gpus / 3600
+
+    models = {**grid.students, **grid.references}
+    evaluate_per_job = {slug: evaluation_hours(spec) for slug, spec in models.items()}
+    arm_count = len(grid.pairs) * len(grid.arms)
+    evaluate_hours = arm_count * sum(evaluate_per_job[slug] for slug in grid.students) + sum(
+        evaluate_per_job[slug] for slug in grid.references
+    )
+
+    stages = {
+        "generate_direct": {
+            "jobs": len(grid.pairs) * shards * has_direct,
+            "gpu_hours": generate_hours["direct"],
+        },
+        "generate_codit": {
+            "jobs": len(grid.pairs) * shards * len(codit_arms),
+            "gpu_hours": generate_hours["codit"],
+        },
+        "sft": {"jobs": arm_count * len(grid.students), "gpu_hours": sft_hours},
+        "evaluate": {
+            "jobs": arm_count * len(grid.students) + len(grid.references),
+            "gpu_hours": evaluate_hours,
+        },
+    }
+    stages["total"] = {
+        "jobs": sum(stage["jobs"] for stage in stages.values()),
+        "gpu_hours": sum(stage["gpu_hours"] for stage in stages.values()),
+    }
+    return {
+        "instructions": instructions,
+        "pairs_count": len(grid.pairs),
+        "arms": grid.arms,
+        "students": list(grid.students),
+        "references": list(grid.references),
+        "gpu": gpu.name,
+        "codit_vs_direct_throughput": assumptions.codit_ratio,
+        "codit_vs_direct_throughput_source": assumptions.codit_ratio_source,
+        "stages": stages,
+        "pairs": pairs,
+        "sft_gpu_hours_per_job": sft_per_job,
+        "evaluate_gpu_hours_per_job": evaluate_per_job,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+def round_sig(value: float, digits: int = 3) -> float:
+    """`value` rounded to `digits` significant figures."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+
+
+def format_sig(value: float, digits: int = 3) -> str:
+    """`value` at `digits` significant figures, without exponent, thousands separated."""
+    rounded = round_sig(value, digits)
+    if rounded == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(rounded))))
+    return f"{rounded:,.{decimals}f}"
+
+
+def rounded(value: Any, digits: int = 3) -> Any:
+    """Every float in a nested structure rounded to `digits` significant figures."""
+    if isinstance(value, float):
+        return round_sig(value, digits)
+    if isinstance(value, dict):
+        return {key: rounded(item, digits) for key, item in value.items()}
+    if isinstance(value, list):
+        return [rounded(item, digits) for item in value]
+    return value
+
+
+def format_markdown(result: dict[str, Any], config_name: str) -> str:
+    """The stage table and the per-pair generation table, as Markdown."""
+    codit_arms = sum(arm != DIRECT_ARM for arm in result["arms"])
+    lines = [
+        f"{config_name}: {result['instructions']:,} instructions, {result['pairs_count']} "
+        f"teacher pairs x {len(result['arms'])} arms ({codit_arms} CoDIT), "
+        f"{len(result['students'])} students, {len(result['references'])} references; "
+        f"{result['gpu']}; CoDIT/direct throughput {result['codit_vs_direct_throughput']:.2f} "
+        f"({result['codit_vs_direct_throughput_source']})",
+        "",
+        "| stage | jobs | GPU-hours |",
+        "| --- | ---: | ---: |",
+    ]
+    for key, label in STAGE_LABELS.items():
+        stage = result["stages"][key]
+        lines.append(f"| {label} | {stage['jobs']:,} | {format_sig(stage['gpu_hours'])} |")
+    lines += [
+        "",
+        "| teacher pair | GPUs per job direct / CoDIT | tokens/s per job direct | "
+        "tokens/s per job CoDIT | GPU-hours direct arm | GPU-hours per CoDIT arm |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, pair in result["pairs"].items():
+        lines.append(
+            f"| {name} | {pair['gpus_direct']} / {pair['gpus_codit']} | "
+            f"{format_sig(pair['direct_tokens_per_s'])} | "
+            f"{format_sig(pair['codit_tokens_per_s'])} | "
+            f"{format_sig(pair['gpu_hours_direct_arm'])} | "
+            f"{format_sig(pair['gpu_hours_codit_arm'])} |"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--configfile", required=True, type=Path, help="workflow config (e.g. config/paper.yaml)"
+    )
+    parser.add_argument(
+        "--assumptions",
+        type=Path,
+        default=DEFAULT_ASSUMPTIONS,
+        help=f"GPU, workload and model-shape assumptions (default: {DEFAULT_ASSUMPTIONS})",
+    )
+    parser.add_argument(
+        "--bench",
+        type=Path,
+        help=f"output of `codit bench --json`: use its {BENCH_RATIO_KEY} as the CoDIT/direct "
+        "throughput ratio",
+    )
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        help="number of instructions (default: instructions.limit of the config)",
+    )
+    parser.add_argument(
+        "--schema",
+        type=Path,
+        help=f"config JSON schema (default: {DEFAULT_SCHEMA})",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of Markdown tables"
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    config = load_config(args.configfile, args.schema)
+    assumptions = load_assumptions(args.assumptions)
+    if args.bench is not None:
+        assumptions = with_codit_ratio(assumptions, read_bench_ratio(args.bench), str(args.bench))
+    result = estimate(config, assumptions, args.instructions)
+    if args.json:
+        output = {
+            "config": str(args.configfile),
+            **rounded(result),
+            "assumptions": {"file": str(args.assumptions), **assumptions.raw},
+        }
+        print(json.dumps(output))
+    else:
+        print(format_markdown(result, str(args.configfile)))
