@@ -63,6 +63,9 @@ def test_paper_config_validates():
         (("generation", "alpha"), 0.1, "Additional properties are not allowed ('alpha'"),
         (("students",), ["tiny-llama-base", "tiny-llama-base"], "has non-unique elements"),
         (("sft", "epochs"), "two", "'two' is not of type 'number'"),
+        (("teacher_pairs",), {}, "should be non-empty"),
+        (("models", "mine"), {"hub": "not a hub id"}, "'not a hub id' does not match"),
+        (("teacher_pairs", "../../etc"), {"post": "a", "pre": "b"}, "'../../etc' does not match"),
     ],
 )
 def test_schema_refuses_bad_values_naming_the_key(key, value, fragment):
@@ -132,3 +135,17 @@ def test_arm_names_round_trip():
     assert format_number(0.3) == "0.3"
     with pytest.raises(ValueError, match="neither 'direct'"):
         parse_arm("codit_alpha_beta")
+
+
+@pytest.mark.parametrize(
+    "name", ["x/../../etc", "../up", "a/./b", "owner/name..", "spaces and/slashes//", "..."]
+)
+def test_model_names_never_escape_their_folder(name):
+    """Output paths are built from slugs: one path component, never `.` or `..`."""
+    try:
+        slug = model_slug(name)
+    except ValueError as error:
+        assert "gives no usable path name" in str(error)
+        return
+    assert "/" not in slug and slug not in {".", ".."} and not slug.startswith(".")
+    assert (Path("results") / slug).resolve().parent == Path("results").resolve()

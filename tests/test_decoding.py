@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from tiny_models import tiny_tokenizer
+from tiny_models import tiny_model, tiny_tokenizer
 from transformers import TopPLogitsWarper
 
 from codit.decoding import (
@@ -14,11 +14,13 @@ from codit.decoding import (
     check_shared_vocabulary,
     contrast_scores,
     finite_floor,
+    next_token_scores,
     plausibility_mask,
     sample_from_scores,
     select_next_tokens,
     top_p_filter,
 )
+from codit.engine import ContrastiveGenerator
 
 POST_LOGITS = [[2.0, 1.0, 0.0, -3.0, -6.0], [0.5, 3.0, 2.8, -2.0, 1.2]]
 PRE_LOGITS = [[0.0, 2.0, -1.0, 1.0, 0.0], [1.0, 2.5, -2.0, 0.0, 3.0]]
@@ -86,7 +88,8 @@ def test_minus_infinite_pre_logprob_inside_head_is_clamped_to_row_floor():
     assert scores[0, 1].item() == pytest.approx(lp[1] + 1.0, abs=1e-12)
     assert scores[0, 3].item() == -math.inf
     assert torch.isfinite(scores[0, :3]).all()
-    assert finite_floor(torch.tensor([[-math.inf, -math.inf]])).tolist() == [[0.0, 0.0]]
+    # No finite value at all is not a distribution: NaN, refused before sampling (see below).
+    assert torch.isnan(finite_floor(torch.tensor([[-math.inf, -math.inf]]))).all()
 
 
 def test_sampling_with_minus_infinite_pre_logprobs_stays_in_the_head_and_nan_free():
@@ -176,3 +179,114 @@ def test_special_token_id_mismatch_is_refused():
     post, pre = tiny_tokenizer(), tiny_tokenizer(swap=("<eos>", "w0"))
     with pytest.raises(ValueError, match="<eos>"):
         check_shared_vocabulary(post, pre, "post", "pre")
+
+
+# ----------------------------------------------------------------------------------------------
+# Numerics: -inf, NaN and inf from either model
+
+
+def row_generators(rows: int, seed: int) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(seed * rows + row) for row in range(rows)]
+
+
+def test_pre_ruled_out_token_is_sampled_as_the_pre_models_least_likely_finite_token():
+    lp_post = as_logprobs([[1.0, 0.9, 0.8, 0.7, -9.0]] * 3)
+    lp_pre = torch.tensor([[-math.inf, -1.0, -0.5, -3.0, -math.inf]] * 3, dtype=torch.float64)
+    floored = lp_pre.clone()
+    floored[~torch.isfinite(floored)] = -3.0  # the row's least likely finite pre log-prob
+    scores = contrast_scores(lp_post, lp_pre, 0.01, 1.0)
+    assert torch.equal(scores, contrast_scores(lp_post, floored, 0.01, 1.0))
+    assert torch.isfinite(scores[:, :4]).all() and (scores[:, 4] == -math.inf).all()
+    # Token 0: best post log-prob and the largest finite pre bonus, so the greedy choice.
+    assert select_next_tokens(scores, DecodingSettings(greedy=True)).tolist() == [0, 0, 0]
+    settings = DecodingSettings(alpha=0.01, beta=1.0, temperature=1.3, top_p=0.9)
+    for seed in range(20):
+        expected = select_next_tokens(
+            contrast_scores(lp_post, floored, 0.01, 1.0), settings, row_generators(3, seed)
+        )
+        assert torch.equal(select_next_tokens(scores, settings, row_generators(3, seed)), expected)
+
+
+BAD_LOGITS = {"nan": math.nan, "inf": math.inf}
+
+
+@pytest.mark.parametrize("model", ["post", "pre"])
+@pytest.mark.parametrize("bad", sorted(BAD_LOGITS))
+@pytest.mark.parametrize("alpha", [0.0, 0.01, 1.0])
+@pytest.mark.parametrize("greedy", [True, False])
+def test_nan_or_inf_logits_of_either_model_are_refused_before_sampling(model, bad, alpha, greedy):
+    """As the engine computes them: log_softmax over the logits, then the rule."""
+    logits = {"post": torch.tensor(POST_LOGITS), "pre": torch.tensor(PRE_LOGITS)}
+    # Token 3 of row 1 is outside V_head for alpha > 0: the bad value is caught even there.
+    logits[model][1, 3] = BAD_LOGITS[bad]
+    lp_post, lp_pre = (torch.log_softmax(logits[name], dim=-1) for name in ("post", "pre"))
+    settings = DecodingSettings(alpha=alpha, beta=1.0, greedy=greedy)
+    scores = next_token_scores(lp_post, lp_pre, settings)
+    with pytest.raises(FloatingPointError):
+        select_next_tokens(scores, settings, None if greedy else row_generators(2, 0))
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_LOGITS))
+def test_nan_or_inf_logits_are_refused_in_direct_mode(bad):
+    logits = torch.tensor(POST_LOGITS)
+    logits[0, 4] = BAD_LOGITS[bad]
+    settings = DecodingSettings(mode="direct", alpha=None, beta=None)
+    scores = next_token_scores(torch.log_softmax(logits, dim=-1), None, settings)
+    with pytest.raises(FloatingPointError):
+        select_next_tokens(scores, settings, row_generators(2, 0))
+
+
+def test_a_broken_pre_row_is_nan_not_silently_ignored():
+    rows = torch.tensor(
+        [[-1.0, math.nan, -2.0], [-1.0, math.inf, -2.0], [-math.inf] * 3, [-1.0, -math.inf, -2.0]]
+    )
+    floored = finite_floor(rows)
+    assert torch.isnan(floored[:3]).all()
+    assert floored[3].tolist() == [-1.0, -2.0, -2.0]
+
+
+def test_engine_refuses_a_model_with_nan_logits():
+    vocab = len(tiny_tokenizer())
+    prompts, stop = [[2, 4, 10, 11, 3, 5], [2, 4, 12, 3, 5]], [3]
+    for broken in ("post", "pre"):
+        models = {"post": tiny_model("llama", 1, vocab), "pre": tiny_model("llama", 2, vocab)}
+        with torch.no_grad():
+            models[broken].get_output_embeddings().weight[20] = math.nan
+        engine = ContrastiveGenerator(
+            models["post"], models["pre"], DecodingSettings(alpha=0.1), vocab, stop, 0, 4
+        )
+        with pytest.raises(FloatingPointError, match="NaN"):
+            engine.generate(prompts, [1, 2])
+
+
+def test_plausibility_set_is_never_empty():
+    # alpha = 1 keeps every arg-max token, ties included.
+    lp_post = as_logprobs([[2.0, 2.0, 0.0, -1.0], [0.0, 0.0, 0.0, 0.0], [5.0, -50.0, -50.0, -50.0]])
+    head = plausibility_mask(lp_post, 1.0)
+    assert head.tolist() == [
+        [True, True, False, False],
+        [True, True, True, True],
+        [True, False, False, False],
+    ]
+    for alpha in (1e-12, 0.01, 0.5, 1.0):
+        head = plausibility_mask(lp_post, alpha)
+        assert head.any(dim=-1).all()
+        assert head.gather(-1, lp_post.argmax(dim=-1, keepdim=True)).all()
+    # A row with no finite post log-prob has no usable head: refused, never sampled.
+    dead = torch.full((1, 4), -math.inf, dtype=torch.float64)
+    for alpha in (0.0, 0.01, 1.0):
+        scores = contrast_scores(dead, as_logprobs([[0.0, 1.0, 2.0, 3.0]]), alpha, 1.0)
+        with pytest.raises(FloatingPointError, match="no finite maximum"):
+            select_next_tokens(scores, DecodingSettings(alpha=alpha), row_generators(1, 0))
+
+
+def test_no_nan_reaches_the_sampler_even_with_a_tiny_temperature():
+    scores = contrast_scores(as_logprobs(POST_LOGITS), as_logprobs(PRE_LOGITS), 0.01, 1.0)
+    # Finite scores over 1e-38 overflow float32 to +-inf: softmax would give NaN.
+    tiny = DecodingSettings(temperature=1e-38)
+    with pytest.raises(FloatingPointError, match="temperature"):
+        select_next_tokens(scores.float(), tiny, row_generators(2, 0))
+    # A small but sane temperature samples the arg-max, as greedy does.
+    cold = DecodingSettings(temperature=1e-3)
+    greedy = select_next_tokens(scores, DecodingSettings(greedy=True))
+    assert torch.equal(select_next_tokens(scores, cold, row_generators(2, 0)), greedy)

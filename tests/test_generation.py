@@ -233,6 +233,21 @@ def generate_cli(post, pre, instructions, out, card, *extra):
     codit_main(common + (["--pre", str(pre)] if pre else []) + list(extra))
 
 
+def generate_sharded_and_gather(post_dir, pre_dir, instructions, tmp_path, *sampling) -> Path:
+    """Three shards of batch 2, gathered (cards found beside the shards); returns the dataset."""
+    shards = [tmp_path / f"shard{index}.jsonl" for index in range(3)]
+    for index, shard in enumerate(shards):
+        generate_cli(
+            post_dir, pre_dir, instructions, shard, shard.with_suffix(".card.json"), *sampling,
+            "--batch-size", "2", "--num-shards", "3", "--shard-index", str(index),
+        )  # fmt: skip
+    gathered = tmp_path / "gathered.jsonl"
+    # Cards are found beside the shards (shardN.card.json) when --gather-cards is left out.
+    codit_main(["generate", "--gather", *map(str, shards), "--out", str(gathered),
+                "--card", str(gathered.with_suffix(".card.json"))])  # fmt: skip
+    return gathered
+
+
 def test_cli_codit_sharded_and_gathered_equals_unsharded(leaky_pair, instruction_file, tmp_path):
     post_dir, pre_dir, eos_ids = leaky_pair
     sampling = ["--alpha", "0.1", "--beta", "1", "--top-p", "0.95", "--seed", "3"]
@@ -241,37 +256,10 @@ def test_cli_codit_sharded_and_gathered_equals_unsharded(leaky_pair, instruction
         post_dir, pre_dir, instruction_file, full, full_card, *sampling, "--batch-size", "3"
     )
 
-    shards, cards = [], []
-    for index in range(3):
-        shards.append(tmp_path / f"shard{index}.jsonl")
-        cards.append(tmp_path / f"shard{index}.card.json")
-        generate_cli(
-            post_dir,
-            pre_dir,
-            instruction_file,
-            shards[-1],
-            cards[-1],
-            *sampling,
-            "--batch-size",
-            "2",
-            "--num-shards",
-            "3",
-            "--shard-index",
-            str(index),
-        )
-    gathered, gathered_card = tmp_path / "gathered.jsonl", tmp_path / "gathered.card.json"
-    # Cards are found beside the shards (shardN.card.json) when --gather-cards is left out.
-    codit_main(
-        [
-            "generate",
-            "--gather",
-            *map(str, shards),
-            "--out",
-            str(gathered),
-            "--card",
-            str(gathered_card),
-        ]
-    )
+    gathered = generate_sharded_and_gather(post_dir, pre_dir, instruction_file, tmp_path, *sampling)
+    gathered_card = gathered.with_suffix(".card.json")
+    shards = [tmp_path / f"shard{index}.jsonl" for index in range(3)]
+    cards = [shard.with_suffix(".card.json") for shard in shards]
 
     records = read_jsonl(full)
     assert read_jsonl(gathered) == records
@@ -303,7 +291,8 @@ def test_cli_codit_sharded_and_gathered_equals_unsharded(leaky_pair, instruction
     with pytest.raises(SystemExit) as error:
         codit_main(
             ["generate", "--gather", *map(str, shards[::-1]), "--gather-cards"]
-            + [*map(str, cards[::-1]), "--out", str(tmp_path / "x.jsonl"), "--card", str(card)]
+            + [*map(str, cards[::-1]), "--out", str(tmp_path / "x.jsonl")]
+            + ["--card", str(tmp_path / "x.card.json")]
         )
     assert "expected shard 0 of 3" in str(error.value.code)
 
@@ -428,3 +417,93 @@ def test_placements_on_cpu_and_bad_names():
     assert post.spread and pre.spread and post.gpus == pre.gpus == ()
     with pytest.raises(ValueError, match="--placement must be one of"):
         model_placements(CPU, "everywhere", codit=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input: instructions too long for the context, malformed instruction files
+
+
+def test_cli_skips_instructions_too_long_for_the_context(tmp_path):
+    """A prompt that cannot fit with a full response is skipped and counted, never generated:
+    here it would index past gpt2's learned position table and kill the shard."""
+    texts = INSTRUCTIONS[:3] + [" ".join(f"w{i}" for i in range(30, 50))] + INSTRUCTIONS[3:]
+    instructions = tmp_path / "instructions.jsonl"
+    instructions.write_text(
+        "".join(json.dumps({"uid": f"q{i}", "text": t}) + "\n" for i, t in enumerate(texts))
+    )
+    lengths = [len(prompt) for prompt in render_prompts(tiny_tokenizer(), texts)]
+    limit = sorted(lengths)[-2] + MAX_NEW_TOKENS  # every other prompt fits, one exactly
+    # CoDIT uses the smaller context of the two models: here the pre model's.
+    post_dir, pre_dir = save_tiny_pair(
+        tmp_path / "pair", "gpt2", EOS_BIAS["gpt2"], pre_max_positions=limit
+    )
+    sampling = ["--alpha", "0.1", "--top-p", "0.95", "--seed", "3"]
+    full, full_card = tmp_path / "full.jsonl", tmp_path / "full.card.json"
+    generate_cli(post_dir, pre_dir, instructions, full, full_card, *sampling, "--batch-size", "3")
+    gathered = generate_sharded_and_gather(post_dir, pre_dir, instructions, tmp_path, *sampling)
+    gathered_card = gathered.with_suffix(".card.json")
+    shards = [tmp_path / f"shard{index}.jsonl" for index in range(3)]
+
+    records = read_jsonl(full)
+    assert [record["id"] for record in records] == [f"q{i}" for i in range(8) if i != 3]
+    assert read_jsonl(gathered) == records
+    card = json.loads(full_card.read_text())
+    assert card["num_records"] == 7
+    assert card["skipped"] == {"too_long_for_context": 1}
+    assert card["skipped_ids"] == {"too_long_for_context": ["q3"]}
+    assert card["provenance"]["settings"]["context_limit"] == limit
+    summary = json.loads(gathered_card.read_text())
+    for key in ("num_records", "skipped", "skipped_ids", "finish_reasons", "completion_tokens"):
+        assert summary[key] == card[key]
+    shard_cards = [json.loads(shard.with_suffix(".card.json").read_text()) for shard in shards]
+    skips = [shard_card["skipped"]["too_long_for_context"] for shard_card in shard_cards]
+    assert skips == [0, 1, 0]
+
+    # Direct generation only needs the post model's 256-token context: nothing is skipped.
+    direct, direct_card = tmp_path / "direct.jsonl", tmp_path / "direct.card.json"
+    generate_cli(post_dir, None, instructions, direct, direct_card, "--mode", "direct")
+    assert len(read_jsonl(direct)) == 8
+    assert json.loads(direct_card.read_text())["skipped"] == {"too_long_for_context": 0}
+
+    # A shard whose every instruction is skipped is written, empty, with its card.
+    alone, alone_card = tmp_path / "alone.jsonl", tmp_path / "alone.card.json"
+    generate_cli(
+        post_dir,
+        pre_dir,
+        instructions,
+        alone,
+        alone_card,
+        "--num-shards",
+        "8",
+        "--shard-index",
+        "3",
+    )
+    assert alone.read_text() == ""
+    alone_summary = json.loads(alone_card.read_text())
+    assert alone_summary["num_records"] == 0
+    assert alone_summary["skipped_ids"] == {"too_long_for_context": ["q3"]}
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "bad.jsonl: no instructions (the file is empty or has only blank lines)"),
+        (b"\n  \n", "bad.jsonl: no instructions"),
+        (
+            b'{"uid": "a", "text": "w1"}\n\n["w2"]\n',
+            "bad.jsonl:3: expected a JSON object, got an array",
+        ),
+        (b'{"uid": "a", "text": "w1"}\n{"uid": "b", "text": "w\xff"}\n', "bad.jsonl:2: not UTF-8"),
+        (b'{"uid": "a", "text": "w1"}\n{"uid": "b"}\n', "bad.jsonl:2: record has no field 'text'"),
+        (b'{"uid": "a", "text": 5}\n', "bad.jsonl:1: field 'text' must be a non-empty string"),
+        (b'{"uid": "a", "text": "w1"}\n{"uid": "a", "text": "w2"}\n', "bad.jsonl:2: duplicate id"),
+    ],
+)
+def test_cli_refuses_a_bad_instruction_file_before_loading_models(tmp_path, content, message):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(content)
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(SystemExit) as error:
+        generate_cli(missing, missing, bad, tmp_path / "o.jsonl", tmp_path / "c.json")
+    assert message in str(error.value.code)
+    assert not (tmp_path / "o.jsonl").exists()

@@ -3,45 +3,17 @@ results of a local run: generation shards, SFT and evaluation run as SLURM jobs.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
-import yaml
-from test_workflow import REPO, job_counts, snakemake
+from test_workflow import REPO, job_counts, results_of, small_config, snakemake
 
 pytestmark = pytest.mark.slow
 CLUSTER_SCRIPT = REPO / "tools/local-slurm.sh"
-# The tiny world, cut down to one alpha, one student and two shards per dataset; the teacher
-# and student models ask for a GPU each, so jobs only schedule because of the fake GPUs.
-SMALL_GRID = {
-    "tinyworld": {"seed": 0, "pool_size": 96},
-    "models": {
-        "tiny-llama-base": {"tinyworld": "llama-base", "gpus": 1},
-        "tiny-llama-instruct": {"tinyworld": "llama-instruct", "gpus": 1},
-    },
-    "teacher_pairs": {"tiny-llama": {"post": "tiny-llama-instruct", "pre": "tiny-llama-base"}},
-    "generation": {"alphas": [0.1], "max_new_tokens": 96, "batch_size": 32, "num_shards": 2},
-    "students": ["tiny-llama-base"],
-    "sft": {"epochs": 1, "learning_rate": 0.002, "batch_size": 8, "max_length": 256},
-    "evaluation": {"references": ["tiny-llama-instruct"], "limit": 64},
-    # Evaluation jobs ask for 2 CPUs (resources.evaluate.cpus), the others for `threads`: 1.
-    "resources": {"evaluate": {"mem_mb": 2000, "runtime_minutes": 15, "cpus": 2}},
-}
-
-
-def small_config(path: Path) -> Path:
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    for key, value in SMALL_GRID.items():
-        config[key] = {**config[key], **value} if isinstance(value, dict) else value
-    config["models"] = SMALL_GRID["models"]
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -58,22 +30,6 @@ def cluster():
         ["bash", str(CLUSTER_SCRIPT), "stop"], capture_output=True, text=True, timeout=120
     )
     assert stopped.returncode == 0, stopped.stderr
-
-
-def results_of(workdir: Path) -> dict[str, object]:
-    """What must agree between runs: datasets byte for byte, SFT losses, every metric."""
-    found: dict[str, object] = {}
-    for path in sorted((workdir / "results/datasets").rglob("data.jsonl")):
-        found[str(path.relative_to(workdir))] = path.read_bytes()
-    for path in sorted((workdir / "results/sft").rglob("train_record.json")):
-        record = json.loads(path.read_text())
-        found[str(path.relative_to(workdir))] = (record["final_loss"], record["loss_curve"])
-    for path in sorted((workdir / "results/eval").rglob("*.json")):
-        payload = json.loads(path.read_text())
-        # tasks.json is the prefetch manifest: what each task read
-        found[str(path.relative_to(workdir))] = payload.get("results", payload.get("tasks"))
-    found["main.csv"] = (workdir / "results/tables/main.csv").read_text()
-    return found
 
 
 def test_slurm_run_equals_local_run(cluster, tmp_path):

@@ -207,3 +207,103 @@ def test_failed_run_leaves_no_output(students, dataset, tmp_path):
     assert "nonsense" in message
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out.tmp-*"))
+
+
+# ----------------------------------------------------------------------------- bad data
+
+
+def test_blank_only_dataset_is_refused(students, tmp_path):
+    data = tmp_path / "blank.jsonl"
+    data.write_text("\n   \n\t\n")
+    message = sft_error(students["llama"], data, tmp_path / "out")
+    assert f"{data}: no training records" in message
+
+
+USER = {"role": "user", "content": "say hello"}
+ASSISTANT = {"role": "assistant", "content": "hello"}
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (b"[1, 2]", ":3: record 2: expected a JSON object"),
+        (b'{"prompt": [{"role": "user", "content": "caf\xe9"}]}', ":3: not UTF-8 text"),
+        (json.dumps({"prompt": [USER]}).encode(), ":3: record 2: 'completion' must be a non-empty"),
+        (json.dumps({"completion": [ASSISTANT]}).encode(), ":3: record 2: 'prompt' must be"),
+        (
+            json.dumps({"prompt": [{"role": "user"}], "completion": [ASSISTANT]}).encode(),
+            ":3: record 2: 'prompt' holds a message without string role/content",
+        ),
+        (
+            json.dumps({"prompt": [USER], "completion": [USER]}).encode(),
+            ":3: record 2: 'completion' must hold assistant messages only",
+        ),
+        (
+            json.dumps(
+                {"prompt": [{"role": "human", "content": "hi"}], "completion": [ASSISTANT]}
+            ).encode(),
+            ":3: record 2: 'prompt' holds role(s) 'human'; expected system, user, assistant",
+        ),
+        (
+            json.dumps({"prompt": [USER, ASSISTANT], "completion": [ASSISTANT]}).encode(),
+            ":3: record 2: 'prompt' must end with a user message, not 'assistant'",
+        ),
+    ],
+)
+def test_bad_record_names_file_and_line(students, tmp_path, line, message):
+    data = tmp_path / "bad.jsonl"
+    good = json.dumps({"prompt": [USER], "completion": [ASSISTANT]}).encode()
+    data.write_bytes(good + b"\n\n" + line + b"\n")  # line 2 is blank: record 2 is on line 3
+    error = sft_error(students["llama"], data, tmp_path / "out")
+    assert f"{data}{message}" in error
+    assert not (tmp_path / "out").exists()
+
+
+def data_args(student: Path, data: Path, out: Path, *extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    training.add_arguments(parser)
+    return parser.parse_args(
+        ["--student", str(student), "--data", str(data), "--out", str(out), *extra]
+    )
+
+
+def test_truncated_records_are_counted_as_trl_tokenizes_them(students, tmp_path):
+    data = write_dataset(tmp_path / "data.jsonl", count=6)
+    # Untruncated lengths, from TRL's own preparation of the dataset.
+    job = training.build_job(data_args(students["llama"], data, tmp_path), tmp_path / "trainer")
+    lengths = [len(ids) for ids in job.trainer.train_dataset["input_ids"]]
+    cut = sorted(lengths)[len(lengths) // 2]
+    expected = sum(length > cut for length in lengths)
+    assert 0 < expected < len(lengths)
+    args = data_args(students["llama"], data, tmp_path, "--max-length", str(cut))
+    report = training.training_data_report(args, job.tokenizer)
+    assert report["truncated_to_max_length"] == expected
+    assert f"{expected} of 6 records are longer than --max-length {cut}" in report["warnings"][0]
+    # ... and TRL does cut exactly those.
+    cut_job = training.build_job(args, tmp_path / "trainer2")
+    assert [len(ids) for ids in cut_job.trainer.train_dataset["input_ids"]] == [
+        min(length, cut) for length in lengths
+    ]
+
+
+def test_dataset_smaller_than_one_batch_is_a_warning(students, tmp_path):
+    # Trainer trains on the partial batch (test_dataset_smaller_than_one_batch), so it is
+    # recorded, not refused.
+    data = write_dataset(tmp_path / "two.jsonl", count=2)
+    args = data_args(students["llama"], data, tmp_path, "--batch-size", "4", "--grad-accum", "2")
+    job = training.build_job(args, tmp_path / "trainer")
+    report = training.training_data_report(args, job.tokenizer)
+    assert report["truncated_to_max_length"] == 0
+    assert report["warnings"] == [
+        f"{data}: 2 records, fewer than one batch (--batch-size 4 x --grad-accum 2 = 8); "
+        "each epoch is one optimizer step on a partial batch"
+    ]
+
+
+def test_records_all_dropped_by_trl_are_refused(students, tmp_path):
+    data = write_dataset(tmp_path / "data.jsonl", count=3)
+    args = data_args(students["llama"], data, tmp_path, "--max-length", "3")
+    job = training.build_job(args, tmp_path / "trainer")
+    with pytest.raises(ValueError, match="no training records left") as error:
+        training.check_examples_left(args, job.trainer)
+    assert str(data) in str(error.value) and "--max-length 3" in str(error.value)

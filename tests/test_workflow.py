@@ -2,6 +2,7 @@
 and (slow) the whole tiny-world DAG for real."""
 
 import csv
+import json
 import os
 import re
 import subprocess
@@ -9,14 +10,18 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def snakemake(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
+def snakemake(
+    *args: str, cwd: Path = REPO, timeout: int = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run Snakemake on this workflow; `env` adds environment variables for it and its jobs."""
     # The shell rules call `codit`, which lives next to this interpreter.
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     return subprocess.run(
         [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), *args],
         cwd=cwd,
@@ -49,6 +54,49 @@ def job_blocks(output: str) -> list[tuple[str, dict[str, str], str]]:
         command = re.search(r"^Shell command: (.*)$", block, flags=re.MULTILINE)
         jobs.append((rule, resources, command[1] if command else ""))
     return jobs
+
+
+# The tiny world cut down for test_slurm and test_faults: one alpha, one student, two shards per
+# dataset. Models ask for a GPU each (on SLURM, jobs schedule only because of the fake GPUs).
+SMALL_GRID = {
+    "tinyworld": {"seed": 0, "pool_size": 96},
+    "models": {
+        "tiny-llama-base": {"tinyworld": "llama-base", "gpus": 1},
+        "tiny-llama-instruct": {"tinyworld": "llama-instruct", "gpus": 1},
+    },
+    "teacher_pairs": {"tiny-llama": {"post": "tiny-llama-instruct", "pre": "tiny-llama-base"}},
+    "generation": {"alphas": [0.1], "max_new_tokens": 96, "batch_size": 32, "num_shards": 2},
+    "students": ["tiny-llama-base"],
+    "sft": {"epochs": 1, "learning_rate": 0.002, "batch_size": 8, "max_length": 256},
+    "evaluation": {"references": ["tiny-llama-instruct"], "limit": 64},
+    # Evaluation jobs ask for 2 CPUs (resources.evaluate.cpus), the others for `threads`: 1.
+    "resources": {"evaluate": {"mem_mb": 2000, "runtime_minutes": 15, "cpus": 2}},
+}
+
+
+def small_config(path: Path) -> Path:
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    for key, value in SMALL_GRID.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) else value
+    config["models"] = SMALL_GRID["models"]
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def results_of(workdir: Path) -> dict[str, object]:
+    """What must agree between runs: datasets byte for byte, SFT losses, every metric."""
+    found: dict[str, object] = {}
+    for path in sorted((workdir / "results/datasets").rglob("data.jsonl")):
+        found[str(path.relative_to(workdir))] = path.read_bytes()
+    for path in sorted((workdir / "results/sft").rglob("train_record.json")):
+        record = json.loads(path.read_text())
+        found[str(path.relative_to(workdir))] = (record["final_loss"], record["loss_curve"])
+    for path in sorted((workdir / "results/eval").rglob("*.json")):
+        payload = json.loads(path.read_text())
+        # tasks.json is the prefetch manifest: what each task read
+        found[str(path.relative_to(workdir))] = payload.get("results", payload.get("tasks"))
+    found["main.csv"] = (workdir / "results/tables/main.csv").read_text()
+    return found
 
 
 # Rules that run on compute nodes, with the GPUs of their models.

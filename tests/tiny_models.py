@@ -65,12 +65,14 @@ def tiny_model(
     vocab_size: int,
     eos_bias: float = 0.0,
     special_ids: tuple[int, int, int] | None = None,
+    max_positions: int = 256,
 ) -> PreTrainedModel:
     """A 2-layer random `llama` or `gpt2` model in fp32.
 
     `eos_bias` scales the output row of <eos> so that some greedy continuations stop early,
     which exercises the finished-row handling of the decoding loop. `special_ids` are the
-    (bos, eos, pad) ids; by default those of this module's tokenizer.
+    (bos, eos, pad) ids; by default those of this module's tokenizer. `max_positions` is the
+    context (max_position_embeddings; gpt2's learned position table has that many rows).
     """
     torch.manual_seed(seed)
     bos_id, eos_id, pad_id = special_ids or (
@@ -86,7 +88,7 @@ def tiny_model(
             num_hidden_layers=2,
             num_attention_heads=4,
             num_key_value_heads=2,
-            max_position_embeddings=256,
+            max_position_embeddings=max_positions,
             bos_token_id=bos_id,
             eos_token_id=eos_id,
             pad_token_id=pad_id,
@@ -95,7 +97,7 @@ def tiny_model(
     elif architecture == "gpt2":
         config = GPT2Config(
             vocab_size=vocab_size,
-            n_positions=256,
+            n_positions=max_positions,
             n_embd=32,
             n_layer=2,
             n_head=4,
@@ -113,17 +115,23 @@ def tiny_model(
 
 
 def save_tiny_pair(
-    directory: Path, architecture: str, post_eos_bias: float = 0.0
+    directory: Path,
+    architecture: str,
+    post_eos_bias: float = 0.0,
+    pre_max_positions: int = 256,
 ) -> tuple[Path, Path]:
     """Save a post model (vocabulary = tokenizer) and a pre model with a padded vocabulary.
 
     The pre model's embedding matrix is padded past the tokenizer, as real checkpoints often
-    are, so the generator has to slice logits to the real vocabulary.
+    are, so the generator has to slice logits to the real vocabulary. `pre_max_positions` is
+    the pre model's context (the post model's is 256).
     """
     tokenizer = tiny_tokenizer()
     post_dir, pre_dir = directory / f"{architecture}-post", directory / f"{architecture}-pre"
     post = tiny_model(architecture, seed=1, vocab_size=len(tokenizer), eos_bias=post_eos_bias)
-    pre = tiny_model(architecture, seed=2, vocab_size=len(tokenizer) + 14)
+    pre = tiny_model(
+        architecture, seed=2, vocab_size=len(tokenizer) + 14, max_positions=pre_max_positions
+    )
     for model, path in ((post, post_dir), (pre, pre_dir)):
         model.save_pretrained(path)
         tokenizer.save_pretrained(path)

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(rest)
     try:
         module.run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
         # Bad input is reported as one line naming the offending thing, not as a traceback.
         sys.exit(f"codit {stage}: error: {error}")
 

@@ -77,10 +77,13 @@ def plausibility_mask(logprobs_post: torch.Tensor, alpha: float) -> torch.Tensor
 
 
 def finite_floor(logprobs: torch.Tensor) -> torch.Tensor:
-    """Replace -inf (and NaN) entries by the smallest finite value of their row.
+    """Replace -inf entries by the smallest finite value of their row.
 
-    A row with no finite value becomes all zeros. Used on lp_pre so that a token the pre model
-    calls impossible counts as its least likely finite token rather than giving s = +inf.
+    Used on lp_pre so that a token the pre model calls impossible counts as its least likely
+    finite token rather than giving s = +inf. A row holding NaN or +inf, or no finite value,
+    becomes all NaN: log_softmax of finite logits never gives one, so it means the model's
+    logits were NaN/inf, and the NaN scores it leads to are refused before sampling
+    (`check_scores_are_sampleable`) instead of silently sampling without the pre model.
     """
     finite = torch.isfinite(logprobs)
     row_floor = (
@@ -88,8 +91,11 @@ def finite_floor(logprobs: torch.Tensor) -> torch.Tensor:
         .min(dim=-1, keepdim=True)
         .values
     )
-    row_floor = torch.where(torch.isfinite(row_floor), row_floor, torch.zeros_like(row_floor))
-    return torch.where(finite, logprobs, row_floor.expand_as(logprobs))
+    broken = (torch.isnan(logprobs) | (logprobs == math.inf)).any(dim=-1, keepdim=True)
+    row_floor = torch.where(
+        torch.isfinite(row_floor) & ~broken, row_floor, torch.full_like(row_floor, math.nan)
+    )
+    return torch.where(finite & ~broken, logprobs, row_floor.expand_as(logprobs))
 
 
 def contrast_scores(
@@ -104,6 +110,7 @@ def contrast_scores(
     lp_pre = -inf inside V_head (a token the pre model rules out) would make s = +inf and
     sampling degenerate (or NaN after softmax). Such entries are clamped to the row's smallest
     finite lp_pre (`finite_floor`): the token gets the largest finite bonus the row can give.
+    A row of lp_pre from NaN/inf logits gives NaN on V_head, which sampling refuses.
     beta = 0 returns exactly lp_post on V_head, whatever lp_pre holds. `head` may pass in an
     already computed `plausibility_mask(logprobs_post, alpha)`.
     """
@@ -161,14 +168,21 @@ def top_p_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 def check_scores_are_sampleable(scores: torch.Tensor) -> None:
-    """Refuse rows that would make sampling undefined: any NaN, or no finite score at all.
+    """Refuse rows that would make sampling undefined: any NaN, or no finite maximum (every
+    entry -inf, or one +inf).
 
-    Raised when a model produced NaN/inf logits (e.g. fp16 overflow); the caller reports it.
+    Raised when a model produced NaN/inf logits (e.g. fp16 overflow), or when dividing by a tiny
+    temperature overflowed the scores; the caller reports it.
     """
     if torch.isnan(scores).any():
-        raise FloatingPointError("next-token scores contain NaN (non-finite model logits?)")
+        raise FloatingPointError(
+            "next-token scores contain NaN (the post or pre model gave NaN/inf logits?)"
+        )
     if not torch.isfinite(scores.max(dim=-1).values).all():
-        raise FloatingPointError("a row of next-token scores has no finite entry")
+        raise FloatingPointError(
+            "a row of next-token scores has no finite maximum (NaN/inf logits, "
+            "or a --temperature so small that the scores overflow)"
+        )
 
 
 def uniforms_from_generators(generators: Sequence[torch.Generator]) -> torch.Tensor:
@@ -203,13 +217,16 @@ def select_next_tokens(
     generators: Sequence[torch.Generator] | None = None,
 ) -> torch.Tensor:
     """Turn (B, V) scores into next token ids: argmax when greedy, else temperature, top-p and
-    one sample per row from that row's generator."""
-    check_scores_are_sampleable(scores)
+    one sample per row from that row's generator. Scores that would make either undefined
+    are refused first (`check_scores_are_sampleable`, after the temperature when sampling)."""
     if settings.greedy:
+        check_scores_are_sampleable(scores)
         return scores.argmax(dim=-1)
     if generators is None or len(generators) != scores.shape[0]:
         raise ValueError("sampling needs one torch.Generator per row")
-    filtered = top_p_filter(apply_temperature(scores, settings.temperature), settings.top_p)
+    scaled = apply_temperature(scores, settings.temperature)
+    check_scores_are_sampleable(scaled)
+    filtered = top_p_filter(scaled, settings.top_p)
     return sample_from_scores(filtered, uniforms_from_generators(generators))
 
 

@@ -20,8 +20,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from codit.faults import fault_point
 from codit.provenance import provenance, write_json, write_jsonl
-from codit.runtime import add_runtime_arguments, resolve_device, resolve_dtype, set_threads
+from codit.runtime import (
+    add_runtime_arguments,
+    require_safetensors,
+    resolve_device,
+    resolve_dtype,
+    set_threads,
+)
 
 # lm-eval's own defaults, passed explicitly so every result records the seeds it ran with.
 SEEDS = {
@@ -141,7 +148,12 @@ def check_model_exists(model: str) -> None:
 
 def model_args(args: argparse.Namespace, dtype: str) -> dict[str, Any]:
     """HFLM arguments; device and batch size go to simple_evaluate (lm-eval refuses them twice)."""
-    return {"pretrained": args.model, "dtype": dtype, "trust_remote_code": args.trust_remote_code}
+    return {
+        "pretrained": args.model,
+        "dtype": dtype,
+        "trust_remote_code": args.trust_remote_code,
+        "use_safetensors": True,  # passed on to from_pretrained: never unpickle weights
+    }
 
 
 def json_safe(value: Any) -> Any:
@@ -190,6 +202,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     manager = task_manager(args.include_path, include_defaults=not args.no_default_tasks)
     check_tasks_known(tasks, manager, args.include_path)
     check_model_exists(args.model)
+    require_safetensors(args.model)
     from codit.prefetch import check_task_data  # prefetch builds on this module
 
     check_task_data(tasks, manager)
@@ -211,6 +224,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     )
     samples = results.pop("samples", {})
     sample_files = write_samples(samples, Path(args.samples_dir)) if args.samples_dir else {}
+    fault_point("evaluate.after_samples")  # tests kill here: samples written, results not
     settings = {**vars(args), "device": device, "dtype": dtype, "seeds": SEEDS}
     payload = json_safe(results)
     payload["codit"] = {

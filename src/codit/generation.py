@@ -3,10 +3,12 @@
 This module is the stage around the engine (codit.engine): it reads and shards instructions,
 renders prompts with the post model's chat template, loads the models, runs the planned
 batches with a checkpoint after each one (a killed shard resumes where it stopped, with
-byte-identical output), and writes records and a dataset card. `--gather` concatenates shards
-and applies the keep/drop rule for responses cut at the token limit. Every generation setting
-is an explicit argument and is recorded in the card; nothing is read from the checkpoints'
-generation_config except the EOS ids.
+byte-identical output), and writes records and a dataset card. An instruction whose prompt and
+a full-length response do not fit the context of the models is skipped, never generated, and
+counted in the card (`skipped`, `skipped_ids`). `--gather` concatenates shards, sums their skip
+counts and applies the keep/drop rule for responses cut at the token limit. Every generation
+setting is an explicit argument and is recorded in the card; nothing is read from the
+checkpoints' generation_config except the EOS ids.
 """
 
 from __future__ import annotations
@@ -37,9 +39,18 @@ from codit.engine import (
 )
 from codit.faults import fault_point
 from codit.naming import DIRECT_ARM, codit_arm
-from codit.provenance import provenance, read_jsonl, write_json, write_jsonl
+from codit.provenance import (
+    file_sha256,
+    iter_jsonl,
+    json_kind,
+    provenance,
+    read_jsonl,
+    write_json,
+    write_jsonl,
+)
 from codit.runtime import (
     add_runtime_arguments,
+    require_safetensors,
     resolve_device,
     resolve_dtype,
     set_threads,
@@ -49,6 +60,14 @@ from codit.runtime import (
 # Where the two models go: both on --device; post there and pre on the next GPU; or the
 # visible GPUs halved between them, each model spread over its half by accelerate.
 PLACEMENTS = ("same", "split", "auto")
+
+# Why an instruction of a shard gets no response; the card counts each reason and lists the
+# first SKIPPED_IDS_SHOWN ids.
+SKIP_TOO_LONG = "too_long_for_context"  # prompt + --max-new-tokens exceeds the context
+SKIP_REASONS = (SKIP_TOO_LONG,)
+SKIPPED_IDS_SHOWN = 20
+# A tokenizer's model_max_length at or above this is a placeholder (transformers uses 1e30).
+SANE_MODEL_MAX_LENGTH = 10**8
 
 
 # --------------------------------------------------------------------------------------------
@@ -67,27 +86,32 @@ def load_instructions(
     instruction_field: str = "instruction",
     limit: int | None = None,
 ) -> list[Instruction]:
-    """Read the instruction JSONL (first `limit` records); ids must be present and unique."""
+    """Read the instruction JSONL (first `limit` records); ids must be present and unique.
+
+    The file is the output of `codit instructions`, so any bad record is an error naming the
+    file and line, as is a file without records.
+    """
     instructions: list[Instruction] = []
     seen: set[str] = set()
-    for number, record in enumerate(read_jsonl(path), start=1):
+    for line, record in iter_jsonl(path):
         if limit is not None and len(instructions) >= limit:
             break
+        where = f"{path}:{line}"
         if not isinstance(record, dict):
-            raise ValueError(f"{path}: record {number} is not a JSON object")
+            raise ValueError(f"{where}: expected a JSON object, got {json_kind(record)}")
         for field in (id_field, instruction_field):
             if field not in record:
-                raise ValueError(f"{path}: record {number} has no field {field!r}")
+                raise ValueError(f"{where}: record has no field {field!r}")
         text = record[instruction_field]
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(
-                f"{path}: record {number}: field {instruction_field!r} must be a non-empty string"
-            )
+            raise ValueError(f"{where}: field {instruction_field!r} must be a non-empty string")
         key = str(record[id_field])
         if key in seen:
-            raise ValueError(f"{path}: record {number}: duplicate id {record[id_field]!r}")
+            raise ValueError(f"{where}: duplicate id {record[id_field]!r}")
         seen.add(key)
         instructions.append(Instruction(record[id_field], text))
+    if not instructions and limit != 0:
+        raise ValueError(f"{path}: no instructions (the file is empty or has only blank lines)")
     return instructions
 
 
@@ -174,6 +198,7 @@ def load_model(
     """
     from transformers import AutoModelForCausalLM
 
+    require_safetensors(name_or_path)
     if isinstance(placement, torch.device):
         placement = ModelPlacement(placement)
     options: dict[str, Any] = {}
@@ -240,6 +265,34 @@ def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
     return ids
 
 
+def context_limit(model: Any, tokenizer: Any) -> int | None:
+    """The tokens one sequence may hold: the (text) config's max_position_embeddings, else the
+    tokenizer's model_max_length when it is a real limit, else None (no known limit)."""
+    config = model.config
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        return positions
+    length = getattr(tokenizer, "model_max_length", None)
+    if isinstance(length, int | float) and 0 < length < SANE_MODEL_MAX_LENGTH:
+        return int(length)
+    return None
+
+
+def too_long_for_context(
+    prompts: Sequence[Sequence[int]], max_new_tokens: int, limit: int | None
+) -> list[bool]:
+    """Per prompt: True when the prompt plus a full-length response exceeds `limit` tokens.
+
+    Such a prompt is skipped rather than generated: position ids past the limit index out of
+    learned position tables (an error that would kill the shard) or leave the trained range.
+    """
+    if limit is None:
+        return [False] * len(prompts)
+    return [len(prompt) + max_new_tokens > limit for prompt in prompts]
+
+
 # --------------------------------------------------------------------------------------------
 # Records, dataset cards and gathering
 
@@ -285,11 +338,15 @@ def dataset_card(
     records: Sequence[dict[str, Any]],
     settings: dict[str, Any],
     throughput: dict[str, Any] | None = None,
+    skipped: dict[str, int] | None = None,
+    skipped_ids: dict[str, list[Any]] | None = None,
 ) -> dict[str, Any]:
     """Summary of a generated dataset plus the provenance of the settings that made it.
 
     `throughput` (tokens, seconds, tokens/s) is measured, not a setting, so it sits beside the
-    provenance block rather than inside it.
+    provenance block rather than inside it. `skipped` counts the instructions left without a
+    response per SKIP_REASONS entry; `skipped_ids` lists (the first SKIPPED_IDS_SHOWN of) their
+    ids.
     """
     tokens = [record["num_tokens"] for record in records]
     words = [len(record["completion"][0]["content"].split()) for record in records]
@@ -308,6 +365,11 @@ def dataset_card(
             "max": max(tokens) if tokens else None,
         },
         "completion_words": {"mean": statistics.fmean(words) if words else None},
+        "skipped": {reason: (skipped or {}).get(reason, 0) for reason in SKIP_REASONS},
+        "skipped_ids": {
+            reason: list((skipped_ids or {}).get(reason, []))[:SKIPPED_IDS_SHOWN]
+            for reason in SKIP_REASONS
+        },
         "provenance": provenance(settings),
     }
     if throughput is not None:
@@ -321,14 +383,6 @@ def throughput_summary(generated_tokens: int, seconds: float) -> dict[str, Any]:
         "seconds": round(seconds, 3),
         "tokens_per_second": round(generated_tokens / seconds, 2) if seconds > 0 else None,
     }
-
-
-def _sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_shard_card(card_path: str | Path, index: int, num_shards: int) -> dict[str, Any]:
@@ -372,6 +426,8 @@ def gather_shards(
     records: list[dict[str, Any]] = []
     first_settings: dict[str, Any] = {}
     tokens, seconds = 0, 0.0
+    skipped = dict.fromkeys(SKIP_REASONS, 0)
+    skipped_ids: dict[str, list[Any]] = {reason: [] for reason in SKIP_REASONS}
     shards = zip(shard_paths, shard_card_paths, strict=True)
     for index, (shard_path, card_path) in enumerate(shards):
         shard_card = _read_shard_card(card_path, index, len(shard_paths))
@@ -386,11 +442,19 @@ def gather_shards(
                 if settings.get(key) != first_settings.get(key)
             )
             raise ValueError(f"{card_path}: settings differ from shard 0 in {', '.join(differing)}")
+        # Cards written before skipping existed have no `skipped` block: nothing was skipped.
+        shard_skipped = shard_card.get("skipped") or {}
+        for reason, count in shard_skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + count
+        for reason, ids in (shard_card.get("skipped_ids") or {}).items():
+            skipped_ids.setdefault(reason, []).extend(ids)
         shard_records = read_jsonl(shard_path)
-        if len(shard_records) != shard["end"] - shard["start"]:
+        expected = shard["end"] - shard["start"] - sum(shard_skipped.values())
+        if len(shard_records) != expected:
             raise ValueError(
                 f"{shard_path}: {len(shard_records)} records, but its card "
-                f"{card_path} covers {shard['end'] - shard['start']}"
+                f"{card_path} covers {shard['end'] - shard['start']} instructions, "
+                f"{sum(shard_skipped.values())} of them skipped"
             )
         records.extend(shard_records)
         shard_throughput = shard_card.get("throughput") or {}
@@ -410,7 +474,9 @@ def gather_shards(
         for record in records
         if not (drop_truncated and record["finish_reason"] == FINISH_LENGTH)
     ]
-    dataset = dataset_card(records, gathered, throughput_summary(tokens, seconds))
+    dataset = dataset_card(
+        records, gathered, throughput_summary(tokens, seconds), skipped, skipped_ids
+    )
     dataset["num_generated"] = len(records)
     dataset["num_records"] = len(kept)
     dataset["truncated"] = {"generated": truncated, "dropped": len(records) - len(kept)}
@@ -429,7 +495,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     models.add_argument("--pre", help="pre-trained (base) model; required with --mode codit")
     models.add_argument("--pair", help="name of the teacher pair, stored in every record")
     models.add_argument("--mode", choices=MODES, default=CODIT_MODE)
-    models.add_argument("--trust-remote-code", action="store_true")
+    models.add_argument(
+        "--trust-remote-code", action="store_true", help="run the post model's repository code"
+    )
+    models.add_argument(
+        "--trust-remote-code-pre", action="store_true", help="run the pre model's repository code"
+    )
     add_runtime_arguments(models)
 
     data = parser.add_argument_group("data")
@@ -581,12 +652,29 @@ def run(args: argparse.Namespace) -> None:
     )
     vocab_size = len(post_tokenizer)
     if is_codit:
-        pre_tokenizer = load_tokenizer(args.pre, args.trust_remote_code)
+        pre_tokenizer = load_tokenizer(args.pre, args.trust_remote_code_pre)
         vocab_size = check_shared_vocabulary(post_tokenizer, pre_tokenizer, args.post, args.pre)
     post_model = load_model(args.post, post_placement, dtype, args.trust_remote_code)
     pre_model = (
-        load_model(args.pre, pre_placement, dtype, args.trust_remote_code) if is_codit else None
+        load_model(args.pre, pre_placement, dtype, args.trust_remote_code_pre) if is_codit else None
     )
+    limits = [context_limit(post_model, post_tokenizer)]
+    if pre_model is not None:
+        limits.append(context_limit(pre_model, pre_tokenizer))
+    limit = min((tokens for tokens in limits if tokens is not None), default=None)
+    too_long = too_long_for_context(prompts, args.max_new_tokens, limit)
+    skipped_ids = {
+        SKIP_TOO_LONG: [item.id for item, cut in zip(instructions, too_long, strict=True) if cut]
+    }
+    if any(too_long):
+        print(
+            f"codit generate: skipping {sum(too_long)} instruction(s) whose prompt + "
+            f"--max-new-tokens {args.max_new_tokens} exceeds the {limit}-token context: "
+            f"ids {skipped_ids[SKIP_TOO_LONG][:SKIPPED_IDS_SHOWN]}",
+            file=sys.stderr,
+        )
+        instructions = [item for item, cut in zip(instructions, too_long, strict=True) if not cut]
+        prompts = [prompt for prompt, cut in zip(prompts, too_long, strict=True) if not cut]
     stop_ids = stop_token_ids(post_model, post_tokenizer)
     pad_id = post_tokenizer.pad_token_id if post_tokenizer.pad_token_id is not None else stop_ids[0]
     if args.compile:
@@ -629,12 +717,14 @@ def run(args: argparse.Namespace) -> None:
         "cache": args.cache,
         "compile": args.compile,
         "trust_remote_code": args.trust_remote_code,
+        "trust_remote_code_pre": args.trust_remote_code_pre,
         "chat_template_kwargs": chat_template_kwargs,
         "eos_token_ids": stop_ids,
         "pad_token_id": pad_id,
         "vocab_size": vocab_size,
+        "context_limit": limit,
         "instructions": str(args.instructions),
-        "instructions_sha256": _sha256(args.instructions),
+        "instructions_sha256": file_sha256(args.instructions),
         "id_field": args.id_field,
         "instruction_field": args.instruction_field,
         "limit": args.limit,
@@ -656,11 +746,13 @@ def run(args: argparse.Namespace) -> None:
         "engine": generator.stats.as_dict(),
     }
     write_jsonl(args.out, records)
-    write_json(args.card, dataset_card(records, run_settings, throughput))
+    skipped = {reason: len(ids) for reason, ids in skipped_ids.items()}
+    write_json(args.card, dataset_card(records, run_settings, throughput, skipped, skipped_ids))
     fault_point("generate.before_checkpoint_removal")
     checkpoint.remove()
     print(
-        f"codit generate: {len(records)} responses ({resumed['records']} resumed), "
+        f"codit generate: {len(records)} responses ({resumed['records']} resumed, "
+        f"{sum(skipped.values())} skipped), "
         f"{throughput['generated_tokens']} tokens in {throughput['seconds']} s "
         f"({throughput['tokens_per_second']} tokens/s) -> {args.out}",
         file=sys.stderr,

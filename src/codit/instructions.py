@@ -1,8 +1,9 @@
 """`codit instructions`: turn an instruction source into the pool every generation job answers.
 
 Sources: a local JSONL file or a Hub dataset (`load_dataset`, the same call works on a local
-dataset folder). Each record becomes {"id", "instruction"}; empty, over-long and duplicate
-instructions are dropped and counted by reason in a card next to the output.
+dataset folder). Each record becomes {"id", "instruction"}; a record that cannot give one is
+dropped and counted under one of DROP_REASONS in a card next to the output. A file that cannot
+be read as JSON lines (not UTF-8, invalid JSON, no records) is refused, naming file and line.
 """
 
 from __future__ import annotations
@@ -10,10 +11,23 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from codit.provenance import provenance, read_jsonl, write_json, write_jsonl
+
+# Why a source record is left out of the pool, in the order the checks run.
+DROP_REASONS = (
+    "not_an_object",  # the record is not a JSON object / mapping
+    "filtered_by_keep_if",  # a --keep-if field has another value
+    "missing_field",  # no instruction (or conversation) field, or it is null
+    "malformed_conversation",  # not a list of {role, content} turns with a user turn
+    "not_a_string",  # the instruction is a number, list, object, ...
+    "empty",  # empty or whitespace only
+    "too_long",  # longer than --max-chars (after stripping)
+    "duplicate_text",  # same text as an earlier kept instruction
+    "duplicate_id",  # same id as an earlier kept instruction
+)
 
 
 def first_user_turn(conversation: Any) -> str | None:
@@ -26,6 +40,31 @@ def first_user_turn(conversation: Any) -> str | None:
     return None
 
 
+def instruction_text(
+    record: Mapping[str, Any], instruction_field: str, conversation_field: str | None
+) -> tuple[str | None, str | None]:
+    """(stripped instruction text, None), or (None, the DROP_REASONS entry that rules it out)."""
+    field = conversation_field or instruction_field
+    if record.get(field) is None:
+        return None, "missing_field"
+    if conversation_field:
+        conversation = record[conversation_field]
+        if not isinstance(conversation, list) or not all(
+            isinstance(turn, dict) and isinstance(turn.get("role"), str) for turn in conversation
+        ):
+            return None, "malformed_conversation"
+        text = first_user_turn(conversation)
+        if not isinstance(text, str):  # no user turn, or content that is not text
+            return None, "malformed_conversation"
+    else:
+        text = record[instruction_field]
+        if not isinstance(text, str):
+            return None, "not_a_string"
+    if not text.strip():
+        return None, "empty"
+    return text.strip(), None
+
+
 def load_source_records(source: str, split: str) -> Iterator[dict[str, Any]]:
     """Records of a local JSONL file, or of a Hub dataset when `source` is `hub:<owner>/<name>`."""
     if source.startswith("hub:"):
@@ -33,11 +72,11 @@ def load_source_records(source: str, split: str) -> Iterator[dict[str, Any]]:
 
         yield from load_dataset(source.removeprefix("hub:"), split=split)
     else:
-        yield from read_jsonl(source)
+        yield from read_jsonl(source, non_empty=True)
 
 
 def normalise_instructions(
-    records: Iterable[dict[str, Any]],
+    records: Iterable[Any],
     id_field: str | None,
     instruction_field: str,
     conversation_field: str | None,
@@ -45,7 +84,10 @@ def normalise_instructions(
     limit: int | None,
     keep_if: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, str]], Counter]:
-    """Keep usable, unique instructions in source order; count every dropped record by reason."""
+    """Keep usable, unique instructions in source order; count every dropped record by reason.
+
+    The reasons are DROP_REASONS; a record is counted once, under the first check it fails.
+    """
     kept: list[dict[str, str]] = []
     dropped: Counter = Counter()
     seen_texts: set[str] = set()
@@ -53,17 +95,16 @@ def normalise_instructions(
     for index, record in enumerate(records):
         if limit is not None and len(kept) >= limit:
             break
+        if not isinstance(record, Mapping):
+            dropped["not_an_object"] += 1
+            continue
         if keep_if and any(record.get(key) != value for key, value in keep_if.items()):
             dropped["filtered_by_keep_if"] += 1
             continue
-        if conversation_field:
-            text = first_user_turn(record.get(conversation_field))
-        else:
-            text = record.get(instruction_field)
-        if not isinstance(text, str) or not text.strip():
-            dropped["empty_or_missing"] += 1
+        text, reason = instruction_text(record, instruction_field, conversation_field)
+        if text is None:
+            dropped[reason] += 1
             continue
-        text = text.strip()
         if len(text) > max_chars:
             dropped["too_long"] += 1
             continue
@@ -96,6 +137,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    if not isinstance(args.keep_if, dict):
+        raise ValueError(f"--keep-if must be a JSON object, got {args.keep_if!r}")
+    if args.max_chars < 1:
+        raise ValueError(f"--max-chars must be >= 1, got {args.max_chars}")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
     settings = {key: value for key, value in vars(args).items() if key not in {"out", "card"}}
     kept, dropped = normalise_instructions(
         load_source_records(args.source, args.split),

@@ -9,8 +9,9 @@ _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def model_slug(model_id: str) -> str:
     """Turn a Hub id or local name into one path component: `Qwen/Qwen3-8B` -> `Qwen--Qwen3-8B`."""
-    slug = _SLUG_UNSAFE.sub("-", model_id.strip().replace("/", "--")).strip("-")
-    if not slug or slug in {".", ".."}:
+    # No leading dot: a slug is never `.`, `..` or a hidden folder.
+    slug = _SLUG_UNSAFE.sub("-", model_id.strip().replace("/", "--")).lstrip(".-").rstrip("-")
+    if not slug:
         raise ValueError(f"model id {model_id!r} gives no usable path name")
     return slug
 

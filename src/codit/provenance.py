@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import glob
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from codit import __version__
+from codit.faults import fault_point
 
 TRACKED_PACKAGES = (
     "torch",
@@ -60,10 +64,15 @@ def _current_umask() -> int:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto `path` only if the block succeeds.
 
-    A killed writer leaves a stray temporary file, never a half-written result.
+    A killed writer leaves a stray temporary file, never a half-written result; the next
+    write of the same path removes it.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # A writer killed before its rename (SIGKILL runs no cleanup) left its temporary file;
+    # this write replaces that attempt (one job writes an output at a time).
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -71,9 +80,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         # mkstemp creates 0600 files; results are shared, so give them the usual permissions
         os.chmod(tmp, 0o666 & ~_current_umask())
+        fault_point("write.before_rename")  # tests kill here: the file is written, not final
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (records which data a result was made from)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json(path: str | os.PathLike, payload: Any) -> None:
@@ -89,15 +108,62 @@ def write_jsonl(path: str | os.PathLike, records: list[dict[str, Any]]) -> None:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read JSON lines; a malformed line is reported with its file and line number."""
-    records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+def json_kind(value: Any) -> str:
+    """The JSON name of a parsed value's type, for error messages."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of each non-blank line of a JSON-lines file.
+
+    A line that is not UTF-8 or not JSON is refused with its file and line number. A UTF-8
+    byte-order mark at the start of the file is ignored.
+    """
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            if line_number == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(
+                    f"{path}:{line_number}: not UTF-8 text (byte 0x{raw[error.start]:02x} at "
+                    f"byte {error.start + 1} of the line); save the file as UTF-8"
+                ) from None
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                value = json.loads(line)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}:{line_number}: invalid JSON ({error.msg})") from None
+            yield line_number, value
+
+
+def read_jsonl(
+    path: str | os.PathLike, *, objects_only: bool = False, non_empty: bool = False
+) -> list[Any]:
+    """Read JSON lines (see `iter_jsonl`); blank lines are skipped.
+
+    objects_only: a record that is not a JSON object is refused with its file and line number.
+    non_empty: a file with no record at all (empty, or only blank lines) is refused.
+    """
+    records = []
+    for line_number, value in iter_jsonl(path):
+        if objects_only and not isinstance(value, dict):
+            raise ValueError(
+                f"{path}:{line_number}: expected a JSON object, got {json_kind(value)}"
+            )
+        records.append(value)
+    if non_empty and not records:
+        raise ValueError(f"{path}: no records (the file is empty or has only blank lines)")
     return records

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
@@ -64,3 +65,18 @@ def set_threads(threads: int | None) -> None:
     if threads < 1:
         raise ValueError("--threads must be >= 1")
     torch.set_num_threads(threads)
+
+
+def require_safetensors(model: str) -> None:
+    """Refuse a local model folder whose weights exist only as pickles (`*.bin`, `*.pt`):
+    unpickling can run arbitrary code, so every stage loads safetensors only."""
+    folder = Path(model)
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return  # a Hub id, or safetensors present (from_pretrained also gets use_safetensors)
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in {".bin", ".pt", ".pth"})
+    if pickled:
+        raise ValueError(
+            f"model {model}: weights only as pickle files ({', '.join(pickled)}); codit loads "
+            "safetensors only, since unpickling can run code: convert them with "
+            "`model.save_pretrained(folder)` from a trusted environment"
+        )

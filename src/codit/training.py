@@ -7,6 +7,11 @@ to -100 in `SFTTrainer._prepare_dataset`). Outputs, under --out DIR, appear all 
     DIR/adapter/            peft adapter (save_pretrained) + tokenizer
     DIR/merged/             merged model, tokenizer with chat template, clean generation_config
     DIR/train_record.json   provenance, data counts, loss curve, merge check, runtime
+
+With --checkpoint-steps N > 0, the trainer saves a checkpoint every N optimizer steps into
+DIR.checkpoints/ (a sibling of DIR, so it outlives a killed process and its staging folder) and
+a rerun resumes from the newest complete one, to the same loss curve and byte-identical adapter
+weights as an unbroken run. The folder is removed once DIR is in place.
 """
 
 from __future__ import annotations
@@ -14,20 +19,41 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import shutil
+import signal
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from codit.provenance import provenance, read_jsonl, write_json
-from codit.runtime import add_runtime_arguments, resolve_device, resolve_dtype, set_threads
+from codit.faults import fault_point
+from codit.provenance import file_sha256, iter_jsonl, package_versions, provenance, write_json
+from codit.runtime import (
+    add_runtime_arguments,
+    require_safetensors,
+    resolve_device,
+    resolve_dtype,
+    set_threads,
+)
 
 # A marker that no chat template produces on its own, used to find what follows an assistant turn.
 _TURN_PROBE = "CODIT_TURN_PROBE"
+
+# Beside the checkpoints: what they were written for (a rerun with other settings starts over).
+RUN_FILE = "codit_run.json"
+# Checkpoints kept: a kill while one is being saved leaves the previous one to resume from.
+CHECKPOINTS_KEPT = 2
+# transformers 5.23 Trainer._save_checkpoint writes these, then trainer_state.json last (then
+# prunes older checkpoints), so a checkpoint is complete iff these exist and its state parses.
+CHECKPOINT_FILES = ("adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth")
+# Versions a checkpoint must have been written with (of provenance.package_versions()).
+TRAINING_PACKAGES = ("codit-workflow", "python", "torch", "transformers", "tokenizers")
+TRAINING_PACKAGES += ("peft", "trl", "accelerate", "datasets")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,6 +93,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--max-length", type=int, default=2048, help="tokens per example (cut)")
     train.add_argument("--logging-steps", type=int, default=10)
     train.add_argument("--seed", type=int, default=42)
+    train.add_argument(
+        "--checkpoint-steps",
+        type=int,
+        default=0,
+        help="save a checkpoint every N optimizer steps into OUT.checkpoints/ and resume from "
+        "the newest complete one on a rerun (0: no checkpoints); does not change the results",
+    )
 
     runtime = parser.add_argument_group("runtime")
     add_runtime_arguments(runtime, dtypes=("float32", "bfloat16"))
@@ -78,17 +111,84 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_training_records(path: str) -> list[dict]:
     """Read and check the dataset; return its prompt/completion records.
 
+    The dataset is `codit generate`'s output, so a bad record is an error naming the file and
+    line (not UTF-8 or JSON, not an object, no prompt/completion, wrong roles), never dropped.
     Responses cut at the generation token limit are kept or dropped when the dataset is
     gathered (`codit generate --gather --drop-truncated`), not here.
     """
-    records = read_jsonl(path)
     kept = []
-    for number, record in enumerate(records, start=1):
-        check_record(record, path, number)
+    for number, (line, record) in enumerate(iter_jsonl(path), start=1):
+        check_record(record, f"{path}:{line}", number)
+        check_prompt_roles(record["prompt"], f"{path}:{line}: record {number}")
         kept.append({key: chat_messages(record[key]) for key in ("prompt", "completion")})
     if not kept:
-        raise ValueError(f"{path}: no training records")
+        raise ValueError(f"{path}: no training records (the file is empty or has only blank lines)")
     return kept
+
+
+# Roles a prompt may hold; it ends on the user turn the completion answers.
+PROMPT_ROLES = ("system", "user", "assistant")
+
+
+def check_prompt_roles(prompt: list[dict], where: str) -> None:
+    """A prompt is a chat of PROMPT_ROLES messages ending on a user turn."""
+    roles = [message["role"] for message in prompt]
+    unknown = sorted(set(roles) - set(PROMPT_ROLES))
+    if unknown:
+        raise ValueError(
+            f"{where}: 'prompt' holds role(s) {', '.join(map(repr, unknown))}; "
+            f"expected {', '.join(PROMPT_ROLES)}"
+        )
+    if roles[-1] != "user":
+        raise ValueError(f"{where}: 'prompt' must end with a user message, not {roles[-1]!r}")
+
+
+def tokenized_lengths(records: list[dict], tokenizer) -> list[int]:
+    """Tokens of each prompt + completion as SFTTrainer tokenizes it (TRL 1.16 `_tokenize`:
+    the tokenizer's chat template over the whole conversation, tokenize=True)."""
+    return [
+        len(
+            tokenizer.apply_chat_template(
+                record["prompt"] + record["completion"], tokenize=True, return_dict=True
+            )["input_ids"]
+        )
+        for record in records
+    ]
+
+
+def training_data_report(args: argparse.Namespace, tokenizer) -> dict[str, Any]:
+    """Train-record entries about the data: `truncated_to_max_length` (records longer than
+    --max-length, which TRL cuts to it) and `warnings` (also printed)."""
+    records = load_training_records(args.data)
+    lengths = tokenized_lengths(records, tokenizer)
+    truncated = sum(length > args.max_length for length in lengths)
+    warnings = []
+    if truncated:
+        warnings.append(
+            f"{args.data}: {truncated} of {len(records)} records are longer than --max-length "
+            f"{args.max_length} tokens (longest {max(lengths)}) and are cut to it"
+        )
+    batch = args.batch_size * args.grad_accum
+    # A warning, not an error: Trainer keeps a partial batch (drop_last=False) and trains on it.
+    if len(records) < batch:
+        warnings.append(
+            f"{args.data}: {len(records)} records, fewer than one batch (--batch-size "
+            f"{args.batch_size} x --grad-accum {args.grad_accum} = {batch}); "
+            "each epoch is one optimizer step on a partial batch"
+        )
+    for warning in warnings:
+        print(f"codit sft: warning: {warning}", file=sys.stderr)
+    return {"truncated_to_max_length": truncated, "warnings": warnings}
+
+
+def check_examples_left(args: argparse.Namespace, trainer) -> None:
+    """Refuse to train when TRL dropped every record: a prompt that fills --max-length leaves no
+    completion token to put loss on (TRL's own error is about a sampler's num_samples=0)."""
+    if len(trainer.train_dataset) == 0:
+        raise ValueError(
+            f"{args.data}: no training records left: TRL dropped all of them because each "
+            f"prompt fills --max-length {args.max_length} (raise --max-length)"
+        )
 
 
 def check_record(record: Any, path: str, number: int) -> None:
@@ -178,14 +278,23 @@ def load_student(student: str, dtype: str, trust_remote_code: bool):
     import torch
     from transformers import AutoModelForCausalLM
 
+    require_safetensors(student)
     return AutoModelForCausalLM.from_pretrained(
-        student, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
+        student,
+        dtype=getattr(torch, dtype),
+        trust_remote_code=trust_remote_code,
+        use_safetensors=True,
     )
 
 
-def grow_embeddings(model, tokenizer) -> None:
+def grow_embeddings(model, tokenizer, seed: int = 0) -> None:
     """Make room for tokens added to the tokenizer; never shrink a padded embedding matrix."""
+    import torch
+
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        # The new rows are drawn from torch's global RNG (mean_resizing), not yet seeded by the
+        # trainer here: seed it, or every run (and every resumed one) starts from other rows.
+        torch.manual_seed(seed)
         model.resize_token_embeddings(len(tokenizer))
 
 
@@ -214,6 +323,9 @@ def sft_config(args: argparse.Namespace, output_dir: Path, device: str, dtype: s
     from trl import SFTConfig
 
     on_gpu = device == "cuda"
+    checkpoint_steps = getattr(args, "checkpoint_steps", 0)
+    if checkpoint_steps < 0:
+        raise ValueError(f"--checkpoint-steps must be >= 0, got {checkpoint_steps}")
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=args.epochs,
@@ -237,7 +349,9 @@ def sft_config(args: argparse.Namespace, output_dir: Path, device: str, dtype: s
         dataloader_num_workers=0,
         logging_steps=args.logging_steps,
         logging_first_step=True,
-        save_strategy="no",
+        save_strategy="steps" if checkpoint_steps else "no",
+        save_steps=checkpoint_steps or 500,
+        save_total_limit=CHECKPOINTS_KEPT,
         report_to="none",
         disable_tqdm=True,
     )
@@ -301,6 +415,10 @@ def save_merged(model, tokenizer, eos: str, directory: Path) -> None:
 def staging_dir(out: Path) -> Iterator[Path]:
     """A temporary sibling of `out`, renamed onto it only on success (no half-finished DIR)."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    # A killed earlier attempt (SIGKILL runs no cleanup) left its staging folder: this run
+    # replaces that attempt, and only one job writes an output at a time.
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     # Not mkdtemp: its 0700 mode would make the finished result private.
     staging = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
@@ -323,6 +441,165 @@ def run_settings(args, device: str, dtype: str, eos: str, new_tokens: list[str])
     settings = dict(vars(args))
     settings.update(device=device, dtype=dtype, eos_token=eos, added_template_tokens=new_tokens)
     return settings
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_dir(out: Path) -> Path:
+    """`results/sft/x` -> `results/sft/x.checkpoints` (outside the per-process staging folder)."""
+    return out.with_name(out.name + ".checkpoints")
+
+
+def resume_key(settings: dict[str, Any], data: str | Path) -> dict[str, Any]:
+    """What checkpoints must have been written with to be resumed: every setting that changes
+    the result (not --out, --threads or the checkpoint interval; the data by its content) and
+    the versions of the packages that train."""
+    ignored = {"out", "threads", "checkpoint_steps", "data"}
+    key = {k: v for k, v in settings.items() if k not in ignored}
+    versions = package_versions()
+    key.update(
+        data_sha256=file_sha256(data),
+        versions={name: versions.get(name) for name in TRAINING_PACKAGES},
+    )
+    return json.loads(json.dumps(key, sort_keys=True, default=str))
+
+
+def checkpoint_step(folder: Path) -> int | None:
+    prefix, _, step = folder.name.partition("-")
+    return int(step) if prefix == "checkpoint" and step.isdigit() else None
+
+
+def complete_checkpoint(folder: Path) -> bool:
+    """Trainer._save_checkpoint's files are all there, and the last it writes parses."""
+    if not all((folder / name).is_file() for name in CHECKPOINT_FILES):
+        return False
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and state.get("global_step") == checkpoint_step(folder)
+
+
+def resume_point(folder: Path, key: dict[str, Any]) -> Path | None:
+    """The newest complete checkpoint in `folder` written for this very run, else None.
+
+    A folder written for other settings is deleted; so are torn checkpoints (killed mid-save).
+    The folder is left ready for this run's checkpoints, with its RUN_FILE.
+    """
+    if folder.exists():
+        try:
+            written = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            written = None
+        if written != key:
+            if isinstance(written, dict):
+                changed = sorted(k for k in key | written if key.get(k) != written.get(k))
+                reason = f"were written with other settings ({', '.join(changed)})"
+            else:
+                reason = f"have no readable {RUN_FILE}"
+            # (The Trainer creates its output folder: an empty one is no news.)
+            if any(checkpoint_step(path) is not None for path in folder.iterdir()):
+                log(f"checkpoints in {folder} {reason}; discarding them, starting over")
+            shutil.rmtree(folder)
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        # Atomic, without write_json's fault point (its hits count the stage's result files).
+        partial = folder / f".{RUN_FILE}.tmp"
+        partial.write_text(json.dumps(key, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(partial, folder / RUN_FILE)
+        return None
+    found = sorted(
+        (p for p in folder.iterdir() if p.is_dir() and checkpoint_step(p) is not None),
+        key=checkpoint_step,
+    )
+    while found and not complete_checkpoint(found[-1]):
+        torn = found.pop()
+        log(f"checkpoint {torn} is incomplete (killed while saving); removing it")
+        shutil.rmtree(torn)
+    return found[-1] if found else None
+
+
+def log(message: str) -> None:
+    print(f"codit sft: {message}", file=sys.stderr, flush=True)
+
+
+def add_checkpoint_callbacks(trainer) -> None:
+    """Fault points at step ends and after checkpoints, and the loss accounting a resume needs."""
+    import torch
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import ExportableState
+
+    class FaultPoints(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            fault_point("sft.step")  # tests kill here: between checkpoints
+
+        def on_save(self, args, state, control, **kwargs):
+            fault_point("sft.after_checkpoint")  # tests kill here: checkpoint fully saved
+
+    class LossAccounting(TrainerCallback, ExportableState):
+        """Carries the trainer's running loss sums through a checkpoint.
+
+        The Trainer keeps the loss summed since the last log, the step of that log and the sum
+        over all logs in memory only, so a run resumed between two logs would log the mean of
+        the resumed steps only, and report the mean loss of the resumed steps as its training
+        loss. `state()` is stored in trainer_state.json (stateful_callbacks) at every save; on
+        resume, on_train_begin puts it back (after the trainer has reset these values).
+        """
+
+        def state(self) -> dict:
+            tr_loss = getattr(trainer, "_tr_loss", None)
+            metrics = getattr(trainer, "_metrics", {}).get("train", {})
+            return {
+                "args": {},
+                "attributes": {
+                    "tr_loss": None if tr_loss is None else float(tr_loss.item()),
+                    "total_loss": getattr(trainer, "_total_loss_scalar", 0.0),
+                    "last_logged_step": getattr(trainer, "_globalstep_last_logged", 0),
+                    "total_train_tokens": getattr(trainer, "_total_train_tokens", 0),
+                    "metrics": {name: list(values) for name, values in metrics.items()},
+                },
+            }
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            saved = state.stateful_callbacks.get(type(self).__name__)
+            if not state.global_step or not saved or saved["attributes"]["tr_loss"] is None:
+                return
+            saved = saved["attributes"]
+            trainer._tr_loss = torch.tensor(
+                saved["tr_loss"], dtype=trainer._tr_loss.dtype, device=trainer._tr_loss.device
+            )
+            trainer._total_loss_scalar = saved["total_loss"]
+            trainer._globalstep_last_logged = saved["last_logged_step"]
+            # The training loss TrainOutput reports is then the mean over the whole run.
+            trainer._initial_global_step = 0
+            if hasattr(trainer, "_total_train_tokens"):
+                trainer._total_train_tokens = saved["total_train_tokens"]
+                trainer._metrics["train"].clear()
+                trainer._metrics["train"].update(saved["metrics"])
+
+    trainer.add_callback(FaultPoints())
+    trainer.add_callback(LossAccounting())
+
+
+@contextlib.contextmanager
+def sigterm_exits() -> Iterator[None]:
+    """SIGTERM (a scheduler's cancel) ends the run through SystemExit, so `finally` blocks
+    clean up; the checkpoints stay for the rerun."""
+
+    def terminate(signum, frame):
+        log(f"terminated by signal {signum}; a rerun resumes from the last checkpoint")
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -357,7 +634,7 @@ def build_job(args: argparse.Namespace, output_dir: Path) -> SftJob:
         raise ValueError(f"--eos-token {eos!r} is not in the student's vocabulary")
 
     model = load_student(args.student, dtype, args.trust_remote_code)
-    grow_embeddings(model, tokenizer)
+    grow_embeddings(model, tokenizer, args.seed)
     tied = bool(model.config.get_text_config().tie_word_embeddings)
     trainer = SFTTrainer(
         model=model,
@@ -376,9 +653,21 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     set_threads(args.threads)
     hf_logging.set_verbosity_warning()
-    with staging_dir(Path(args.out)) as staging:
-        job = build_job(args, staging / "trainer")
-        result = job.trainer.train()
+    out = Path(args.out)
+    checkpoints = checkpoint_dir(out)
+    checkpoint_steps = getattr(args, "checkpoint_steps", 0)
+    with sigterm_exits(), staging_dir(out) as staging:
+        job = build_job(args, checkpoints if checkpoint_steps else staging / "trainer")
+        check_examples_left(args, job.trainer)
+        data_report = training_data_report(args, job.tokenizer)  # warns before training
+        settings = run_settings(args, job.device, job.dtype, job.eos, job.added_tokens)
+        resume = None
+        if checkpoint_steps:
+            add_checkpoint_callbacks(job.trainer)
+            resume = resume_point(checkpoints, resume_key(settings, args.data))
+            if resume is not None:
+                log(f"resuming from {resume}")
+        result = job.trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         job.trainer.model.save_pretrained(staging / "adapter")
         job.tokenizer.save_pretrained(staging / "adapter")
         merged, merge_diff = merge_adapter(job.trainer.model, sample_input(job.trainer))
@@ -386,19 +675,23 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"merged model gives non-finite logits (student {args.student})")
         save_merged(merged, job.tokenizer, job.eos, staging / "merged")
         shutil.rmtree(staging / "trainer", ignore_errors=True)
-        settings = run_settings(args, job.device, job.dtype, job.eos, job.added_tokens)
         record = {
             "provenance": provenance(settings),
             "num_records": job.num_records,
             "num_train_examples": len(job.trainer.train_dataset),
             "dropped_by_trainer": job.num_records - len(job.trainer.train_dataset),
+            **data_report,
             "loss_curve": loss_curve(job.trainer.state.log_history),
             "final_loss": result.training_loss,
             "global_steps": result.global_step,
+            "checkpoint_steps": checkpoint_steps,
+            "resumed_from_step": checkpoint_step(resume) if resume else None,
             "merge_max_abs_logit_diff": merge_diff,
             "runtime_s": round(time.monotonic() - started, 3),
         }
         write_json(staging / "train_record.json", record)
+    # The outputs are in place: the checkpoints (also any left by an earlier run) are spent.
+    shutil.rmtree(checkpoints, ignore_errors=True)
     return record
 
 

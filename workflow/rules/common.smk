@@ -109,9 +109,12 @@ def generation_mode(wildcards):
 
 
 def pair_member(role):
-    """The Hub id or path of the post (role 0) or pre (role 1) model of a pair, as recorded."""
+    """The Hub id or path of the post (role 0) or pre (role 1) model of a pair, as recorded;
+    the direct arm never runs the pre model, so changing it must not rerun that arm."""
 
     def name(wildcards):
+        if role == 1 and wildcards.arm == DIRECT_ARM:
+            return ""
         spec = GRID.pairs[wildcards.pair][role]
         return spec.hub_id or spec.location
 
@@ -126,6 +129,15 @@ def chat_template_kwargs(wildcards):
 
 def trust_remote_code_flag(spec):
     return "--trust-remote-code" if spec.trust_remote_code else ""
+
+
+def pair_trust_remote_code(wildcards):
+    """Each model of a pair runs its repository's code only if its own entry allows it."""
+    post, pre = GRID.pairs[wildcards.pair]
+    flags = [trust_remote_code_flag(post)]
+    if wildcards.arm != DIRECT_ARM and pre.trust_remote_code:
+        flags.append("--trust-remote-code-pre")
+    return " ".join(flag for flag in flags if flag)
 
 
 def contrast_flags(wildcards):

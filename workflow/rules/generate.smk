@@ -33,6 +33,7 @@ rule generate_shard:
         # dtype, batch composition and kernels change floating-point results: recorded too
         engine=generation_engine_flags(),
         placement=generation_placement,
+        trust_remote_code=pair_trust_remote_code,
     shell:
         OFFLINE_ENV
         + "codit generate --mode {params.mode} --pair {wildcards.pair} {params.contrast}"
@@ -40,7 +41,8 @@ rule generate_shard:
         " --temperature {params.temperature} --top-p {params.top_p}"
         " --max-new-tokens {params.max_new_tokens} --seed {params.seed}"
         " --chat-template-kwargs '{params.chat_template_kwargs}'"
-        " {params.engine} --placement {params.placement} --threads {threads}"
+        " {params.engine} --placement {params.placement} {params.trust_remote_code}"
+        " --threads {threads}"
         " --out {output.shard} --card {output.card} >> {log} 2>&1"
 
 

@@ -23,7 +23,11 @@ rule sft:
     params:
         hyperparameters=sft_flags(),
         trust_remote_code=student_trust_remote_code,
+        # The interval does not change results. A function of `threads` is a derived param,
+        # which Snakemake leaves out of its params rerun trigger: changing it reruns nothing.
+        checkpoint_steps=lambda wildcards, threads: config["sft"]["checkpoint_steps"],
     shell:
         OFFLINE_ENV
         + "codit sft --student {input.student} --data {input.data} --out $(dirname {output.record})"
-        " {params.hyperparameters} {params.trust_remote_code} --threads {threads} > {log} 2>&1"
+        " {params.hyperparameters} {params.trust_remote_code} --threads {threads}"
+        " --checkpoint-steps {params.checkpoint_steps} > {log} 2>&1"

@@ -1,0 +1,143 @@
+"""Fault injection across the whole DAG: every stage is killed at several points (SIGKILL at
+named fault points, including in the middle of writes, and SIGTERM to Snakemake itself), the
+workflow is rerun each time, and the final results equal those of an uninterrupted run.
+
+Each round runs Snakemake on targets that only the stage under test can produce, with
+CODIT_FAULT set (codit.faults: the process SIGKILLs itself the n-th time it reaches the point),
+and checks that the round failed in the expected rule. The README's table of kill points is
+this list.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from test_workflow import BIN, REPO, results_of, small_config, snakemake
+
+pytestmark = pytest.mark.slow
+PAIR, STUDENT = "tiny-llama", "tiny-llama-base"
+ARMS = ["direct", "codit_alpha0.1_beta1"]
+SHARDS = [
+    f"results/datasets/{PAIR}/{arm}/shards/{i:03d}-of-002.jsonl" for arm in ARMS for i in (0, 1)
+]
+DATASETS = [f"results/datasets/{PAIR}/{arm}/data.jsonl" for arm in ARMS]
+SFT = [f"results/sft/{PAIR}/{arm}/{STUDENT}/train_record.json" for arm in ARMS]
+EVALS = [f"results/eval/{PAIR}/{arm}/{STUDENT}.json" for arm in ARMS] + [
+    "results/eval/reference/tiny-llama-instruct.json"
+]
+FINAL: list[str] = []  # the default target: tables and figures
+
+# (what is killed, targets, CODIT_FAULT, rule expected to fail; None = the round must succeed)
+ROUNDS = [
+    ("instruction pool", ["results/instructions/pool.jsonl"], None, None),
+    ("generation shard after its first batch", SHARDS, "generate.after_batch:1", "generate_shard"),
+    ("generation shard in the middle of a checkpoint append", SHARDS, "checkpoint.mid_write:1",
+     "generate_shard"),
+    ("generation shard output written, before its rename", SHARDS, "write.before_rename:1",
+     "generate_shard"),
+    ("generation shard after its outputs, before the checkpoint is removed", SHARDS,
+     "generate.before_checkpoint_removal:1", "generate_shard"),
+    ("(the remaining shards)", SHARDS, None, None),
+    ("gather: dataset renamed, card not yet", DATASETS, "write.before_rename:2", "gather_dataset"),
+    ("SFT right after a checkpoint", SFT, "sft.after_checkpoint:1", "sft"),
+    ("SFT between checkpoints", SFT, "sft.step:7", "sft"),
+    ("SFT: SIGTERM to Snakemake while training", SFT, "SIGTERM", "sft"),
+    ("SFT writing its train record (inside the staging folder)", SFT, "write.before_rename:1",
+     "sft"),
+    ("(the remaining SFT jobs)", SFT, None, None),
+    ("evaluation after its samples, before its results", EVALS, "evaluate.after_samples:1",
+     "evaluate_student"),
+    ("evaluation writing its first samples file", EVALS, "write.before_rename:1",
+     "evaluate_student"),
+    ("(the remaining evaluations)", EVALS, None, None),
+    ("report: first table renamed, the next not yet", FINAL, "write.before_rename:2", "report"),
+    ("(the rerun of the whole workflow)", FINAL, None, None),
+]  # fmt: skip
+
+
+def failed_rules(stderr: str) -> set[str]:
+    return set(re.findall(r"^Error in rule (\w+):", stderr, flags=re.MULTILINE))
+
+
+def run_round(config: Path, workdir: Path, targets: list[str], fault: str | None):
+    args = ["--cores", "1", "--configfile", str(config), "--directory", str(workdir), *targets]
+    if fault == "SIGTERM":
+        return sigterm_round(args, workdir)
+    return snakemake(*args, timeout=20 * 60, env={"CODIT_FAULT": fault} if fault else None)
+
+
+def sigterm_round(args: list[str], workdir: Path) -> subprocess.CompletedProcess:
+    """Start Snakemake, wait until an SFT job has saved a checkpoint, then SIGTERM Snakemake and
+    its jobs together, as a pre-empted SLURM allocation or a closed login session does."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.Popen(
+        [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), *args],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not list((workdir / "results/sft").rglob("*.checkpoints/checkpoint-*")):
+        assert process.poll() is None, "Snakemake ended before an SFT checkpoint appeared"
+        assert time.monotonic() < deadline, "no SFT checkpoint within 10 minutes"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=300)
+    while True:  # every process of the group has exited before the next round starts
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline + 300, "a job outlived SIGTERM"
+        time.sleep(0.2)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def adapters_of(workdir: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(workdir)): path.read_bytes()
+        for path in sorted((workdir / "results/sft").rglob("adapter_model.safetensors"))
+    }
+
+
+def test_killed_at_every_stage_the_rerun_equals_an_uninterrupted_run(tmp_path):
+    config = small_config(tmp_path / "small.yaml")
+    settings = yaml.safe_load(config.read_text())
+    settings["sft"]["checkpoint_steps"] = 4  # several SFT checkpoints per job
+    config.write_text(yaml.safe_dump(settings))
+    clean, faulty = tmp_path / "clean", tmp_path / "faulty"
+    result = snakemake("--cores", "1", "--configfile", str(config), "--directory", str(clean),
+                       timeout=30 * 60)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-5000:]
+    # The tiny world is an input here, not what is tested: reuse the clean run's build.
+    shutil.copytree(clean / "resources", faulty / "resources")
+
+    for what, targets, fault, expected in ROUNDS:
+        result = run_round(config, faulty, targets, fault)
+        if expected is None:
+            assert result.returncode == 0, (what, result.stderr[-5000:])
+        else:
+            assert result.returncode != 0, f"{what}: {fault} did not stop the round"
+            if fault != "SIGTERM":  # SIGTERM stops Snakemake itself, before it reports jobs
+                assert failed_rules(result.stderr) == {expected}, (what, result.stderr[-5000:])
+
+    assert results_of(faulty) == results_of(clean)
+    assert adapters_of(faulty) == adapters_of(clean) != {}
+    for name in ("main.md", "main.tex", "datasets.csv"):
+        assert (faulty / "results/tables" / name).read_bytes() == (
+            clean / "results/tables" / name
+        ).read_bytes()
+    # Nothing half-written is left behind: no temporary files, checkpoints or staging folders.
+    leftovers = [
+        path
+        for path in (faulty / "results").rglob("*")
+        if path.name.endswith((".tmp", ".checkpoint", ".checkpoints")) or ".tmp-" in path.name
+    ]
+    assert leftovers == []
