@@ -25,6 +25,10 @@ STAGES = {
         "codit.training",
         "LoRA SFT of a student on a generated dataset; saves adapter and merged model",
     ),
+    "chatvector": (
+        "codit.chatvector",
+        "add r x (post - pre) of a teacher pair to a student of the same architecture",
+    ),
     "prefetch": (
         "codit.prefetch",
         "fetch the data of lm-eval tasks into the hub cache (for offline evaluation jobs)",
@@ -36,6 +40,14 @@ STAGES = {
         "measure generation speed and memory of the engine against model.generate",
     ),
     "cost": ("codit.cost", "estimate GPU-hours per stage of a config from stated assumptions"),
+    "explain": (
+        "codit.explain",
+        "Figure 1 for one instruction: top tokens of post, pre and CoDIT at one decoding step",
+    ),
+    "compare": (
+        "codit.stats",
+        "paired bootstrap of a metric between two samples files (b - a, interval, p-value)",
+    ),
 }
 
 

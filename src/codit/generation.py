@@ -581,7 +581,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _parse_chat_template_kwargs(text: str) -> dict[str, Any]:
+def parse_chat_template_kwargs(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
@@ -618,7 +618,7 @@ def _validate_args(args: argparse.Namespace) -> tuple[DecodingSettings, dict[str
     shard_bounds(0, args.num_shards, args.shard_index)
     if args.compile and args.cache != "static":
         raise ValueError("--compile needs --cache static (dynamic caches recompile every step)")
-    return settings, _parse_chat_template_kwargs(args.chat_template_kwargs)
+    return settings, parse_chat_template_kwargs(args.chat_template_kwargs)
 
 
 def compile_forward(model: Any) -> None:

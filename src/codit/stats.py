@@ -1,0 +1,443 @@
+"""`codit compare`: paired statistics on per-item benchmark scores, and intervals across seeds.
+
+The paper reports single numbers. This module adds the statistics needed to say whether a CoDIT
+student really beats its direct-generation twin:
+
+- `item_scores` reads one per-item score per benchmark item from a samples file of
+  `codit evaluate` (lm-eval's logged-samples layout, one JSON object per line);
+- `paired_bootstrap` resamples the items both arms were scored on and gives the difference
+  mean(b) - mean(a) (b = CoDIT, a = direct), its percentile interval and a two-sided p-value;
+- `seed_interval` gives a Student-t interval across training seeds of one arm;
+- `compare_files` and the `codit compare` command chain the first two for two samples files.
+
+Metric names follow tables/main.csv: `exact_match` is the metric under lm-eval's default filter
+(`none`), `exact_match/strict-match` the metric under the filter `strict-match`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from codit.tables import NO_FILTER
+
+ItemKey = int
+"""An item of a benchmark is its lm-eval `doc_id` (its index in the evaluated split)."""
+
+# Resampled statistics are computed in blocks of about this many drawn indices (memory bound).
+BLOCK_ELEMENTS = 2_000_000
+
+
+@dataclass(frozen=True)
+class Item:
+    """One benchmark item of a samples file under one metric.
+
+    score: the item's score (a boolean as 0/1; a list-valued metric as the mean of its list).
+    weight: how many values the score averages (the list's length; 1 for a scalar metric).
+    doc_hash: lm-eval's hash of the document, to check that two files hold the same items.
+    """
+
+    score: float
+    weight: float
+    doc_hash: str | None
+
+
+# --------------------------------------------------------------------------- per-item scores
+
+
+def split_metric(metric: str) -> tuple[str, str]:
+    """(metric, filter) of a main.csv name: `exact_match` has filter `none`."""
+    name, slash, filter_name = metric.partition("/")
+    if not name or (slash and not filter_name):
+        raise ValueError(f"metric {metric!r}: expected METRIC or METRIC/FILTER")
+    return name, filter_name if slash else NO_FILTER
+
+
+def _as_score(raw: Any, where: str) -> tuple[float, float]:
+    """(score, weight) of one per-item metric value; refuses what is not a per-item score."""
+    if isinstance(raw, bool):
+        return float(raw), 1.0
+    if isinstance(raw, int | float):
+        if not math.isfinite(raw):
+            raise ValueError(f"{where}: the score is {raw}, not a finite number")
+        return float(raw), 1.0
+    if isinstance(raw, list) and raw and all(isinstance(value, bool) for value in raw):
+        return sum(raw) / len(raw), float(len(raw))
+    # Lists of numbers (mcc and f1 keep (gold, prediction); perplexities keep (loglik, words);
+    # bleu keeps (reference, prediction)) feed a corpus-level aggregation: they are not scores.
+    raise ValueError(
+        f"{where}: {json.dumps(raw)[:80]} is not a per-item score (a number, a boolean, or a "
+        "non-empty list of booleans such as ifeval's inst_level_* metrics)"
+    )
+
+
+def read_items(samples_path: str | os.PathLike, metric: str) -> dict[ItemKey, Item]:
+    """Every item of a samples file under `metric` (METRIC or METRIC/FILTER, as in main.csv).
+
+    A task with several filters logs each document once per filter; only the records of the
+    metric's filter are read. A document logged twice under the same filter is refused.
+    """
+    name, filter_name = split_metric(metric)
+    items: dict[ItemKey, Item] = {}
+    seen_metrics: set[str] = set()
+    lacking = 0
+    with open(samples_path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{samples_path}, line {number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{where}: invalid JSON ({error.msg})") from None
+            if not isinstance(record, dict) or "doc_id" not in record:
+                raise ValueError(f"{where}: not an lm-eval sample (no doc_id)")
+            record_filter = record.get("filter", NO_FILTER)
+            record_metrics = record.get("metrics") or []
+            seen_metrics.update(
+                m if record_filter == NO_FILTER else f"{m}/{record_filter}" for m in record_metrics
+            )
+            if record_filter != filter_name:
+                continue
+            if name not in record:
+                lacking += 1
+                continue
+            key = record["doc_id"]
+            if not isinstance(key, int) or isinstance(key, bool):
+                raise ValueError(f"{where}: doc_id {key!r} is not an integer")
+            if key in items:
+                raise ValueError(f"{where}: doc_id {key} appears twice for metric {metric!r}")
+            score, weight = _as_score(record[name], f"{where} (doc_id {key}, {metric})")
+            items[key] = Item(score, weight, record.get("doc_hash"))
+    if not items:
+        known = ", ".join(sorted(seen_metrics)) or "none"
+        raise ValueError(f"{samples_path}: no item has metric {metric!r} (metrics: {known})")
+    if lacking:
+        raise ValueError(f"{samples_path}: {lacking} items of filter {filter_name!r} lack {name!r}")
+    return items
+
+
+def item_scores(samples_path: str | os.PathLike, metric: str) -> dict[ItemKey, float]:
+    """Per-item score of a samples file: doc_id -> score under `metric` (METRIC[/FILTER]).
+
+    Booleans count as 0/1. A list-valued metric (ifeval's inst_level_* hold one boolean per
+    instruction of a prompt) scores the prompt by the mean of its list, so a paired bootstrap
+    over these scores resamples prompts, the clusters whose instructions share one response:
+    resampling single instructions would treat correlated results as independent.
+    """
+    return {key: item.score for key, item in read_items(samples_path, metric).items()}
+
+
+def check_same_items(
+    items_a: Mapping[ItemKey, Item],
+    items_b: Mapping[ItemKey, Item],
+    path_a: str | os.PathLike,
+    path_b: str | os.PathLike,
+) -> None:
+    """Refuse two files whose shared doc_ids hold different documents (or instruction counts)."""
+    for key in sorted(items_a.keys() & items_b.keys()):
+        a, b = items_a[key], items_b[key]
+        if a.doc_hash is not None and b.doc_hash is not None and a.doc_hash != b.doc_hash:
+            raise ValueError(
+                f"doc_id {key} holds different documents in {path_a} (doc_hash {a.doc_hash}) "
+                f"and {path_b} (doc_hash {b.doc_hash}): the files are not of the same items"
+            )
+        if a.weight != b.weight:
+            raise ValueError(
+                f"doc_id {key} has {a.weight:g} values in {path_a} but {b.weight:g} in {path_b}"
+            )
+
+
+# --------------------------------------------------------------------------- paired bootstrap
+
+
+def _common_keys(scores_a: Mapping[ItemKey, float], scores_b: Mapping[ItemKey, float]) -> list:
+    only_a = scores_a.keys() - scores_b.keys()
+    only_b = scores_b.keys() - scores_a.keys()
+    if only_a or only_b:
+        raise ValueError(
+            f"the two score sets hold different items: {len(only_a)} only in a, "
+            f"{len(only_b)} only in b ({len(scores_a.keys() & scores_b.keys())} shared); "
+            "a paired comparison needs the same items in both"
+        )
+    if not scores_a:
+        raise ValueError("no items to compare")
+    return sorted(scores_a)
+
+
+def bootstrap_indices(rng: np.random.Generator, rows: int, items: int) -> np.ndarray:
+    """A (rows x items) matrix of item indices drawn uniformly with replacement."""
+    return rng.integers(0, items, size=(rows, items))
+
+
+def paired_bootstrap(
+    scores_a: Mapping[ItemKey, float],
+    scores_b: Mapping[ItemKey, float],
+    resamples: int = 10000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    weights: Mapping[ItemKey, float] | None = None,
+) -> dict[str, Any]:
+    """Paired bootstrap of mean(b) - mean(a) over the items both score sets hold.
+
+    b is the CoDIT arm and a the direct arm, so a positive difference favours CoDIT. The items
+    of both sets must be the same (refused otherwise). One generator,
+    numpy.random.default_rng(seed), draws a (resamples x items) index matrix (in row blocks, in
+    order, when it would be large); row r is the r-th resample, index j stands for the item with
+    the j-th smallest key, and the same row indexes a and b (the pairing). The result is
+    deterministic for a seed.
+
+    weights (optional, the same for a and b): each item's mean is weighted, which turns the
+    means into ratio estimators such as lm-eval's inst_level_* (instructions passed over all
+    instructions) while the resampling unit stays the item (prompt).
+
+    Returns n_items, mean_a, mean_b, difference, stderr (standard deviation of the resampled
+    differences; None for one resample), low and high (the percentile interval: the
+    (1 - confidence)/2 and (1 + confidence)/2 quantiles of the resampled differences, numpy's
+    linear interpolation), p_value, confidence, resamples and seed.
+
+    p_value is two-sided: the fraction of resampled differences on the other side of 0 from
+    the observed difference (ties at 0 count as the other side), times 2, capped at 1; it is 1
+    when the observed difference is 0. It is the smallest 1 - confidence at which the
+    percentile interval would exclude 0, so it agrees with the interval; a p-value of 0 means
+    below 1 / resamples, the resolution of the bootstrap.
+    """
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    keys = _common_keys(scores_a, scores_b)
+    a = np.array([scores_a[key] for key in keys], dtype=float)
+    b = np.array([scores_b[key] for key in keys], dtype=float)
+    if weights is None:
+        w = np.ones(len(keys))
+    else:
+        missing = [key for key in keys if key not in weights]
+        if missing:
+            raise ValueError(f"{len(missing)} items have no weight (first: doc_id {missing[0]})")
+        w = np.array([weights[key] for key in keys], dtype=float)
+        if not (np.isfinite(w).all() and (w > 0).all()):
+            raise ValueError("weights must be finite and positive")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("scores must be finite numbers")
+
+    n = len(keys)
+    weighted = weights is not None
+    difference = b - a
+    mean_a = float(np.average(a, weights=w))
+    mean_b = float(np.average(b, weights=w))
+    observed = float(np.average(difference, weights=w))
+
+    rng = np.random.default_rng(seed)
+    block = max(1, BLOCK_ELEMENTS // n)
+    resampled = np.empty(resamples)
+    for start in range(0, resamples, block):
+        rows = min(block, resamples - start)
+        index = bootstrap_indices(rng, rows, n)
+        if weighted:
+            totals = (w * difference)[index].sum(axis=1)
+            resampled[start : start + rows] = totals / w[index].sum(axis=1)
+        else:
+            resampled[start : start + rows] = difference[index].mean(axis=1)
+
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(resampled, [tail, 1 - tail])
+    if observed > 0:
+        other_side = float(np.mean(resampled <= 0))
+    elif observed < 0:
+        other_side = float(np.mean(resampled >= 0))
+    else:
+        other_side = 1.0
+    return {
+        "n_items": n,
+        "mean_a": mean_a,
+        "mean_b": mean_b,
+        "difference": observed,
+        "stderr": float(np.std(resampled, ddof=1)) if resamples > 1 else None,
+        "low": float(low),
+        "high": float(high),
+        "p_value": min(1.0, 2 * other_side),
+        "confidence": confidence,
+        "resamples": resamples,
+        "seed": seed,
+    }
+
+
+def compare_files(
+    path_a: str | os.PathLike,
+    path_b: str | os.PathLike,
+    metric: str,
+    resamples: int = 10000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """`paired_bootstrap` of two samples files of one task (a = direct, b = CoDIT).
+
+    The files must hold the same items (doc_ids with equal doc_hash). For a list-valued metric
+    each prompt is weighted by its number of instructions, so the means equal lm-eval's
+    inst_level_* values (instructions passed over all instructions) while prompts stay the
+    resampled unit.
+    """
+    items_a = read_items(path_a, metric)
+    items_b = read_items(path_b, metric)
+    check_same_items(items_a, items_b, path_a, path_b)
+    scores_a = {key: item.score for key, item in items_a.items()}
+    scores_b = {key: item.score for key, item in items_b.items()}
+    weights = {key: item.weight for key, item in items_a.items()}
+    list_valued = any(weight != 1 for weight in weights.values())
+    try:
+        result = paired_bootstrap(
+            scores_a, scores_b, resamples, seed, confidence, weights if list_valued else None
+        )
+    except ValueError as error:
+        raise ValueError(f"{path_a} vs {path_b}, metric {metric!r}: {error}") from None
+    return {
+        "a": str(path_a),
+        "b": str(path_b),
+        "metric": metric,
+        "weighted_by_list_length": list_valued,
+        **result,
+    }
+
+
+# --------------------------------------------------------------------------- across seeds
+
+
+def _t_two_sided_mass(theta: float, df: int) -> float:
+    """P(|T| <= sqrt(df) * tan(theta)) for Student's t with integer df (A&S 26.7.3, 26.7.4)."""
+    sin, cos2 = math.sin(theta), math.cos(theta) ** 2
+    if df % 2 == 0:
+        term, total = 1.0, 1.0
+        for k in range(1, df // 2):
+            term *= cos2 * (2 * k - 1) / (2 * k)
+            total += term
+        return sin * total
+    if df == 1:
+        return 2 * theta / math.pi
+    term, total = math.cos(theta), math.cos(theta)
+    for k in range(1, (df - 1) // 2):
+        term *= cos2 * (2 * k) / (2 * k + 1)
+        total += term
+    return 2 / math.pi * (theta + sin * total)
+
+
+def t_quantile(probability: float, df: int) -> float:
+    """The `probability` quantile of Student's t with `df` (a positive integer) degrees of freedom.
+
+    Exact to float precision without scipy: the t distribution function of an integer df is a
+    finite trigonometric series (Abramowitz and Stegun 26.7.3 and 26.7.4), inverted by
+    bisection on theta = arctan(t / sqrt(df)). Above 10000 degrees of freedom the normal
+    quantile (statistics.NormalDist) is used: within 0.05 % of t there for p in [0.0005, 0.9995].
+    """
+    if not 0 < probability < 1:
+        raise ValueError(f"probability must lie strictly between 0 and 1, got {probability}")
+    if df < 1 or int(df) != df:
+        raise ValueError(f"degrees of freedom must be a positive integer, got {df}")
+    if probability == 0.5:
+        return 0.0
+    if df > 10000:
+        return NormalDist().inv_cdf(probability)
+    mass = abs(2 * probability - 1)  # P(|T| <= |t|)
+    low, high = 0.0, math.pi / 2
+    for _ in range(200):
+        middle = (low + high) / 2
+        if middle in (low, high):
+            break
+        if _t_two_sided_mass(middle, int(df)) < mass:
+            low = middle
+        else:
+            high = middle
+    quantile = math.sqrt(df) * math.tan((low + high) / 2)
+    return quantile if probability > 0.5 else -quantile
+
+
+def seed_interval(values: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
+    """Mean of one metric across training seeds with its Student-t interval.
+
+    Returns mean, low, high, n, sd (sample standard deviation) and confidence; the interval is
+    mean +- t_{(1 + confidence)/2, n - 1} * sd / sqrt(n). One seed gives no interval: low, high
+    and sd are then None, never a made-up width.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    data = [float(value) for value in values]
+    if not data:
+        raise ValueError("no values: an interval across seeds needs at least one seed")
+    if not all(math.isfinite(value) for value in data):
+        raise ValueError(f"values must be finite numbers, got {data}")
+    n = len(data)
+    mean = math.fsum(data) / n
+    sd = low = high = None
+    if n > 1:
+        sd = math.sqrt(math.fsum((value - mean) ** 2 for value in data) / (n - 1))
+        half_width = t_quantile((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)
+        low, high = mean - half_width, mean + half_width
+    return {"mean": mean, "low": low, "high": high, "n": n, "sd": sd, "confidence": confidence}
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--a",
+        required=True,
+        type=Path,
+        metavar="SAMPLES_A",
+        help="samples file <samples-dir>/<task>.jsonl of the baseline arm (direct)",
+    )
+    parser.add_argument(
+        "--b",
+        required=True,
+        type=Path,
+        metavar="SAMPLES_B",
+        help="samples file of the same task for the CoDIT arm",
+    )
+    parser.add_argument(
+        "--metric",
+        required=True,
+        metavar="METRIC[/FILTER]",
+        help="per-item metric, named as in tables/main.csv (e.g. prompt_level_strict_acc)",
+    )
+    parser.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws")
+    parser.add_argument("--confidence", type=float, default=0.95, help="interval coverage")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def format_result(result: Mapping[str, Any]) -> str:
+    """The human-readable report of `compare_files`."""
+    percent = round(100 * result["confidence"], 6)
+    weighted = result["weighted_by_list_length"]
+    weighting = ", prompts weighted by instruction count" if weighted else ""
+    p_value = result["p_value"]
+    # A bootstrap p-value of 0 only says that no resample crossed 0.
+    p_text = f"p < {1 / result['resamples']:.2g}" if p_value == 0 else f"p = {p_value:.4g}"
+    return "\n".join(
+        [
+            f"metric {result['metric']} over {result['n_items']} paired items{weighting}",
+            f"  a: {result['mean_a']:.4f}  {result['a']}",
+            f"  b: {result['mean_b']:.4f}  {result['b']}",
+            f"  b - a = {result['difference']:+.4f}  {percent:g}% interval "
+            f"[{result['low']:+.4f}, {result['high']:+.4f}]  {p_text}",
+            f"  (paired bootstrap over items, {result['resamples']} resamples, "
+            f"seed {result['seed']})",
+        ]
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    for path in (args.a, args.b):
+        if not path.is_file():
+            raise FileNotFoundError(f"samples file {path} does not exist")
+    result = compare_files(args.a, args.b, args.metric, args.resamples, args.seed, args.confidence)
+    print(json.dumps(result, indent=2) if args.json else format_result(result))
