@@ -8,8 +8,9 @@ teacher_pair set only for a pair's instruct (post-trained) model; the figure dra
 dotted grey "teacher instruct" lines. Base models are references with an empty teacher_pair.
 
 Outputs, under --out-dir: tables/main.csv (tidy), tables/datasets.csv, tables/main.md,
-tables/main.tex, figures/metric_vs_alpha.png, figures/length_vs_alpha.png and
-report_provenance.json.
+tables/main.tex, tables/paired.{csv,md} (CoDIT minus direct, paired bootstrap over benchmark
+items, from the evaluations' samples files), figures/metric_vs_alpha.png,
+figures/length_vs_alpha.png and report_provenance.json.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from codit import plots, tables
+from codit import paired, plots, tables
 from codit.provenance import atomic_path, provenance, write_json
 
 MAIN_CSV = Path("tables/main.csv")
@@ -33,8 +34,20 @@ MAIN_MD = Path("tables/main.md")
 MAIN_TEX = Path("tables/main.tex")
 METRIC_FIGURE = Path("figures/metric_vs_alpha.png")
 LENGTH_FIGURE = Path("figures/length_vs_alpha.png")
+PAIRED_CSV = Path("tables/paired.csv")
+PAIRED_MD = Path("tables/paired.md")
 PROVENANCE_JSON = Path("report_provenance.json")
-OUTPUTS = (MAIN_CSV, DATASETS_CSV, MAIN_MD, MAIN_TEX, METRIC_FIGURE, LENGTH_FIGURE, PROVENANCE_JSON)
+OUTPUTS = (
+    MAIN_CSV,
+    DATASETS_CSV,
+    MAIN_MD,
+    MAIN_TEX,
+    PAIRED_CSV,
+    PAIRED_MD,
+    METRIC_FIGURE,
+    LENGTH_FIGURE,
+    PROVENANCE_JSON,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +133,10 @@ def report_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def provenance_record(
-    args: argparse.Namespace, table: pd.DataFrame, datasets: pd.DataFrame
+    args: argparse.Namespace,
+    table: pd.DataFrame,
+    datasets: pd.DataFrame,
+    skipped_comparisons: list[dict[str, str]],
 ) -> dict[str, Any]:
     """Inputs with digests, outputs, counts, and the shared provenance block."""
     return {
@@ -139,6 +155,8 @@ def provenance_record(
             ),
             "datasets": len(datasets),
         },
+        # Metrics without a per-item score cannot be paired; each says why.
+        "paired_skipped": skipped_comparisons,
         "provenance": provenance(report_settings(args)),
     }
 
@@ -155,9 +173,12 @@ def run(args: argparse.Namespace) -> None:
     write_csv(datasets, out / DATASETS_CSV)
     write_text(tables.render_markdown(metric_tables), out / MAIN_MD)
     write_text(tables.render_latex(metric_tables), out / MAIN_TEX)
+    comparisons, skipped = paired.paired_comparisons(evaluations, table)
+    write_csv(comparisons, out / PAIRED_CSV)
+    write_text(paired.render_paired_markdown(comparisons), out / PAIRED_MD)
     plots.plot_metric_vs_alpha(shown, out / METRIC_FIGURE)
     plots.plot_length_vs_alpha(datasets, out / LENGTH_FIGURE)
-    write_json(out / PROVENANCE_JSON, provenance_record(args, table, datasets))
+    write_json(out / PROVENANCE_JSON, provenance_record(args, table, datasets, skipped))
     print(
         f"codit report: {len(table)} result rows, {len(metric_tables)} metrics, "
         f"{len(datasets)} datasets -> {out}"

@@ -321,6 +321,10 @@ def student_evaluations():
     )
 
 
+def student_sample_dirs():
+    return [path.removesuffix(".json") + ".samples" for path in student_evaluations()]
+
+
 def reference_evaluations():
     return expand("results/eval/reference/{model}.json", model=list(GRID.references))
 
@@ -330,6 +334,7 @@ def final_targets():
         "results/tables/main.csv",
         "results/tables/main.md",
         "results/tables/main.tex",
+        "results/tables/paired.md",
         "results/figures/metric_vs_alpha.png",
         "results/figures/length_vs_alpha.png",
     ]

@@ -5,6 +5,8 @@ rule report:
     input:
         evaluations=student_evaluations() + reference_evaluations(),
         cards=dataset_cards(),
+        # per-item scores, for the paired bootstrap of CoDIT against direct
+        samples=student_sample_dirs(),
     output:
         table=report(
             "results/tables/main.csv",
@@ -19,6 +21,13 @@ rule report:
             labels={"table": "main (Markdown)"},
         ),
         latex="results/tables/main.tex",
+        paired=report(
+            "results/tables/paired.md",
+            caption="../report/paired.rst",
+            category="Tables",
+            labels={"table": "CoDIT - direct, paired"},
+        ),
+        paired_csv="results/tables/paired.csv",
         datasets=report(
             "results/tables/datasets.csv",
             caption="../report/datasets.rst",

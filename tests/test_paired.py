@@ -1,0 +1,87 @@
+"""The report's paired table: CoDIT minus direct over the items both evaluations share."""
+
+from __future__ import annotations
+
+import json
+from argparse import Namespace
+from pathlib import Path
+
+import pandas as pd
+
+from codit.paired import paired_comparisons, render_paired_markdown
+from codit.report import PAIRED_CSV, PAIRED_MD
+from codit.report import run as report_run
+
+N_ITEMS = 20
+
+
+def samples_file(path: Path, passed: list[bool], task: str = "t") -> Path:
+    """A samples file in lm-eval's logged layout, with per-item accuracy and a corpus F1."""
+    rows = [
+        {"doc_id": i, "doc_hash": f"h{i}", "filter": "none", "metrics": ["acc", "f1"],
+         "acc": ok, "f1": [int(ok), 1]}
+        for i, ok in enumerate(passed)
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def evaluation(path: Path, arm: str, passed: list[bool], alpha: float | None = None) -> Path:
+    labels = {"teacher_pair": "p", "student": "s", "arm": arm}
+    if alpha is not None:
+        labels.update(alpha=repr(alpha), beta="1.0")
+    samples = samples_file(path.with_suffix(".t.jsonl"), passed)
+    accuracy = sum(passed) / len(passed)
+    payload = {
+        "results": {"t": {"acc,none": accuracy, "acc_stderr,none": 0.1, "f1,none": accuracy}},
+        "codit": {"labels": labels, "sample_files": {"t": str(samples)}},
+    }
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_differences_are_paired_per_item_and_unpairable_metrics_are_listed(tmp_path):
+    direct = [i % 2 == 0 for i in range(N_ITEMS)]  # 10 of 20
+    better = [ok or i % 4 == 1 for i, ok in enumerate(direct)]  # 5 more items pass
+    files = [
+        evaluation(tmp_path / "direct.json", "direct", direct),
+        evaluation(tmp_path / "codit.json", "codit_alpha0.1_beta1", better, alpha=0.1),
+        evaluation(tmp_path / "same.json", "codit_alpha0.3_beta1", direct, alpha=0.3),
+    ]
+    evaluations = [(str(path), json.loads(path.read_text())) for path in files]
+    main = pd.DataFrame({"task": ["t", "t"], "metric": ["acc", "f1"]})
+    table, skipped = paired_comparisons(evaluations, main)
+
+    assert list(table["arm"]) == ["codit_alpha0.1_beta1", "codit_alpha0.3_beta1"]
+    gain, same = table.iloc[0], table.iloc[1]
+    assert (gain["n_items"], gain["direct"], gain["codit"]) == (N_ITEMS, 0.5, 0.75)
+    assert gain["difference"] == 0.25 and 0 < gain["low"] <= 0.25 <= gain["high"]
+    assert (same["difference"], same["low"], same["high"], same["p_value"]) == (0, 0, 0, 1)
+    # f1 keeps (gold, prediction) pairs per item: no per-item score, so it is listed, not paired
+    assert {(entry["arm"], entry["metric"]) for entry in skipped} == {
+        ("codit_alpha0.1_beta1", "f1"),
+        ("codit_alpha0.3_beta1", "f1"),
+    }
+    assert all(entry["reason"] for entry in skipped)
+
+    markdown = render_paired_markdown(table)
+    assert "## p: t / acc" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| s "))
+    assert row.split("|")[2].strip().startswith("+25.0 [")  # percentage points
+    assert row.split("|")[3].strip() == "+0.0 [+0.0, +0.0]"
+    assert "α=0.1" in markdown and "α=0.3" in markdown
+
+
+def test_report_writes_the_paired_tables(tmp_path):
+    direct = [i % 3 == 0 for i in range(N_ITEMS)]
+    files = [
+        evaluation(tmp_path / "direct.json", "direct", direct),
+        evaluation(tmp_path / "codit.json", "codit_alpha0.1_beta1", direct[::-1], alpha=0.1),
+    ]
+    report_run(Namespace(evals=[str(p) for p in files], cards=[], out_dir=tmp_path / "out",
+                         metric=[]))  # fmt: skip
+    paired = pd.read_csv(tmp_path / "out" / PAIRED_CSV)
+    assert len(paired) == 1 and paired["metric"].tolist() == ["acc"]
+    assert (tmp_path / "out" / PAIRED_MD).read_text().startswith("# CoDIT minus direct")
+    provenance = json.loads((tmp_path / "out/report_provenance.json").read_text())
+    assert [entry["metric"] for entry in provenance["paired_skipped"]] == ["f1"]
