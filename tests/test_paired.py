@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from codit.paired import paired_comparisons, render_paired_markdown
-from codit.report import PAIRED_CSV, PAIRED_MD
+from codit.report import HEATMAP_FIGURE, PAIRED_CSV, PAIRED_MD
 from codit.report import run as report_run
 
 N_ITEMS = 20
@@ -83,5 +83,7 @@ def test_report_writes_the_paired_tables(tmp_path):
     paired = pd.read_csv(tmp_path / "out" / PAIRED_CSV)
     assert len(paired) == 1 and paired["metric"].tolist() == ["acc"]
     assert (tmp_path / "out" / PAIRED_MD).read_text().startswith("# CoDIT minus direct")
+    heatmap = (tmp_path / "out" / HEATMAP_FIGURE).read_bytes()
+    assert heatmap.startswith(b"\x89PNG\r\n\x1a\n") and len(heatmap) > 5000
     provenance = json.loads((tmp_path / "out/report_provenance.json").read_text())
     assert [entry["metric"] for entry in provenance["paired_skipped"]] == ["f1"]

@@ -1,4 +1,5 @@
-"""Figures of the report: metrics against CoDIT's alpha, and response length against alpha.
+"""Figures of the report: metrics and response length against CoDIT's alpha, and a heat map of
+CoDIT minus direct per teacher pair and student.
 
 Figures are built with matplotlib's object API (`Figure`, Agg canvas), never pyplot, so no
 display or global state is involved.
@@ -265,4 +266,62 @@ def plot_length_vs_alpha(datasets: pd.DataFrame, path: str | os.PathLike) -> Non
     truncated_ax.set_title("responses cut at max new tokens", fontsize=10)
     truncated_ax.set_ylabel("finish reason 'length' (%)")
     figure.suptitle("Generated datasets against CoDIT's α")
+    save_figure(figure, path)
+
+
+# --------------------------------------------------------------------------- paired heat map
+
+
+def heatmap_panel(ax: Axes, rows: pd.DataFrame, scale: float, limit: float) -> object:
+    """Teacher pairs x students, coloured by CoDIT minus direct; * where 0 is outside the CI."""
+    pairs = sorted(rows["teacher_pair"].unique())
+    students = sorted(rows["student"].unique())
+    grid = np.full((len(pairs), len(students)), np.nan)
+    for row in rows.itertuples(index=False):
+        i, j = pairs.index(row.teacher_pair), students.index(row.student)
+        grid[i, j] = scale * row.difference
+        mark = "*" if row.low > 0 or row.high < 0 else ""
+        dark = abs(scale * row.difference) > 0.6 * limit  # white text on the strongest colours
+        ax.text(j, i, f"{scale * row.difference:+.1f}{mark}", ha="center", va="center",
+                fontsize=9, color="white" if dark else "black")  # fmt: skip
+    image = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_xticks(range(len(students)), students, rotation=20, ha="right", fontsize=8)
+    ax.set_yticks(range(len(pairs)), pairs, fontsize=8)
+    return image
+
+
+def plot_paired_heatmap(paired: pd.DataFrame, path: str | os.PathLike) -> None:
+    """paired_heatmap.png: CoDIT minus direct (paired bootstrap) per teacher pair and student,
+    one panel per metric (rows) and CoDIT arm (columns); percentage points for fractions."""
+    groups = list(paired.groupby(["task", "metric"], sort=True))
+    arms = paired.drop_duplicates("arm").sort_values(["alpha", "beta"])
+    if not groups:
+        figure, (ax,) = panel_grid(1)
+        ax.text(0.5, 0.5, "no CoDIT arm paired with a direct arm", ha="center",
+                transform=ax.transAxes)  # fmt: skip
+        ax.set_axis_off()
+        save_figure(figure, path)
+        return
+    figure, axes = panel_grid(len(groups) * len(arms), columns=len(arms))
+    limit = 1e-9
+    scales = {}
+    for key, rows in groups:
+        scales[key] = (
+            100.0 if is_fraction_metric(pd.concat([rows["direct"], rows["codit"]])) else 1.0
+        )
+        limit = max(limit, float((scales[key] * rows["difference"]).abs().max()))
+    image = None
+    panels = iter(axes)
+    for (task, metric), rows in groups:
+        for arm in arms.itertuples(index=False):
+            ax = next(panels)
+            image = heatmap_panel(ax, rows[rows["arm"] == arm.arm], scales[(task, metric)], limit)
+            setting = f"α={format_number(arm.alpha)}"
+            if arms["beta"].nunique() > 1:
+                setting += f" β={format_number(arm.beta)}"
+            ax.set_title(f"{task}/{metric}\n{setting}", fontsize=9)
+    figure.colorbar(image, ax=axes, shrink=0.6, label="CoDIT − direct (pp for fractions)")
+    figure.suptitle(
+        "CoDIT minus direct generation per teacher pair and student (* : 95% CI excludes 0)"
+    )
     save_figure(figure, path)

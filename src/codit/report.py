@@ -10,7 +10,7 @@ dotted grey "teacher instruct" lines. Base models are references with an empty t
 Outputs, under --out-dir: tables/main.csv (tidy), tables/datasets.csv, tables/main.md,
 tables/main.tex, tables/paired.{csv,md} (CoDIT minus direct, paired bootstrap over benchmark
 items, from the evaluations' samples files), figures/metric_vs_alpha.png,
-figures/length_vs_alpha.png and report_provenance.json.
+figures/length_vs_alpha.png, figures/paired_heatmap.png and report_provenance.json.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ MAIN_MD = Path("tables/main.md")
 MAIN_TEX = Path("tables/main.tex")
 METRIC_FIGURE = Path("figures/metric_vs_alpha.png")
 LENGTH_FIGURE = Path("figures/length_vs_alpha.png")
+HEATMAP_FIGURE = Path("figures/paired_heatmap.png")
 PAIRED_CSV = Path("tables/paired.csv")
 PAIRED_MD = Path("tables/paired.md")
 PROVENANCE_JSON = Path("report_provenance.json")
@@ -46,6 +47,7 @@ OUTPUTS = (
     PAIRED_MD,
     METRIC_FIGURE,
     LENGTH_FIGURE,
+    HEATMAP_FIGURE,
     PROVENANCE_JSON,
 )
 
@@ -95,13 +97,14 @@ def read_inputs(paths: list[str]) -> list[tuple[str, Any]]:
     return [(str(path), read_json(path)) for path in paths]
 
 
-def select_metrics(table: pd.DataFrame, patterns: list[str]) -> pd.DataFrame:
-    """Rows whose `task/metric` matches one of the patterns; every row when there are none."""
-    if not patterns:
+def select_metrics(table: pd.DataFrame, patterns: list[str], strict: bool = True) -> pd.DataFrame:
+    """Rows whose `task/metric` matches one of the patterns; every row when there are none.
+    `strict`: matching nothing is an error (for the main table, which holds every metric)."""
+    if not patterns or table.empty:
         return table
     names = table["task"] + "/" + table["metric"]
     keep = names.map(lambda name: any(fnmatch.fnmatchcase(name, p) for p in patterns))
-    if not keep.any():
+    if strict and not keep.any():
         known = ", ".join(sorted(names.unique()))
         raise ValueError(f"--metric {' '.join(patterns)} matches none of: {known}")
     return table[keep]
@@ -178,6 +181,8 @@ def run(args: argparse.Namespace) -> None:
     write_text(paired.render_paired_markdown(comparisons), out / PAIRED_MD)
     plots.plot_metric_vs_alpha(shown, out / METRIC_FIGURE)
     plots.plot_length_vs_alpha(datasets, out / LENGTH_FIGURE)
+    shown_pairs = select_metrics(comparisons, args.metric, strict=False)
+    plots.plot_paired_heatmap(shown_pairs, out / HEATMAP_FIGURE)
     write_json(out / PROVENANCE_JSON, provenance_record(args, table, datasets, skipped))
     print(
         f"codit report: {len(table)} result rows, {len(metric_tables)} metrics, "

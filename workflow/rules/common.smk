@@ -337,4 +337,5 @@ def final_targets():
         "results/tables/paired.md",
         "results/figures/metric_vs_alpha.png",
         "results/figures/length_vs_alpha.png",
+        "results/figures/paired_heatmap.png",
     ]

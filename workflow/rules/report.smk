@@ -46,6 +46,12 @@ rule report:
             category="Figures",
             labels={"figure": "length vs alpha"},
         ),
+        heatmap_figure=report(
+            "results/figures/paired_heatmap.png",
+            caption="../report/paired_heatmap.rst",
+            category="Figures",
+            labels={"figure": "CoDIT - direct heat map"},
+        ),
         provenance="results/report_provenance.json",
     log:
         "logs/report.log",
