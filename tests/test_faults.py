@@ -130,7 +130,7 @@ def test_killed_at_every_stage_the_rerun_equals_an_uninterrupted_run(tmp_path):
 
     assert results_of(faulty) == results_of(clean)
     assert adapters_of(faulty) == adapters_of(clean) != {}
-    for name in ("main.md", "main.tex", "datasets.csv"):
+    for name in ("main.md", "main.tex", "datasets.csv", "paired.csv", "paired.md"):
         assert (faulty / "results/tables" / name).read_bytes() == (
             clean / "results/tables" / name
         ).read_bytes()
