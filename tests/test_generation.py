@@ -18,6 +18,8 @@ from codit.generation import (
     load_model,
     prompt_seed,
     render_prompts,
+    repeated_ngram_share,
+    repetition_summary,
     shard_bounds,
     stop_token_ids,
 )
@@ -507,3 +509,14 @@ def test_cli_refuses_a_bad_instruction_file_before_loading_models(tmp_path, cont
         generate_cli(missing, missing, bad, tmp_path / "o.jsonl", tmp_path / "c.json")
     assert message in str(error.value.code)
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_repetition_measure_of_the_dataset_card():
+    assert repeated_ngram_share("a b c") == 0.0  # fewer words than one 4-gram
+    assert repeated_ngram_share("a b c d e f") == 0.0
+    # 12 words, 9 four-grams; the loop repeats from the 5th four-gram on: 5 of 9 repeated
+    assert repeated_ngram_share("a b c d " * 3) == pytest.approx(5 / 9)
+    summary = repetition_summary(["a b c d " * 3, "one two three four five"])
+    assert summary["mean_repeated_share"] == pytest.approx((5 / 9) / 2)
+    assert summary["degenerate_share"] == 0.5 and summary["n"] == 4
+    assert repetition_summary([])["mean_repeated_share"] is None

@@ -495,3 +495,14 @@ def test_task_metric_rows_handles_filters_and_non_numeric_entries() -> None:
         ("exact_match/get-answer", 0.25),
     ]
     assert math.isnan(rows[0]["stderr"]) and rows[1]["stderr"] == 0.01
+
+
+def test_datasets_csv_has_the_repetition_measure_when_cards_have_it(inputs, tmp_path: Path) -> None:
+    evals, cards = inputs
+    card = json.loads(cards[0].read_text())
+    card["repetition"] = {"n": 4, "mean_repeated_share": 0.25, "degenerate_share": 0.1}
+    cards[0].write_text(json.dumps(card))
+    run_report(evals, cards, tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "tables/datasets.csv")
+    assert sorted(table["repeated_4gram_share"].dropna()) == [0.25]  # older cards: empty
+    assert sorted(table["degenerate_share"].dropna()) == [0.1]

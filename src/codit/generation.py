@@ -68,6 +68,9 @@ SKIP_REASONS = (SKIP_TOO_LONG,)
 SKIPPED_IDS_SHOWN = 20
 # A tokenizer's model_max_length at or above this is a placeholder (transformers uses 1e30).
 SANE_MODEL_MAX_LENGTH = 10**8
+# Repetition in the cards: word 4-grams; a response with half its 4-grams repeated is degenerate.
+REPETITION_N = 4
+DEGENERATE_SHARE = 0.5
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,6 +337,39 @@ def _percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def repeated_ngram_share(text: str, n: int = REPETITION_N) -> float:
+    """Share of a response's word n-grams that already occurred earlier in the same response.
+
+    Our repetition measure (words split on whitespace, so it compares across tokenizers): 0
+    for text without a repeated n-gram or shorter than n words, near 1 for a loop such as
+    "a b c d a b c d ...". The released CoDIT code flags n-gram repetition; this is our own
+    definition.
+    """
+    words = text.split()
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0.0
+    seen: set[tuple[str, ...]] = set()
+    repeated = 0
+    for gram in grams:
+        repeated += gram in seen
+        seen.add(gram)
+    return repeated / len(grams)
+
+
+def repetition_summary(texts: Sequence[str]) -> dict[str, Any]:
+    """Mean repeated n-gram share of the responses and the share of degenerate ones."""
+    shares = [repeated_ngram_share(text) for text in texts]
+    return {
+        "n": REPETITION_N,
+        "mean_repeated_share": statistics.fmean(shares) if shares else None,
+        "degenerate_share": (
+            sum(share >= DEGENERATE_SHARE for share in shares) / len(shares) if shares else None
+        ),
+        "degenerate_threshold": DEGENERATE_SHARE,
+    }
+
+
 def dataset_card(
     records: Sequence[dict[str, Any]],
     settings: dict[str, Any],
@@ -365,6 +401,9 @@ def dataset_card(
             "max": max(tokens) if tokens else None,
         },
         "completion_words": {"mean": statistics.fmean(words) if words else None},
+        "repetition": repetition_summary(
+            [record["completion"][0]["content"] for record in records]
+        ),
         "skipped": {reason: (skipped or {}).get(reason, 0) for reason in SKIP_REASONS},
         "skipped_ids": {
             reason: list((skipped_ids or {}).get(reason, []))[:SKIPPED_IDS_SHOWN]

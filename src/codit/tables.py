@@ -43,6 +43,8 @@ DATASET_COLUMNS = [
     "tokens_p90",
     "tokens_max",
     "words_mean",
+    "repeated_4gram_share",
+    "degenerate_share",
 ]
 REFERENCE_ARM = "reference"
 ARM_ORDER = ["direct", "codit", REFERENCE_ARM]
@@ -270,6 +272,13 @@ def card_row(card: Mapping[str, Any], source: str) -> dict[str, Any]:
         "length_share": length / records if records else math.nan,
         **{f"tokens_{key}": value for key, value in tokens.items()},
         "words_mean": _card_number(card, "completion_words", "mean", source),
+        # Cards written before the repetition measure existed have no such block.
+        "repeated_4gram_share": _card_number(card, "repetition", "mean_repeated_share", source)
+        if "repetition" in card
+        else math.nan,
+        "degenerate_share": _card_number(card, "repetition", "degenerate_share", source)
+        if "repetition" in card
+        else math.nan,
     }
 
 
