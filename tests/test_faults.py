@@ -47,6 +47,9 @@ ROUNDS = [
      "generate.before_checkpoint_removal:1", "generate_shard"),
     ("(the remaining shards)", SHARDS, None, None),
     ("gather: dataset renamed, card not yet", DATASETS, "write.before_rename:2", "gather_dataset"),
+    # Snakemake may start an SFT job before the other dataset is gathered: gather both first, so
+    # that the SFT rounds below fail in SFT and nowhere else.
+    ("(the remaining gathers)", DATASETS, None, None),
     ("SFT right after a checkpoint", SFT, "sft.after_checkpoint:1", "sft"),
     ("SFT between checkpoints", SFT, "sft.step:7", "sft"),
     ("SFT: SIGTERM to Snakemake while training", SFT, "SIGTERM", "sft"),
