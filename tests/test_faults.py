@@ -78,8 +78,10 @@ def run_round(config: Path, workdir: Path, targets: list[str], fault: str | None
 
 
 def sigterm_round(args: list[str], workdir: Path) -> subprocess.CompletedProcess:
-    """Start Snakemake, wait until an SFT job has saved a checkpoint, then SIGTERM Snakemake and
-    its jobs together, as a pre-empted SLURM allocation or a closed login session does."""
+    """Start Snakemake, wait until an SFT job has saved a new checkpoint (so it is training), then
+    SIGTERM Snakemake and its jobs together, as a pre-empted allocation or a closed session does."""
+    # Earlier rounds left checkpoints of killed jobs: wait for one this run saves.
+    before = set((workdir / "results/sft").rglob("*.checkpoints/checkpoint-*"))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     process = subprocess.Popen(
         [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), *args],
@@ -87,7 +89,7 @@ def sigterm_round(args: list[str], workdir: Path) -> subprocess.CompletedProcess
         start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 600
-    while not list((workdir / "results/sft").rglob("*.checkpoints/checkpoint-*")):
+    while not set((workdir / "results/sft").rglob("*.checkpoints/checkpoint-*")) - before:
         assert process.poll() is None, "Snakemake ended before an SFT checkpoint appeared"
         assert time.monotonic() < deadline, "no SFT checkpoint within 10 minutes"
         time.sleep(0.2)
