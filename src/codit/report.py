@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from codit import paired, plots, tables
-from codit.provenance import atomic_path, provenance, write_json
+from codit.provenance import atomic_path, file_sha256, provenance, write_json
 
 MAIN_CSV = Path("tables/main.csv")
 DATASETS_CSV = Path("tables/datasets.csv")
@@ -110,11 +109,6 @@ def select_metrics(table: pd.DataFrame, patterns: list[str], strict: bool = True
     return table[keep]
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    """sha256 of an input, so the provenance pins exactly which results were reported."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
@@ -144,8 +138,8 @@ def provenance_record(
     """Inputs with digests, outputs, counts, and the shared provenance block."""
     return {
         "inputs": {
-            "evals": [{"path": str(p), "sha256": file_digest(p)} for p in args.evals],
-            "cards": [{"path": str(p), "sha256": file_digest(p)} for p in args.cards],
+            "evals": [{"path": str(p), "sha256": file_sha256(p)} for p in args.evals],
+            "cards": [{"path": str(p), "sha256": file_sha256(p)} for p in args.cards],
         },
         "outputs": [str(args.out_dir / output) for output in OUTPUTS],
         "counts": {

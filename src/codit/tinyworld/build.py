@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -11,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from codit.provenance import provenance, write_json, write_jsonl
+from codit.provenance import file_sha256, provenance, write_json, write_jsonl
 from codit.tinyworld.corpus import build_splits, pretrain_documents, split_combinations
 from codit.tinyworld.tasks import write_task_folder
 from codit.tinyworld.tokenizer import VOCAB_SIZE, train_tokenizer
@@ -29,10 +28,6 @@ def _instruction_record(prefix: str, index: int, item: dict[str, Any]) -> dict[s
         "request": item["request"],
         "combo": item["combo"],
     }
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def build_data(
@@ -100,7 +95,7 @@ def build_data(
                 "unseen_combos": [
                     "+".join(c) for c in combos["unseen_pairs"] + combos["unseen_triples"]
                 ],
-                "sha256": {str(p.relative_to(staging)): _sha256(p) for p in files},
+                "sha256": {str(p.relative_to(staging)): file_sha256(p) for p in files},
                 "wall_seconds": round(time.perf_counter() - wall0, 2),
                 "cpu_seconds": round(time.process_time() - cpu0, 2),
             }
