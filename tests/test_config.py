@@ -1,6 +1,7 @@
 """Config validation: the JSON schema (types, ranges, defaults) and the cross-field checks."""
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,17 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from codit.config import ConfigError, build_grid, instruction_source, resolve_model
-from codit.naming import codit_arm, format_number, model_slug, parse_arm
+from codit.naming import (
+    ARM_PATTERN,
+    best_of_n_arm,
+    chat_vector_arm,
+    codit_arm,
+    direct_sample_arm,
+    format_number,
+    model_slug,
+    parse_arm,
+    public_arm,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")
@@ -33,6 +44,7 @@ def test_tiny_world_config_validates_and_fills_defaults():
     assert list(grid.pairs) == ["tiny-llama"]
     assert grid.arms == [
         "direct",
+        "bestof4_oracle",
         "codit_alpha0.001_beta1",
         "codit_alpha0.01_beta1",
         "codit_alpha0.1_beta1",
@@ -40,12 +52,30 @@ def test_tiny_world_config_validates_and_fills_defaults():
     ]
     assert set(grid.students) == {"tiny-llama-base", "tiny-gpt2-base"}
     assert grid.uses_tinyworld
+    assert grid.seeds == [0, 1, 2]
+    assert grid.generated_arms[:4] == [
+        "direct",
+        "direct_sample1",
+        "direct_sample2",
+        "direct_sample3",
+    ]
+    assert list(grid.public) == ["public_tinyworld-rules"]
+    assert (
+        grid.public["public_tinyworld-rules"].location
+        == "resources/tinyworld/instructions/public.jsonl"
+    )
+    assert [(v.pair, v.student.slug, v.arm) for v in grid.chat_vectors] == [
+        ("tiny-llama", "tiny-llama-base", "chatvector_r0.5"),
+        ("tiny-llama", "tiny-llama-base", "chatvector_r1"),
+    ]
 
 
 def test_paper_config_validates():
     config = validated(load("paper.yaml"))
     grid = build_grid(config)
-    assert len(grid.pairs) == 3 and len(grid.students) == 3 and len(grid.arms) == 6
+    assert len(grid.pairs) == 3 and len(grid.students) == 3 and len(grid.arms) == 7
+    assert "bestof4_judge" in grid.arms and grid.seeds == [0, 1, 2]
+    assert grid.public["public_alpaca"].location == "tatsu-lab/alpaca"
     post, pre = grid.pairs["qwen3-8b"]
     assert post.hub_id == "Qwen/Qwen3-8B" and pre.hub_id == "Qwen/Qwen3-8B-Base"
     assert post.chat_template_kwargs == {"enable_thinking": False}
@@ -129,12 +159,22 @@ def test_hub_ids_become_path_safe_slugs():
 
 def test_arm_names_round_trip():
     assert codit_arm(0.01, 1.0) == "codit_alpha0.01_beta1"
-    assert parse_arm("codit_alpha0.01_beta1") == ("codit", 0.01, 1.0)
-    assert parse_arm("codit_alpha1e-05_beta0.5") == ("codit", 1e-05, 0.5)
-    assert parse_arm("direct") == ("direct", None, None)
+    arm = parse_arm("codit_alpha0.01_beta1")
+    assert (arm.kind, arm.alpha, arm.beta) == ("codit", 0.01, 1.0)
+    arm = parse_arm("codit_alpha1e-05_beta0.5")
+    assert (arm.kind, arm.alpha, arm.beta) == ("codit", 1e-05, 0.5)
+    assert parse_arm("direct").kind == "direct" and parse_arm("direct").alpha is None
+    assert parse_arm(direct_sample_arm(2)).sample == 2 and direct_sample_arm(0) == "direct"
+    arm = parse_arm(best_of_n_arm(4, "judge"))
+    assert (arm.name, arm.kind, arm.n, arm.scorer) == ("bestof4_judge", "bestofn", 4, "judge")
+    assert parse_arm(public_arm("alpaca")).dataset == "alpaca"
+    arm = parse_arm(chat_vector_arm(0.5))
+    assert (arm.name, arm.kind, arm.ratio) == ("chatvector_r0.5", "chatvector", 0.5)
     assert format_number(0.3) == "0.3"
-    with pytest.raises(ValueError, match="neither 'direct'"):
-        parse_arm("codit_alpha_beta")
+    for bad in ("codit_alpha_beta", "direct_sample0", "bestof4_gpt", "public_a_b"):
+        with pytest.raises(ValueError, match="is none of"):
+            parse_arm(bad)
+        assert not re.fullmatch(ARM_PATTERN, bad)
 
 
 @pytest.mark.parametrize(
@@ -149,3 +189,64 @@ def test_model_names_never_escape_their_folder(name):
         return
     assert "/" not in slug and slug not in {".", ".."} and not slug.startswith(".")
     assert (Path("results") / slug).resolve().parent == Path("results").resolve()
+
+
+def tiny_world_with(**changes) -> dict:
+    config = validated(load("config.yaml"))
+    config.update(copy.deepcopy(changes))
+    return config
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        (
+            {"chat_vector": {"ratios": [0.5], "students": {"tiny-llama": ["tiny-gpt2-base"]}}},
+            r"chat_vector\.students\.tiny-llama\[0\]: student 'tiny-gpt2-base' is a gpt2 model "
+            r"but teacher pair 'tiny-llama' is llama",
+        ),
+        (
+            {"chat_vector": {"ratios": [0.5], "students": {"tiny-gpt2": ["tiny-llama-base"]}}},
+            r"chat_vector\.students\.tiny-gpt2: no such teacher pair",
+        ),
+        (
+            {"chat_vector": {"ratios": [], "students": {"tiny-llama": ["tiny-llama-base"]}}},
+            "`students` given but no `ratios`",
+        ),
+        (
+            {"best_of_n": {"n": [4], "scorers": ["judge"], "judge": {}}},
+            r"best_of_n\.judge: the `judge` scorer needs `url` and `model`",
+        ),
+        ({"best_of_n": {"n": [4], "scorers": []}}, "give both `n` and `scorers`"),
+        (
+            {"public_datasets": {"mine": {"source": "no/such/file.jsonl"}}},
+            r"public_datasets\.mine\.source: file 'no/such/file.jsonl' does not exist",
+        ),
+        (
+            {"public_datasets": {"mine": {"source": "hub:not a dataset"}}},
+            r"public_datasets\.mine\.source: 'hub:not a dataset' is not hub:<owner>/<name>",
+        ),
+    ],
+)
+def test_baseline_arms_are_checked_naming_the_key(changes, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        build_grid(tiny_world_with(**changes))
+
+
+def test_oracle_scorer_needs_the_tiny_world(tmp_path):
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text('{"instruction": "Say hi."}\n')
+    config = tiny_world_with(
+        instructions={**load("config.yaml")["instructions"], "source": str(pool)}
+    )
+    with pytest.raises(ConfigError, match="`oracle` scores with the tiny world's own rules"):
+        build_grid(config)
+
+
+def test_public_is_not_a_teacher_pair_name():
+    config = tiny_world_with(
+        teacher_pairs={"public": {"post": "tiny-llama-instruct", "pre": "tiny-llama-base"}},
+        chat_vector={},
+    )
+    with pytest.raises(ConfigError, match=r"teacher_pairs\.public: the name is reserved"):
+        build_grid(config)

@@ -47,6 +47,8 @@ ASSUMED = {
         "org/student": {"params_b": 2, "kv_bytes_per_token": 50_000},
     },
     "evaluation": {"taskA": {"items": 100, "prompt_tokens": 50, "generated_tokens": 20}},
+    "judge": {"prompt_tokens": 500, "reply_tokens": 2000, "tokens_per_s_per_gpu": 1000},
+    "public_datasets": {"org/pub": {"rows": 600, "prompt_tokens": 30, "response_tokens": 70}},
 }
 
 
@@ -95,6 +97,8 @@ def test_direct_and_codit_arithmetic_by_hand():
 
     stages = result["stages"]
     assert stages["generate_direct"] == {"jobs": 4, "gpu_hours": pair["gpu_hours_direct_arm"]}
+    for absent in ("generate_samples", "best_of_n", "sft_public", "evaluate_public"):
+        assert stages[absent] == {"jobs": 0, "gpu_hours": 0}
     assert stages["generate_codit"]["jobs"] == 4
     # SFT per arm: 6 x 2e9 x 1000 x (100 + 400) x 2 epochs at 500 TFLOP/s x 0.25, one GPU.
     sft_job = 6 * 2e9 * 1000 * 500 * 2 / (500e12 * 0.25) / 3600
@@ -109,6 +113,153 @@ def test_direct_and_codit_arithmetic_by_hand():
         sum(stages[key]["gpu_hours"] for key in ("generate_direct", "generate_codit", "sft"))
         + stages["evaluate"]["gpu_hours"]
     )
+
+
+def stage_hours(result: dict, stage: str) -> float:
+    return result["stages"][stage]["gpu_hours"]
+
+
+def test_seeds_multiply_sampled_generation_sft_and_student_evaluation():
+    assumptions = parse_assumptions(ASSUMED)
+    once = estimate(validated(synthetic_config()), assumptions)
+    config = synthetic_config()
+    config["seeds"] = [0, 1, 2]
+    thrice = estimate(validated(config), assumptions)
+    pair = once["pairs"]["pair"]
+
+    # Direct and CoDIT are generated once per seed: 3 x 4 shards each.
+    assert thrice["stages"]["generate_direct"]["jobs"] == 12
+    assert stage_hours(thrice, "generate_direct") == pytest.approx(3 * pair["gpu_hours_direct_arm"])
+    assert thrice["stages"]["generate_codit"]["jobs"] == 12
+    assert stage_hours(thrice, "generate_codit") == pytest.approx(3 * pair["gpu_hours_codit_arm"])
+    # Two arms x 3 seeds x 1 student of SFT; the same jobs evaluated, the reference once.
+    sft_job = 6 * 2e9 * 1000 * 500 * 2 / (500e12 * 0.25) / 3600
+    assert thrice["stages"]["sft"] == {"jobs": 6, "gpu_hours": pytest.approx(6 * sft_job)}
+    student, reference = (once["evaluate_gpu_hours_per_job"][m] for m in ("student", "post"))
+    assert thrice["stages"]["evaluate"]["jobs"] == 6 + 1
+    assert stage_hours(thrice, "evaluate") == pytest.approx(6 * student + reference)
+    assert stage_hours(thrice, "total") == pytest.approx(
+        3 * (stage_hours(once, "total") - reference) + reference
+    )
+
+
+def test_best_of_n_candidates_and_judge_hours_by_hand():
+    config = synthetic_config()
+    config["seeds"] = [0, 1]
+    config["best_of_n"] = {
+        "n": [3],
+        "scorers": ["judge"],
+        "judge": {"url": "http://judge:8000/v1", "model": "org/judge"},
+    }
+    result = estimate(validated(config), parse_assumptions(ASSUMED))
+    stages, pair = result["stages"], result["pairs"]["pair"]
+    assert result["generated_arms"][:3] == ["direct", "direct_sample1", "direct_sample2"]
+
+    # Candidates 1 and 2 (candidate 0 is the direct arm) cost a direct arm each, per seed.
+    assert stages["generate_samples"]["jobs"] == 2 * 2 * 4  # samples x seeds x shards
+    assert stage_hours(result, "generate_samples") == pytest.approx(
+        2 * 2 * pair["gpu_hours_direct_arm"]
+    )
+    assert stage_hours(result, "generate_direct") == pytest.approx(2 * pair["gpu_hours_direct_arm"])
+    # The judge: 3 calls per instruction, per seed; each reads the instruction (100), a direct
+    # response (400) and the judging prompt (500) and writes 2000 tokens, capped at max_tokens
+    # (1024 by default); 1000 tokens/s per GPU.
+    calls = 3 * 1000 * 2
+    tokens = 100 + 400 + 500 + 1024
+    assert result["best_of_n"]["judge_calls"] == calls
+    assert stages["best_of_n"] == {
+        "jobs": 2,
+        "gpu_hours": pytest.approx(calls * tokens / 1000 / 3600),
+    }
+    # The Best-of-N dataset is direct responses: SFT and evaluation like the direct arm.
+    sft_job = 6 * 2e9 * 1000 * 500 * 2 / (500e12 * 0.25) / 3600
+    assert stages["sft"]["jobs"] == 3 * 2  # direct, bestof3_judge, CoDIT x 2 seeds
+    assert stage_hours(result, "sft") == pytest.approx(6 * sft_job)
+    assert stages["evaluate"]["jobs"] == 6 + 1
+
+    # A smaller reply than max_tokens is taken as is.
+    config["best_of_n"]["judge"]["max_tokens"] = 4096
+    longer = estimate(validated(config), parse_assumptions(ASSUMED))
+    assert stage_hours(longer, "best_of_n") == pytest.approx(calls * 3000 / 1000 / 3600)
+
+
+def test_best_of_n_oracle_costs_no_gpu_and_judge_needs_assumptions():
+    config = synthetic_config()
+    config["instructions"]["source"] = "tinyworld"
+    config["best_of_n"] = {"n": [2], "scorers": ["oracle"]}
+    result = estimate(validated(config), parse_assumptions(ASSUMED))
+    assert result["stages"]["best_of_n"] == {"jobs": 1, "gpu_hours": 0.0}
+    assert result["stages"]["generate_samples"]["jobs"] == 4
+
+    config = synthetic_config()
+    config["best_of_n"] = {
+        "n": [2],
+        "scorers": ["judge"],
+        "judge": {"url": "http://judge:8000/v1", "model": "org/judge"},
+    }
+    assumed = copy.deepcopy(ASSUMED)
+    del assumed["judge"]
+    with pytest.raises(ValueError, match="judge"):
+        estimate(validated(config), parse_assumptions(assumed))
+
+
+def public_config(pairs: int) -> dict:
+    config = synthetic_config()
+    config["seeds"] = [0, 1, 2]
+    config["teacher_pairs"] = {f"pair{i}": {"post": "post", "pre": "pre"} for i in range(pairs)}
+    config["public_datasets"] = {
+        "pub": {"source": "hub:org/pub"},  # size null: the CoDIT size, capped at 600 rows
+        "small": {"source": "hub:org/pub", "size": 300},
+    }
+    return config
+
+
+def test_public_datasets_per_student_and_seed_not_per_pair():
+    assumptions = parse_assumptions(ASSUMED)
+    one, two = (estimate(validated(public_config(n)), assumptions) for n in (1, 2))
+    # 600 rows (fewer than the 1000 instructions) and 300 of 30 + 70 tokens, 2 epochs.
+    job = {size: 6 * 2e9 * size * 100 * 2 / (500e12 * 0.25) / 3600 for size in (600, 300)}
+    assert one["sft_public_gpu_hours_per_job"]["student"] == {
+        "public_pub": pytest.approx(job[600]),
+        "public_small": pytest.approx(job[300]),
+    }
+    for result in (one, two):
+        stages = result["stages"]
+        assert stages["sft_public"]["jobs"] == 2 * 3  # datasets x seeds x 1 student
+        assert stage_hours(result, "sft_public") == pytest.approx(3 * (job[600] + job[300]))
+        assert stages["evaluate_public"]["jobs"] == 6
+        student = result["evaluate_gpu_hours_per_job"]["student"]
+        assert stage_hours(result, "evaluate_public") == pytest.approx(6 * student)
+    # Teacher arms double with the pairs; public ones do not.
+    assert two["stages"]["sft"]["jobs"] == 2 * one["stages"]["sft"]["jobs"]
+    assert stage_hours(two, "sft_public") == pytest.approx(stage_hours(one, "sft_public"))
+
+    assumed = copy.deepcopy(ASSUMED)
+    del assumed["public_datasets"]
+    with pytest.raises(ValueError, match=r"'pub'.*org/pub"):
+        estimate(validated(public_config(1)), parse_assumptions(assumed))
+
+
+def test_chat_vectors_cost_one_evaluation_each_and_no_seeds():
+    config = synthetic_config()
+    config["seeds"] = [0, 1, 2]
+    config["models"]["base"] = {"hub": "org/pre", "gpus": 2}
+    config["chat_vector"] = {"ratios": [0.5, 1.0], "students": {"pair": ["base"]}}
+    result = estimate(validated(config), parse_assumptions(ASSUMED))
+    stages = result["stages"]
+    assert stages["chat_vector"] == {"jobs": 2, "gpu_hours": 0.0}
+    # The edited model has the shape of `base` (org/pre, 10B) and its 2 GPUs: 10 batches x 20
+    # steps of 10 rows at context 60, plus prefill.
+    step = (10e9 * 2 + 10 * 60 * 100_000) / (1000 * GB * 0.5)
+    job = (10 * 20 * step + 2 * 10e9 * 100 * 50 / (500e12 * 0.5)) * 2 / 3600
+    assert result["evaluate_gpu_hours_per_job"]["base"] == pytest.approx(job, rel=1e-12)
+    assert stages["evaluate_chat_vector"] == {"jobs": 2, "gpu_hours": pytest.approx(2 * job)}
+    assert result["chat_vectors"][0] == {
+        "pair": "pair",
+        "student": "base",
+        "ratio": 0.5,
+        "arm": "chatvector_r0.5",
+    }
 
 
 def test_sft_examples_are_capped_at_max_length():
@@ -175,13 +326,29 @@ def paper_json(capsys, *extra: str) -> dict:
 def test_paper_config_end_to_end(capsys):
     result = paper_json(capsys)
     stages = result["stages"]
-    assert stages["generate_direct"]["jobs"] + stages["generate_codit"]["jobs"] == 3 * 6 * 32
-    assert stages["generate_codit"]["jobs"] == 3 * 5 * 32
-    assert stages["sft"]["jobs"] == 54
-    assert stages["evaluate"]["jobs"] == 54 + 9
-    assert stages["total"]["jobs"] == 3 * 6 * 32 + 54 + 63
-    for stage in stages.values():
-        assert stage["gpu_hours"] > 0
+    paper = yaml.safe_load(PAPER.read_text())
+    seeds = len(paper["seeds"])
+    assert seeds == 3
+    # Per pair and seed: direct, 3 further direct samples (Best-of-4), 5 CoDIT arms; 32 shards.
+    assert stages["generate_direct"]["jobs"] == 3 * seeds * 1 * 32
+    assert stages["generate_samples"]["jobs"] == 3 * seeds * 3 * 32
+    assert stages["generate_codit"]["jobs"] == 3 * seeds * 5 * 32
+    assert stages["best_of_n"]["jobs"] == 3 * seeds
+    # Trained per pair and seed: direct, bestof4_judge, 5 CoDIT; 3 students.
+    trained = 3 * 7 * seeds * 3
+    assert stages["sft"]["jobs"] == trained
+    assert stages["evaluate"]["jobs"] == trained + 9
+    # Alpaca and Dolly per student and seed; two chat vectors (qwen3-8b-base, r 0.5 and 1).
+    assert stages["sft_public"]["jobs"] == stages["evaluate_public"]["jobs"] == 2 * seeds * 3
+    assert stages["chat_vector"] == {"jobs": 2, "gpu_hours": 0}
+    assert stages["evaluate_chat_vector"]["jobs"] == 2
+    assert stages["total"]["jobs"] == 3 * seeds * 9 * 32 + 3 * seeds + 2 * (trained + 18) + 9 + 4
+    for key, stage in stages.items():
+        assert stage["gpu_hours"] > 0 or key == "chat_vector"
+    # The public datasets are smaller than the CoDIT datasets (size null asks for 250,333).
+    assert result["public"]["public_alpaca"]["examples"] == 52002
+    assert result["public"]["public_dolly"]["examples"] == 15011
+    assert result["best_of_n"]["judge_calls"] == 3 * seeds * 4 * paper["instructions"]["limit"]
     assert result["instructions"] == yaml.safe_load(PAPER.read_text())["instructions"]["limit"]
     assert result["assumptions"]["codit_vs_direct_throughput"] == 0.57
     # The paper pairs need two GPUs per model for the 27B and 30B teachers, one for Qwen3-8B.
@@ -190,8 +357,9 @@ def test_paper_config_end_to_end(capsys):
 
     main(["cost", "--configfile", str(PAPER), "--assumptions", str(ASSUMPTIONS)])
     table = capsys.readouterr().out
-    assert "| generate (CoDIT) | 480 |" in table
-    assert "| total | 693 |" in table
+    assert "| generate (CoDIT) | 1,440 |" in table
+    assert "| Best-of-N scoring (judge server) | 9 |" in table
+    assert "| total | 3,028 |" in table
 
 
 def test_bench_file_changes_codit_rows(capsys, tmp_path):

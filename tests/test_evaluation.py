@@ -103,8 +103,9 @@ def evaluate(model: Path, task_dir: Path, out: Path, *extra: str) -> dict:
 def evaluated(model_dir, task_dir, tmp_path_factory) -> tuple[dict, Path]:
     root = tmp_path_factory.mktemp("eval")
     labels = ["--label", "arm=direct", "--label", "student=tiny"]
+    # The student's own folder stands in for its teacher: both architectures are recorded.
     payload = evaluate(model_dir, task_dir, root / "results.json", "--samples-dir",
-                       str(root / "samples"), *labels)  # fmt: skip
+                       str(root / "samples"), "--teacher", str(model_dir), *labels)  # fmt: skip
     return payload, root
 
 
@@ -121,7 +122,12 @@ def test_metrics_in_lm_eval_format(evaluated):
 
 def test_codit_block(evaluated, model_dir):
     codit = evaluated[0]["codit"]
-    assert codit["labels"] == {"arm": "direct", "student": "tiny"}
+    assert codit["labels"] == {
+        "arm": "direct",
+        "student": "tiny",
+        "student_architecture": "llama",
+        "teacher_architecture": "llama",
+    }
     assert codit["model"] == str(model_dir)
     settings = codit["provenance"]["settings"]
     assert settings["apply_chat_template"] is True

@@ -26,10 +26,12 @@ pytestmark = pytest.mark.slow
 PAIR, STUDENT = "tiny-llama", "tiny-llama-base"
 ARMS = ["direct", "codit_alpha0.1_beta1"]
 SHARDS = [
-    f"results/datasets/{PAIR}/{arm}/shards/{i:03d}-of-002.jsonl" for arm in ARMS for i in (0, 1)
+    f"results/datasets/{PAIR}/{arm}/seed0/shards/{i:03d}-of-002.jsonl"
+    for arm in ARMS
+    for i in (0, 1)
 ]
-DATASETS = [f"results/datasets/{PAIR}/{arm}/data.jsonl" for arm in ARMS]
-SFT = [f"results/sft/{PAIR}/{arm}/{STUDENT}/train_record.json" for arm in ARMS]
+DATASETS = [f"results/datasets/{PAIR}/{arm}/seed0/data.jsonl" for arm in ARMS]
+SFT = [f"results/sft/{PAIR}/{arm}/seed0/{STUDENT}/train_record.json" for arm in ARMS]
 EVALS = [f"results/eval/{PAIR}/{arm}/{STUDENT}.json" for arm in ARMS] + [
     "results/eval/reference/tiny-llama-instruct.json"
 ]

@@ -183,6 +183,9 @@ def test_prompt_seed_is_stable_and_id_specific():
     # Pinned value (sha256(b"0:a"), first 8 bytes, top bit cleared): the rule must not change
     # silently, since that would change every sampled dataset.
     assert prompt_seed(0, "a") == 2158286327075803111
+    # Best-of-N's further samples: sample 0 is the direct arm's seed, the others differ.
+    assert prompt_seed(0, "a", sample=0) == prompt_seed(0, "a")
+    assert len({prompt_seed(0, "a", sample=j) for j in range(4)}) == 4
 
 
 def test_shard_bounds_cover_the_file_in_order():
@@ -328,6 +331,31 @@ def test_cli_engine_options_change_no_record(leaky_pair, instruction_file, tmp_p
     assert card["throughput"]["engine"]["pre_forwards"] >= 1
 
 
+def test_cli_direct_sample_index_draws_new_samples_of_the_direct_arm(
+    leaky_pair, instruction_file, tmp_path
+):
+    """Sample 0 is the direct arm byte for byte; sample 1 has its own seeds and arm name."""
+    post_dir, _, _ = leaky_pair
+    outputs = {}
+    for name, extra in {
+        "direct": [],
+        "zero": ["--sample-index", "0"],
+        "one": ["--sample-index", "1"],
+    }.items():
+        out = tmp_path / f"{name}.jsonl"
+        generate_cli(post_dir, None, instruction_file, out, tmp_path / f"{name}.card.json",
+                     "--mode", "direct", "--seed", "7", *extra)  # fmt: skip
+        outputs[name] = read_jsonl(out)
+    assert outputs["zero"] == outputs["direct"]
+    one = outputs["one"]
+    assert {record["arm"] for record in one} == {"direct_sample1"}
+    assert [r["id"] for r in one] == [r["id"] for r in outputs["direct"]]
+    assert all(a["seed"] != b["seed"] for a, b in zip(one, outputs["direct"], strict=True))
+    assert [r["seed"] for r in one] == [prompt_seed(7, r["id"], 1) for r in one]
+    card = json.loads((tmp_path / "one.card.json").read_text())
+    assert card["arm"] == "direct_sample1" and card["provenance"]["settings"]["sample"] == 1
+
+
 def test_cli_direct_greedy_ignores_generation_config_defaults(
     leaky_pair, instruction_file, tmp_path
 ):
@@ -365,6 +393,8 @@ def test_cli_direct_greedy_ignores_generation_config_defaults(
         (["--beta", "-0.5"], "--beta"),
         (["--chat-template-kwargs", "[1]"], "--chat-template-kwargs"),
         (["--shard-index", "4", "--num-shards", "2"], "--shard-index"),
+        (["--sample-index", "-1"], "--sample-index"),
+        (["--mode", "codit", "--sample-index", "2"], "--sample-index"),
     ],
 )
 def test_cli_rejects_bad_settings_before_loading_models(tmp_path, instruction_file, extra, message):

@@ -26,10 +26,15 @@ def samples_file(path: Path, passed: list[bool], task: str = "t") -> Path:
     return path
 
 
-def evaluation(path: Path, arm: str, passed: list[bool], alpha: float | None = None) -> Path:
+def evaluation(
+    path: Path, arm: str, passed: list[bool], alpha: float | None = None, seed: int | None = None
+) -> Path:
+    """An evaluation file with its samples file; `seed` None writes the older, unseeded labels."""
     labels = {"teacher_pair": "p", "student": "s", "arm": arm}
     if alpha is not None:
         labels.update(alpha=repr(alpha), beta="1.0")
+    if seed is not None:
+        labels.update(seed=str(seed), student_architecture="llama", teacher_architecture="llama")
     samples = samples_file(path.with_suffix(".t.jsonl"), passed)
     accuracy = sum(passed) / len(passed)
     payload = {
@@ -87,3 +92,31 @@ def test_report_writes_the_paired_tables(tmp_path):
     assert heatmap.startswith(b"\x89PNG\r\n\x1a\n") and len(heatmap) > 5000
     provenance = json.loads((tmp_path / "out/report_provenance.json").read_text())
     assert [entry["metric"] for entry in provenance["paired_skipped"]] == ["f1"]
+
+
+def test_replicates_are_averaged_per_item_over_the_shared_seeds(tmp_path):
+    direct = {0: [i % 2 == 0 for i in range(N_ITEMS)], 1: [i % 4 == 0 for i in range(N_ITEMS)]}
+    codit = {0: [i % 2 == 1 for i in range(N_ITEMS)], 1: [True] * N_ITEMS,
+             2: [False] * N_ITEMS}  # fmt: skip
+    files = [
+        evaluation(tmp_path / f"direct{seed}.json", "direct", passed, seed=seed)
+        for seed, passed in direct.items()
+    ]
+    files += [
+        evaluation(tmp_path / f"codit{seed}.json", "codit_alpha0.1_beta1", passed, 0.1, seed)
+        for seed, passed in codit.items()
+    ]
+    # Only CoDIT is paired with direct: a Best-of-N arm of the same student is left alone.
+    files.append(evaluation(tmp_path / "best.json", "bestof4_oracle", [True] * N_ITEMS, seed=0))
+    evaluations = [(str(path), json.loads(path.read_text())) for path in files]
+    table, _ = paired_comparisons(evaluations, pd.DataFrame({"task": ["t"], "metric": ["acc"]}))
+
+    assert list(table["arm"]) == ["codit_alpha0.1_beta1"]
+    row = table.iloc[0]
+    # seed 2 has no direct twin, so only seeds 0 and 1 count: per item, mean over the 2 seeds
+    direct_mean = sum(direct[0][i] + direct[1][i] for i in range(N_ITEMS)) / (2 * N_ITEMS)
+    codit_mean = sum(codit[0][i] + codit[1][i] for i in range(N_ITEMS)) / (2 * N_ITEMS)
+    assert row["n_seeds"] == 2 and row["n_items"] == N_ITEMS
+    assert row["direct"] == direct_mean == 0.375 and row["codit"] == codit_mean == 0.75
+    assert row["difference"] == 0.375
+    assert "averaged over 2 seeds" in render_paired_markdown(table)

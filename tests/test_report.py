@@ -19,6 +19,7 @@ import pytest
 
 from codit import cli, report, tables
 from codit.naming import codit_arm
+from codit.stats import seed_interval
 
 PAIRS = ("tiny-llama", "tiny_qwen")
 STUDENTS = ("tiny-llama-base", "student_gpt2")
@@ -247,6 +248,7 @@ def test_markdown_bolds_the_best_arm_and_lists_references(results: Path) -> None
     assert [cell.strip() for cell in header.strip("|").split("|")] == [
         "teacher pair",
         "student",
+        "architecture",
         "direct",
         "α=0.001",
         "α=0.01",
@@ -258,7 +260,8 @@ def test_markdown_bolds_the_best_arm_and_lists_references(results: Path) -> None
         if line.startswith("| tiny-llama ") and "| tiny-llama-base " in line
     )
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[2:] == ["40.0 ± 3.4", "43.0 ± 3.4", "**70.0 ± 3.4**", "50.0 ± 3.4"]
+    assert cells[2] == "–"  # older files carry no architecture labels
+    assert cells[3:] == ["40.0 ± 3.4", "43.0 ± 3.4", "**70.0 ± 3.4**", "50.0 ± 3.4"]
     assert "| tiny-llama-instruct " in section and "80.0 ± 3.4" in section
     # no stderr in lm-eval -> no "±"
     inst = markdown.split("## tinyworld_ifeval/inst_level_strict_acc")[1].split("\n## ")[0]
@@ -352,7 +355,14 @@ def test_provenance_lists_inputs_and_settings(report_run) -> None:
     assert [entry["path"] for entry in record["inputs"]["evals"]] == list(map(str, evals))
     assert len(record["inputs"]["cards"]) == len(cards)
     assert all(len(entry["sha256"]) == 64 for entry in record["inputs"]["evals"])
-    assert record["counts"] == {"main_rows": 76, "metrics": 4, "models": 19, "datasets": 8}
+    unseeded = dict.fromkeys(["direct"] + [codit_arm(a, 1) for a in ALPHAS], 0)
+    assert record["counts"] == {
+        "main_rows": 76,
+        "metrics": 4,
+        "models": 19,
+        "datasets": 8,
+        "seeds_per_arm": unseeded,
+    }
     assert "pandas" in record["provenance"]["versions"]
     assert record["provenance"]["settings"]["metric_patterns"] == []
 
@@ -446,7 +456,7 @@ def test_empty_dataset_card_gives_empty_statistics(tmp_path: Path) -> None:
 
 def test_bad_arm_and_disagreeing_alpha_label_are_reported(tmp_path: Path) -> None:
     bad = eval_file(tmp_path, "bad", {"teacher_pair": "p", "student": "s", "arm": "codit"}, 0.5)
-    assert "neither 'direct'" in run_expecting_error([bad], [], tmp_path)
+    assert "arm 'codit' is none of" in run_expecting_error([bad], [], tmp_path)
     labels = {"teacher_pair": "p", "student": "s", "arm": "codit_alpha0.1_beta1", "alpha": "0.2"}
     wrong = eval_file(tmp_path, "wrong", labels, 0.5)
     assert "alpha=0.2 disagrees" in run_expecting_error([wrong], [], tmp_path)
@@ -506,3 +516,249 @@ def test_datasets_csv_has_the_repetition_measure_when_cards_have_it(inputs, tmp_
     table = pd.read_csv(tmp_path / "out" / "tables/datasets.csv")
     assert sorted(table["repeated_4gram_share"].dropna()) == [0.25]  # older cards: empty
     assert sorted(table["degenerate_share"].dropna()) == [0.1]
+
+
+# --------------------------------------------------------------------------- seeds and new arms
+
+GRID_PAIRS = {"pa": "llama", "pb": "qwen2"}  # teacher pair -> teacher architecture
+GRID_STUDENTS = {"s_llama": "llama", "s_gpt2": "gpt2"}  # student -> architecture
+GRID_SEEDS = (0, 1, 2)
+SEED_SHIFT = (0.0, 0.02, 0.07)
+GRID_BONUS = {
+    "direct": 0.0,
+    "bestof4_oracle": 0.2,
+    "public_x": 0.05,
+    codit_arm(0.01, 1): 0.10,
+    codit_arm(0.1, 1): 0.15,
+    "chatvector_r0.5": 0.08,
+}
+PAIRED_ARMS = ("direct", "bestof4_oracle", codit_arm(0.01, 1), codit_arm(0.1, 1))
+
+
+def grid_score(pair: str, student: str, arm: str, seed: int | None) -> float:
+    """prompt_level_strict_acc of one evaluation; public arms have no pair (offset 0)."""
+    base = 0.30 + 0.05 * list(GRID_PAIRS).index(pair) if pair else 0.30
+    shift = 0.0 if seed is None else SEED_SHIFT[seed]
+    return round(base + 0.02 * list(GRID_STUDENTS).index(student) + GRID_BONUS[arm] + shift, 4)
+
+
+def grid_labels(pair: str, student: str, arm: str, seed: int | None) -> dict:
+    """Labels in the current contract: seed and architectures as strings."""
+    codit = arm.startswith("codit")
+    return {
+        "teacher_pair": pair,
+        "student": student,
+        "arm": arm,
+        "seed": "" if seed is None else str(seed),
+        "alpha": arm.split("alpha")[1].split("_")[0] if codit else "",
+        "beta": "1" if codit else "",
+        "student_architecture": GRID_STUDENTS[student],
+        "teacher_architecture": GRID_PAIRS.get(pair, ""),
+    }
+
+
+def grid_card(directory: Path, pair: str, arm: str, seed: int | None, **extra) -> Path:
+    """A dataset card of `codit generate` (or of a public dataset) with its seed."""
+    card = {
+        "pair": pair,
+        "arm": arm,
+        "num_records": 100,
+        "finish_reasons": {"stop": 90, "length": 10},
+        "completion_tokens": {"mean": 40.0 + (seed or 0), "median": 38, "p90": 60, "max": 90},
+        "completion_words": {"mean": 30.0},
+        "repetition": {"n": 4, "mean_repeated_share": 0.1 + 0.01 * (seed or 0),
+                       "degenerate_share": 0.0},
+        "provenance": {"settings": {"seed": seed}},
+        **extra,
+    }  # fmt: skip
+    path = directory / f"card_{pair or 'public'}_{arm}_{seed}.json"
+    path.write_text(json.dumps(card))
+    return path
+
+
+def write_grid(tmp_path: Path) -> tuple[list[Path], list[Path]]:
+    """2 pairs x 2 students x 4 arms x 3 seeds, public_x x 2 students x 3 seeds, one chat
+    vector (pa -> s_llama), the pa instruct reference, and cards of every dataset arm."""
+    evals_dir = tmp_path / "evals"
+    evals_dir.mkdir()
+    runs = [
+        (pair, student, arm, seed)
+        for pair in GRID_PAIRS
+        for student in GRID_STUDENTS
+        for arm in PAIRED_ARMS
+        for seed in GRID_SEEDS
+    ]
+    runs += [("", student, "public_x", seed) for student in GRID_STUDENTS for seed in GRID_SEEDS]
+    runs.append(("pa", "s_llama", "chatvector_r0.5", None))
+    evals = [
+        eval_file(evals_dir, f"{pair}__{student}__{arm}__{seed}",
+                  grid_labels(pair, student, arm, seed), grid_score(pair, student, arm, seed))
+        for pair, student, arm, seed in runs
+    ]  # fmt: skip
+    reference = {"teacher_pair": "pa", "student": "pa-instruct", "arm": "reference"}
+    evals.append(eval_file(evals_dir, "reference__pa", reference, 0.9))
+    cards = [
+        grid_card(tmp_path, pair, arm, seed)
+        for pair in GRID_PAIRS
+        for arm in ("direct", codit_arm(0.01, 1), codit_arm(0.1, 1))
+        for seed in GRID_SEEDS
+    ]
+    selection = {"selection": {"n": 4, "scorer": "oracle"}}
+    cards += [grid_card(tmp_path, "pa", "bestof4_oracle", seed, **selection) for seed in (0, 1)]
+    public = {
+        "finish_reasons": {"written": 100},
+        "completion_tokens": dict.fromkeys(("mean", "median", "p90", "max")),
+    }
+    cards.append(grid_card(tmp_path, "", "public_x", 0, **public))
+    return evals, cards
+
+
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("grid")
+    evals, cards = write_grid(tmp_path)
+    out = tmp_path / "results"
+    run_report(evals, cards, out)
+    return out
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+def section_rows(markdown: str, title: str) -> list[list[str]]:
+    """Header and body cells of the arm table of one metric section of main.md."""
+    section = markdown.split(f"## {title} (")[1].split("\n## ")[0]
+    lines = [line for line in section.split("\n\n")[1].splitlines() if line.startswith("|")]
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    return [cells[0], *cells[2:]]
+
+
+def seed_scores(pair: str, student: str, arm: str) -> list[float]:
+    return [grid_score(pair, student, arm, seed) for seed in GRID_SEEDS]
+
+
+def test_grid_main_csv_keeps_every_replicate_once(grid_run: Path) -> None:
+    table = read_table(grid_run / "tables/main.csv")
+    assert list(table.columns) == tables.MAIN_COLUMNS
+    models = 2 * 2 * 4 * 3 + 2 * 3 + 1 + 1
+    assert len(table) == models * 4
+    assert set(table["arm"]) == {"direct", "bestofn", "public", "codit", "chatvector", "reference"}
+    public = table[table.arm == "public"]
+    assert set(public["teacher_pair"].fillna("")) == {""} and set(public["arm_name"]) == {
+        "public_x"
+    }
+    assert set(public["seed"]) == {0, 1, 2}
+    chat = table[table.arm == "chatvector"]
+    assert chat["seed"].isna().all() and set(chat["student"]) == {"s_llama"}
+    row = table[(table.teacher_pair == "pb") & (table.student == "s_gpt2")
+                & (table.arm_name == "bestof4_oracle") & (table.seed == 2)
+                & (table.metric == "prompt_level_strict_acc")]  # fmt: skip
+    assert row.iloc[0]["value"] == pytest.approx(grid_score("pb", "s_gpt2", "bestof4_oracle", 2))
+    assert (row.iloc[0]["student_architecture"], row.iloc[0]["teacher_architecture"]) == (
+        "gpt2",
+        "qwen2",
+    )
+    ordered = table[(table.teacher_pair == "pa") & (table.student == "s_llama")]
+    assert list(dict.fromkeys(ordered["arm"])) == ["direct", "bestofn", "codit", "chatvector"]
+    assert list(ordered.loc[ordered.arm == "direct", "seed"].unique()) == [0, 1, 2]
+
+
+def test_grid_summary_holds_seed_intervals_and_broadcast_public_rows(grid_run: Path) -> None:
+    summary = read_table(grid_run / "tables/summary.csv")
+    assert list(summary.columns) == tables.SUMMARY_COLUMNS
+    metric = summary.metric == "prompt_level_strict_acc"
+    codit = summary[metric & (summary.teacher_pair == "pb") & (summary.student == "s_llama")
+                    & (summary.arm_name == codit_arm(0.1, 1))].iloc[0]  # fmt: skip
+    expected = seed_interval(seed_scores("pb", "s_llama", codit_arm(0.1, 1)))
+    assert codit["n_seeds"] == 3 and math.isnan(codit["stderr"])
+    for key in ("mean", "sd", "low", "high"):
+        assert codit[key] == pytest.approx(expected[key], rel=1e-9)
+    public = summary[metric & (summary.arm == "public")]
+    assert sorted(public["teacher_pair"]) == ["pa", "pa", "pb", "pb"]  # one per pair x student
+    expected = seed_interval(seed_scores("", "s_gpt2", "public_x"))
+    for row in public[public.student == "s_gpt2"].itertuples():
+        assert row.mean == pytest.approx(expected["mean"]) and row.teacher_architecture
+    chat = summary[metric & (summary.arm == "chatvector")].iloc[0]
+    assert chat["n_seeds"] == 1 and chat["stderr"] == pytest.approx(0.034)
+    assert math.isnan(chat["low"]) and math.isnan(chat["high"]) and math.isnan(chat["sd"])
+
+
+def test_grid_markdown_columns_cells_and_architectures(grid_run: Path) -> None:
+    markdown = (grid_run / "tables/main.md").read_text()
+    header, *body = section_rows(markdown, "tinyworld_ifeval/prompt_level_strict_acc")
+    assert header == [
+        "teacher pair", "student", "architecture", "direct", "best-of-4 (oracle)", "public: x",
+        "α=0.01", "α=0.1", "chat vector r=0.5",
+    ]  # fmt: skip
+    rows = {(row[0], row[1]): row for row in body}
+    assert len(rows) == 4  # public rows join each pair's students, no row of their own
+    cross = rows[("pa", "s_gpt2")]
+    assert cross[2] == "llama → gpt2 (cross)"
+    assert rows[("pa", "s_llama")][2] == "llama → llama (same)"
+    assert rows[("pb", "s_llama")][2] == "qwen2 → llama (cross)"
+    direct = seed_interval(seed_scores("pa", "s_gpt2", "direct"))
+    assert cross[3] == f"{100 * direct['mean']:.1f} [{100 * direct['low']:.1f}, " + (
+        f"{100 * direct['high']:.1f}]"
+    )
+    # The oracle best-of-4 has the highest mean but is an upper bound: never bold.
+    assert not cross[4].startswith("**")
+    assert sum(cell.startswith("**") for cell in cross[3:]) >= 1
+    assert cross[8] == "–" and rows[("pb", "s_llama")][8] == "–"  # no chat vector there
+    chat = grid_score("pa", "s_llama", "chatvector_r0.5", None)
+    assert rows[("pa", "s_llama")][8] == f"{100 * chat:.1f} ± 3.4"  # a single seed
+    public = seed_interval(seed_scores("", "s_gpt2", "public_x"))
+    assert rows[("pb", "s_gpt2")][5].startswith(f"{100 * public['mean']:.1f} [")
+    assert "`mean [low, high]`" in markdown and "value ± standard error" in markdown
+    latex = (grid_run / "tables/main.tex").read_text()
+    assert r"llama $\rightarrow$ gpt2 (cross)" in latex and "best-of-4 (oracle)" in latex
+    assert r"public: x" in latex and r"95\% t interval" in latex
+
+
+def test_grid_datasets_csv_rows_for_seeds_best_of_n_and_public(grid_run: Path) -> None:
+    datasets = read_table(grid_run / "tables/datasets.csv")
+    assert list(datasets.columns) == tables.DATASET_COLUMNS
+    assert len(datasets) == 2 * 3 * 3 + 2 + 1
+    public = datasets[datasets.arm == "public"].iloc[0]
+    assert pd.isna(public["pair"]) and public["arm_name"] == "public_x"
+    assert public["finish_other"] == 100 and math.isnan(public["tokens_mean"])
+    best = datasets[datasets.arm_name == "bestof4_oracle"]
+    assert list(best["seed"]) == [0, 1] and set(best["arm"]) == {"bestofn"}
+    pa = datasets[datasets.pair == "pa"]
+    assert list(dict.fromkeys(pa["arm_name"])) == [
+        "direct", "bestof4_oracle", codit_arm(0.01, 1), codit_arm(0.1, 1)
+    ]  # fmt: skip
+    assert list(pa.loc[pa.arm == "direct", "tokens_mean"]) == [40.0, 41.0, 42.0]
+
+
+@pytest.mark.parametrize("name", ["metric_vs_alpha.png", "length_vs_alpha.png"])
+def test_grid_figures_are_written(grid_run: Path, name: str) -> None:
+    path = grid_run / "figures" / name
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    assert matplotlib.image.imread(path).ndim == 3
+
+
+def test_grid_provenance_counts_seeds_per_arm(grid_run: Path) -> None:
+    record = json.loads((grid_run / "report_provenance.json").read_text())
+    assert record["counts"]["seeds_per_arm"] == {
+        "bestof4_oracle": 3, codit_arm(0.01, 1): 3, codit_arm(0.1, 1): 3,
+        "chatvector_r0.5": 0, "direct": 3, "public_x": 3,
+    }  # fmt: skip
+    assert str(grid_run / "tables/summary.csv") in record["outputs"]
+
+
+def test_public_arm_with_a_teacher_pair_is_refused(tmp_path: Path) -> None:
+    labels = grid_labels("pa", "s_llama", "public_x", 0)
+    path = eval_file(tmp_path, "public", labels, 0.5)
+    assert "expected ''" in run_expecting_error([path], [], tmp_path)
+
+
+def test_same_seed_twice_is_an_error_but_seeds_are_replicates(tmp_path: Path) -> None:
+    labels = grid_labels("pa", "s_llama", "direct", 1)
+    first = eval_file(tmp_path, "first", labels, 0.5)
+    second = eval_file(tmp_path, "second", labels, 0.6)
+    assert "twice" in run_expecting_error([first, second], [], tmp_path)
+    third = eval_file(tmp_path, "third", labels | {"seed": "2"}, 0.6)
+    run_report([first, third], [], tmp_path / "ok")
+    summary = read_table(tmp_path / "ok/tables/summary.csv")
+    assert set(summary["n_seeds"]) == {2}

@@ -13,6 +13,7 @@ import pytest
 from codit.cli import main
 from codit.stats import (
     compare_files,
+    compare_replicates,
     format_result,
     item_scores,
     paired_bootstrap,
@@ -243,6 +244,46 @@ def test_duplicate_doc_id_is_refused(tmp_path):
     path = write_samples(tmp_path / "dup.jsonl", [record, record])
     with pytest.raises(ValueError, match="doc_id 3 appears twice"):
         item_scores(path, "acc")
+
+
+# --------------------------------------------------------------------------- replicates
+
+
+def test_compare_replicates_bootstraps_the_seed_averaged_difference(tmp_path):
+    direct = [[[True], [False], [True], [False]], [[False], [False], [True], [True]]]
+    codit = [[[True], [True], [True], [False]], [[True], [False], [True], [True]]]
+    paths_a = [ifeval_samples(tmp_path / f"a{i}.jsonl", flags) for i, flags in enumerate(direct)]
+    paths_b = [ifeval_samples(tmp_path / f"b{i}.jsonl", flags) for i, flags in enumerate(codit)]
+    result = compare_replicates(paths_a, paths_b, "prompt_level_strict_acc", resamples=300)
+    # per item, seed means: direct (0.5, 0, 1, 0.5), CoDIT (1, 0.5, 1, 0.5)
+    assert result["mean_a"] == 0.5 and result["mean_b"] == 0.75
+    assert result["difference"] == 0.25 and result["n_items"] == 4
+    assert result["n_seeds_a"] == result["n_seeds_b"] == 2
+    assert result["a"] == [str(path) for path in paths_a]
+    assert result["low"] <= 0.25 <= result["high"]
+
+
+def test_one_file_per_arm_is_compare_files(tmp_path):
+    path_a = ifeval_samples(tmp_path / "a.jsonl", [[True, False], [False], [True, True], [False]])
+    path_b = ifeval_samples(tmp_path / "b.jsonl", [[True, True], [True], [False, True], [False]])
+    for metric in ("prompt_level_strict_acc", "inst_level_strict_acc"):
+        single = compare_files(path_a, path_b, metric, resamples=200, seed=3)
+        replicated = compare_replicates([path_a], [path_b], metric, resamples=200, seed=3)
+        for key, value in single.items():
+            if key not in {"a", "b"}:
+                assert replicated[key] == value
+        assert (single["a"], single["b"]) == (str(path_a), str(path_b))
+
+
+def test_replicates_of_different_items_are_refused(tmp_path):
+    path_a = ifeval_samples(tmp_path / "a.jsonl", [[True], [False], [True]])
+    short = ifeval_samples(tmp_path / "short.jsonl", [[True], [False]])
+    path_b = ifeval_samples(tmp_path / "b.jsonl", [[True], [True], [True]])
+    with pytest.raises(ValueError, match="hold different items") as failure:
+        compare_replicates([path_a, short], [path_b, path_b], "prompt_level_strict_acc")
+    assert str(short) in str(failure.value)
+    with pytest.raises(ValueError, match="no samples files"):
+        compare_replicates([], [path_b], "prompt_level_strict_acc")
 
 
 # --------------------------------------------------------------------------- across seeds

@@ -194,6 +194,98 @@ def test_short_training_saves_a_loadable_model_with_end_of_turn_stop(world_dir):
     )
 
 
+def test_public_split_is_drawn_last_and_leaves_earlier_splits_unchanged():
+    from codit.tinyworld.corpus import PUBLIC_SIZE
+
+    world = generate_world(SEED)
+    splits = build_splits(world, SEED, POOL, 2000)
+    without = build_splits(world, SEED, POOL, 2000, public_size=0)
+    assert len(splits["public"]) == PUBLIC_SIZE == 1024 and without["public"] == []
+    assert {k: v for k, v in splits.items() if k != "public"} == {
+        k: v for k, v in without.items() if k != "public"
+    }
+
+
+def test_public_set_is_rule_written_seen_and_disjoint(world_dir):
+    from codit.tinyworld.constraints import check_all
+
+    public = read_jsonl(world_dir / "instructions" / "public.jsonl")
+    assert len(public) == 1024 and public[0]["id"] == "tw-pub-000001"
+    assert len({row["id"] for row in public}) == len(public)
+    fields = {"id", "instruction", "response", "constraints", "request", "combo"}
+    assert all(fields | {"subject", "answer"} <= set(row) for row in public)
+    # Gold responses: written by the world's rules, so they obey their instructions.
+    assert all(
+        check_all(row["constraints"], row["response"], row["request"])["prompt_strict"]
+        for row in public
+    )
+    texts = {row["instruction"] for row in public}
+    post = read_jsonl(world_dir / "corpus" / "posttrain.jsonl")
+    pool = read_jsonl(world_dir / "instructions" / "pool.jsonl")
+    tasks = world_dir / "tasks"
+    bench = read_jsonl(tasks / "tinyworld_ifeval.jsonl")
+    knowledge = {r["question"] for r in read_jsonl(tasks / "tinyworld_knowledge.jsonl")}
+    others = {r["instruction"] for r in post + pool} | {r["prompt"] for r in bench} | knowledge
+    assert not texts & others
+    unseen = {r["combo"] for r in bench if len(r["constraints"]) > 1}
+    assert not {row["combo"] for row in public} & unseen
+    assert any(row["combo"] == "plain" for row in public)
+    card = json.loads((world_dir / "data_card.json").read_text())
+    assert card["counts"]["public_examples"] == 1024
+    assert "instructions/public.jsonl" in card["sha256"]
+
+
+def test_instruction_records_carry_subject_and_answer(world_dir):
+    world = generate_world(SEED)
+    subjects = set(world["countries"]) | set(world["creatures"])
+    for name in ["corpus/posttrain.jsonl", "instructions/pool.jsonl"]:
+        rows = read_jsonl(world_dir / name)
+        assert all(row["subject"] in subjects for row in rows), name
+        assert all(row["answer"] is None or isinstance(row["answer"], str) for row in rows)
+        # Open "describe" questions have no single answer; fact questions do.
+        assert any(row["answer"] is None for row in rows) and any(row["answer"] for row in rows)
+    splits = build_splits(world, SEED, POOL, 2000)
+    pool = read_jsonl(world_dir / "instructions" / "pool.jsonl")
+    assert [(r["subject"], r["answer"]) for r in pool] == [
+        (item["subject"], item["answer"]) for item in splits["pool"]
+    ]
+
+
+def test_codit_public_reads_the_tiny_world_public_set(world_dir, tmp_path):
+    """The workflow's field mapping for the tiny world's public set."""
+    from codit.cli import main
+
+    out, card = tmp_path / "public.jsonl", tmp_path / "card.json"
+    main(
+        [
+            "public",
+            "--name",
+            "tinyworld",
+            "--source",
+            str(world_dir / "instructions" / "public.jsonl"),
+            "--instruction-field",
+            "instruction",
+            "--response-field",
+            "response",
+            "--id-field",
+            "id",
+            "--size",
+            "50",
+            "--out",
+            str(out),
+            "--card",
+            str(card),
+        ]
+    )
+    records = read_jsonl(out)
+    assert len(records) == 50 and all(r["id"].startswith("tw-pub-") for r in records)
+    assert [r["id"] for r in records] == sorted(r["id"] for r in records)
+    assert {r["arm"] for r in records} == {"public_tinyworld"}
+    written = json.loads(card.read_text())
+    assert (written["source_rows"], written["usable_rows"]) == (1024, 1024)
+    assert sum(written["skipped"].values()) == 0 and written["warnings"] == []
+
+
 def test_cli_data_subcommand(tmp_path):
     from codit.cli import main
 

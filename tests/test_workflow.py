@@ -56,8 +56,9 @@ def job_blocks(output: str) -> list[tuple[str, dict[str, str], str]]:
     return jobs
 
 
-# The tiny world cut down for test_slurm and test_faults: one alpha, one student, two shards per
-# dataset. Models ask for a GPU each (on SLURM, jobs schedule only because of the fake GPUs).
+# The tiny world cut down for test_slurm and test_faults: one alpha, one seed, one student, two
+# shards per dataset, no other baseline than direct. Models ask for a GPU each (on SLURM, jobs
+# schedule only because of the fake GPUs).
 SMALL_GRID = {
     "tinyworld": {"seed": 0, "pool_size": 96},
     "models": {
@@ -72,6 +73,13 @@ SMALL_GRID = {
     # Evaluation jobs ask for 2 CPUs (resources.evaluate.cpus), the others for `threads`: 1.
     "resources": {"evaluate": {"mem_mb": 2000, "runtime_minutes": 15, "cpus": 2}},
 }
+# Keys replaced as a whole rather than merged into the tiny world's.
+SMALL_GRID_REPLACED = {
+    "seeds": [0],
+    "best_of_n": {},
+    "public_datasets": {},
+    "chat_vector": {},
+}
 
 
 def small_config(path: Path) -> Path:
@@ -79,6 +87,7 @@ def small_config(path: Path) -> Path:
     for key, value in SMALL_GRID.items():
         config[key] = {**config[key], **value} if isinstance(value, dict) else value
     config["models"] = SMALL_GRID["models"]
+    config.update(SMALL_GRID_REPLACED)
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -100,13 +109,25 @@ def results_of(workdir: Path) -> dict[str, object]:
 
 
 # Rules that run on compute nodes, with the GPUs of their models.
-COMPUTE_RULES = {"generate_shard", "sft", "evaluate_student", "evaluate_reference"}
+COMPUTE_RULES = {
+    "generate_shard",
+    "sft",
+    "evaluate_student",
+    "evaluate_reference",
+    "evaluate_chatvector",
+}
 
 
 # CPUs per job of each compute rule in config/paper.yaml (resources.<stage>.cpus).
-PAPER_CPUS = {"generate_shard": 4, "sft": 8, "evaluate_student": 8, "evaluate_reference": 8}
+PAPER_CPUS = {
+    "generate_shard": 4,
+    "sft": 8,
+    "evaluate_student": 8,
+    "evaluate_reference": 8,
+    "evaluate_chatvector": 8,
+}
 # Local rules fetch into the hub cache on the login node; nothing else may reach the network.
-FETCH_RULES = {"download_model", "prepare_instructions", "prefetch_eval_tasks"}
+FETCH_RULES = {"download_model", "prepare_instructions", "prefetch_eval_tasks", "public_dataset"}
 OFFLINE = "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1"
 HUB_ENV = "HF_HOME=resources/hub/huggingface NLTK_DATA=resources/hub/nltk_data"
 
@@ -131,15 +152,22 @@ def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
         # Only the fetch rules run with network access to the hub cache.
         assert (rule in FETCH_RULES) == command.startswith(f"{HUB_ENV} codit "), (rule, command)
     assert {rule for rule, _, _ in jobs} >= COMPUTE_RULES | FETCH_RULES
-    pairs, arms, shards, students, references = 3, 6, 32, 3, 9
+    pairs, shards, students, references, seeds = 3, 32, 3, 9, 3
+    # per pair and seed: direct, 3 more direct samples for Best-of-4, 5 CoDIT alphas generated;
+    # direct, Best-of-4 and the 5 CoDIT arms trained; 2 public datasets trained once per seed
+    generated, trained, public, chat_vectors = 9, 7, 2, 2
     assert job_counts(result.stdout) == {
         "download_model": 9,
         "prepare_instructions": 1,
         "prefetch_eval_tasks": 1,
-        "generate_shard": pairs * arms * shards,
-        "gather_dataset": pairs * arms,
-        "sft": pairs * arms * students,
-        "evaluate_student": pairs * arms * students,
+        "generate_shard": pairs * seeds * generated * shards,
+        "gather_dataset": pairs * seeds * generated,
+        "best_of_n": pairs * seeds,
+        "public_dataset": public,
+        "sft": (pairs * trained + public) * seeds * students,
+        "evaluate_student": (pairs * trained + public) * seeds * students,
+        "chat_vector": chat_vectors,
+        "evaluate_chatvector": chat_vectors,
         "evaluate_reference": references,
         "report": 1,
         "all": 1,
@@ -152,16 +180,23 @@ def test_tiny_world_dry_run(tmp_path):
         "-n", "--configfile", str(REPO / "config/config.yaml"), "--directory", str(tmp_path)
     )
     assert result.returncode == 0, result.stderr
-    arms, shards, students, references = 5, 2, 2, 3
+    shards, students, references, seeds = 2, 2, 3, 3
+    # per seed: direct, 3 more direct samples for Best-of-4 and 4 CoDIT alphas generated;
+    # direct, Best-of-4 (oracle) and the 4 CoDIT arms trained, and the public dataset
+    generated, trained, chat_vectors = 8, 6, 2
     assert job_counts(result.stdout) == {
         "tinyworld_data": 1,
         "tinyworld_model": 3,
         "prepare_instructions": 1,
         "prefetch_eval_tasks": 1,
-        "generate_shard": arms * shards,
-        "gather_dataset": arms,
-        "sft": arms * students,
-        "evaluate_student": arms * students,
+        "generate_shard": seeds * generated * shards,
+        "gather_dataset": seeds * generated,
+        "best_of_n": seeds,
+        "public_dataset": 1,
+        "sft": (trained + 1) * seeds * students,
+        "evaluate_student": (trained + 1) * seeds * students,
+        "chat_vector": chat_vectors,
+        "evaluate_chatvector": chat_vectors,
         "evaluate_reference": references,
         "report": 1,
         "all": 1,
@@ -193,31 +228,48 @@ def test_whole_tiny_world_dag_runs_and_writes_tables_and_figures(tmp_path):
         str(REPO / "config/config.yaml"),
         "--directory",
         str(tmp_path),
-        timeout=40 * 60,
+        timeout=80 * 60,
     )
     assert result.returncode == 0, result.stderr[-5000:]
     with open(tmp_path / "results/tables/main.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == [
-        "teacher_pair",
-        "student",
-        "arm",
-        "alpha",
-        "beta",
-        "task",
-        "metric",
-        "value",
-        "stderr",
-    ]
-    # every student x arm and every reference model has both tasks
-    seen = {(row["student"], row["arm"], row["alpha"], row["task"]) for row in rows}
+        "teacher_pair", "student", "student_architecture", "teacher_architecture", "arm",
+        "arm_name", "alpha", "beta", "seed", "task", "metric", "value", "stderr",
+    ]  # fmt: skip
+    # every student x arm x seed and every reference model has both tasks
+    seen = {(row["student"], row["arm_name"], row["seed"], row["task"]) for row in rows}
+    arms = ["direct", "bestof4_oracle", "public_tinyworld-rules"]
+    arms += [f"codit_alpha{alpha}_beta1" for alpha in ("0.001", "0.01", "0.1", "0.3")]
     for student in ("tiny-llama-base", "tiny-gpt2-base"):
-        for alpha in ("0.001", "0.01", "0.1", "0.3"):
-            assert (student, "codit", alpha, "tinyworld_ifeval") in seen
-        assert (student, "direct", "", "tinyworld_knowledge") in seen
+        for arm in arms:
+            for seed in ("0", "1", "2"):
+                assert (student, arm, seed, "tinyworld_ifeval") in seen, (student, arm, seed)
+    for ratio in ("0.5", "1"):
+        assert ("tiny-llama-base", f"chatvector_r{ratio}", "", "tinyworld_knowledge") in seen
     for model in ("tiny-llama-base", "tiny-llama-instruct", "tiny-gpt2-base"):
         assert (model, "reference", "", "tinyworld_ifeval") in seen
-    for figure in ("metric_vs_alpha.png", "length_vs_alpha.png"):
+    architectures = {(row["student"], row["student_architecture"]) for row in rows}
+    assert ("tiny-gpt2-base", "gpt2") in architectures
+    # The chat vector at r = 1 on the pair's own base is the instruct model itself (up to
+    # float32 rounding of base + (post - base), which may flip a rare greedy token).
+    chat = {
+        (r["task"], r["metric"]): float(r["value"])
+        for r in rows
+        if r["arm_name"] == "chatvector_r1"
+    }
+    teacher = {
+        (r["task"], r["metric"]): float(r["value"])
+        for r in rows
+        if r["arm"] == "reference" and r["student"] == "tiny-llama-instruct"
+    }
+    assert chat.keys() == teacher.keys()
+    assert all(abs(chat[key] - teacher[key]) <= 0.02 for key in chat), (chat, teacher)
+    with open(tmp_path / "results/tables/summary.csv") as handle:
+        summary = list(csv.DictReader(handle))
+    seeded = [row for row in summary if row["arm"] == "codit"]
+    assert seeded and all(row["n_seeds"] == "3" and row["low"] != "" for row in seeded)
+    for figure in ("metric_vs_alpha.png", "length_vs_alpha.png", "paired_heatmap.png"):
         assert (tmp_path / "results/figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a second run has nothing left to do: results are complete and up to date
     again = snakemake(

@@ -21,6 +21,14 @@ STAGES = {
         "normalise an instruction source into the pool to answer",
     ),
     "generate": ("codit.generation", "generate CoDIT or direct responses for an instruction file"),
+    "bestofn": (
+        "codit.bestofn",
+        "Best-of-N: score N direct samples per instruction (oracle or LLM judge), keep the best",
+    ),
+    "public": (
+        "codit.public",
+        "a public instruction dataset (Hub or JSONL, field mapping) subsampled to a given size",
+    ),
     "sft": (
         "codit.training",
         "LoRA SFT of a student on a generated dataset; saves adapter and merged model",

@@ -7,12 +7,22 @@ two models never share a path name, that local paths exist. Errors name the conf
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codit.naming import DIRECT_ARM, codit_arm, model_slug
+from codit.naming import (
+    DIRECT_ARM,
+    PUBLIC,
+    best_of_n_arm,
+    chat_vector_arm,
+    codit_arm,
+    direct_sample_arm,
+    model_slug,
+    public_arm,
+)
 
 TINYWORLD_DIR = "resources/tinyworld"
 DEFAULT_HUB_CACHE = "resources/hub"
@@ -88,14 +98,42 @@ def resolve_model(config: dict[str, Any], name: str, key: str) -> ModelSpec:
 
 
 @dataclass(frozen=True)
+class PublicSpec:
+    """A public instruction dataset arm: where it comes from and how its fields map."""
+
+    name: str
+    arm: str
+    kind: str  # "tinyworld", "file" or "hub"
+    location: str  # path, or Hub dataset id
+    settings: dict[str, Any]  # the config entry, defaults filled
+
+
+@dataclass(frozen=True)
+class ChatVectorSpec:
+    """One chat-vector model: student + ratio x (post - pre) of a teacher pair."""
+
+    pair: str
+    student: ModelSpec
+    ratio: float
+
+    @property
+    def arm(self) -> str:
+        return chat_vector_arm(self.ratio)
+
+
+@dataclass(frozen=True)
 class Grid:
     """Every axis of the experiment, resolved from the config."""
 
     pairs: dict[str, tuple[ModelSpec, ModelSpec]]  # pair -> (post, pre)
-    arms: list[str]
+    arms: list[str]  # arms every student is fine-tuned on, per teacher pair
     students: dict[str, ModelSpec]  # slug -> spec
     references: dict[str, ModelSpec]  # slug -> spec
     models: dict[str, ModelSpec]  # slug -> spec, every model the run touches
+    seeds: list[int] = field(default_factory=lambda: [0])
+    generated_arms: list[str] = field(default_factory=list)  # arms sampled from a teacher
+    public: dict[str, PublicSpec] = field(default_factory=dict)  # arm -> spec
+    chat_vectors: list[ChatVectorSpec] = field(default_factory=list)
 
     @property
     def uses_tinyworld(self) -> bool:
@@ -103,11 +141,77 @@ class Grid:
 
 
 def arms_of(config: dict[str, Any]) -> list[str]:
-    """Dataset arms: the direct baseline (if on), then CoDIT for every (alpha, beta)."""
+    """Arms trained per teacher pair: direct (if on), Best-of-N, then CoDIT per (alpha, beta)."""
     generation = config["generation"]
     arms = [DIRECT_ARM] if generation["direct_baseline"] else []
+    best = config.get("best_of_n", {})
+    arms += [
+        best_of_n_arm(n, scorer) for n in best.get("n", []) for scorer in best.get("scorers", [])
+    ]
     arms += [codit_arm(a, b) for a in generation["alphas"] for b in generation["betas"]]
     return arms
+
+
+def generated_arms_of(config: dict[str, Any]) -> list[str]:
+    """Arms sampled from a teacher: direct (also when only Best-of-N needs it), the further
+    direct samples Best-of-N scores, and CoDIT."""
+    generation = config["generation"]
+    largest_n = max(config.get("best_of_n", {}).get("n", []) or [0])
+    arms = [DIRECT_ARM] if generation["direct_baseline"] or largest_n else []
+    arms += [direct_sample_arm(j) for j in range(1, largest_n)]
+    arms += [codit_arm(a, b) for a in generation["alphas"] for b in generation["betas"]]
+    return arms
+
+
+def check_best_of_n(config: dict[str, Any]) -> None:
+    """Scorers need what they score with: the oracle the tiny world, the judge an endpoint."""
+    best = config.get("best_of_n", {})
+    if bool(best.get("n")) != bool(best.get("scorers")):
+        raise ConfigError(
+            "best_of_n: give both `n` and `scorers` (or neither); got "
+            f"n={best.get('n', [])} scorers={best.get('scorers', [])}"
+        )
+    scorers = best.get("scorers", [])
+    if "oracle" in scorers and config["instructions"]["source"] != "tinyworld":
+        raise ConfigError(
+            "best_of_n.scorers: `oracle` scores with the tiny world's own rules and needs "
+            "instructions.source: tinyworld "
+            f"(got {config['instructions']['source']!r}); use `judge`"
+        )
+    judge = best.get("judge", {})
+    if "judge" in scorers and not (judge.get("url") and judge.get("model")):
+        raise ConfigError("best_of_n.judge: the `judge` scorer needs `url` and `model`")
+
+
+def public_datasets(config: dict[str, Any]) -> dict[str, PublicSpec]:
+    """arm -> PublicSpec for every entry of `public_datasets`."""
+    specs = {}
+    for name, entry in config.get("public_datasets", {}).items():
+        key, source = f"public_datasets.{name}.source", entry["source"]
+        if source == "tinyworld":
+            kind, location = "tinyworld", f"{TINYWORLD_DIR}/instructions/public.jsonl"
+        elif source.startswith("hub:"):
+            kind, location = "hub", source.removeprefix("hub:")
+            if not HUB_ID.match(location):
+                raise ConfigError(f"{key}: {source!r} is not hub:<owner>/<name>")
+        elif Path(source).is_file():
+            kind, location = "file", source
+        else:
+            raise ConfigError(f"{key}: file {source!r} does not exist")
+        arm = public_arm(name)
+        specs[arm] = PublicSpec(name, arm, kind, location, dict(entry))
+    return specs
+
+
+def known_architecture(spec: ModelSpec) -> str | None:
+    """A model's architecture (config.json model_type) when it can be known before any job
+    runs: tiny-world models by name, local checkpoints from their config.json."""
+    if spec.kind == "tinyworld":
+        return Path(spec.location).name.split("-")[0]
+    config_file = Path(spec.location) / "config.json"
+    if spec.kind == "path" and config_file.is_file():
+        return json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+    return None  # a Hub model not downloaded yet: `codit chatvector` checks it when it runs
 
 
 def build_grid(config: dict[str, Any]) -> Grid:
@@ -160,10 +264,46 @@ def build_grid(config: dict[str, Any]) -> Grid:
         spec = register(resolve_model(config, name, key), key)
         references[spec.slug] = spec
 
+    if PUBLIC in pairs:
+        raise ConfigError(
+            f"teacher_pairs.{PUBLIC}: the name is reserved for public datasets' results; rename it"
+        )
+    check_best_of_n(config)
+    chat_vectors = []
+    settings = config.get("chat_vector", {})
+    for pair, names in settings.get("students", {}).items():
+        if pair not in pairs:
+            raise ConfigError(
+                f"chat_vector.students.{pair}: no such teacher pair (known: {', '.join(pairs)})"
+            )
+        post = pairs[pair][0]
+        for index, name in enumerate(names):
+            key = f"chat_vector.students.{pair}[{index}]"
+            student = register(resolve_model(config, name, key), key)
+            mine, theirs = known_architecture(student), known_architecture(post)
+            if mine and theirs and mine != theirs:
+                raise ConfigError(
+                    f"{key}: student {name!r} is a {mine} model but teacher pair {pair!r} is "
+                    f"{theirs}: theta_post - theta_pre only adds to a model of the same "
+                    "architecture and shapes (train it on the pair's data instead)"
+                )
+            chat_vectors += [ChatVectorSpec(pair, student, r) for r in settings.get("ratios", [])]
+    if settings.get("students") and not settings.get("ratios"):
+        raise ConfigError("chat_vector: `students` given but no `ratios`")
+
     # Only models some job touches are part of the run; unused `models` entries are fine.
     used = {s.slug for pair in pairs.values() for s in pair} | set(students) | set(references)
+    used |= {vector.student.slug for vector in chat_vectors}
     return Grid(
-        pairs, arms_of(config), students, references, {k: v for k, v in models.items() if k in used}
+        pairs,
+        arms_of(config),
+        students,
+        references,
+        {k: v for k, v in models.items() if k in used},
+        seeds=list(config.get("seeds", [0])),
+        generated_arms=generated_arms_of(config),
+        public=public_datasets(config),
+        chat_vectors=chat_vectors,
     )
 
 

@@ -6,10 +6,14 @@ same defaults as the workflow, and resolved with `codit.config.build_grid`. The 
 Nothing is measured here: the result is arithmetic on those numbers, and it is only as good as
 they are.
 
-The model, per job; GPU-hours = seconds x the job's GPUs / 3600:
+The model, per job; GPU-hours = seconds x the job's GPUs / 3600. Every `seeds` entry is a
+replicate: generation, Best-of-N scoring, SFT and the evaluation of trained students are repeated
+per seed; the reference models and the chat vectors are evaluated once.
 
-Generation (one job per teacher pair, arm and shard; the shards of an arm together answer the
-config's `instructions.limit` instructions, or `--instructions N`):
+Generation (one job per teacher pair, sampled arm, seed and shard; the shards of an arm together
+answer the config's `instructions.limit` instructions, or `--instructions N`; the sampled arms
+are `direct`, the further direct samples `direct_sample1..N-1` that Best-of-N scores, at the
+direct arm's cost each, and the CoDIT arms):
     Direct decoding is memory-bound. One step of R = generation.batch_size x batch_occupancy rows
     reads the post model's weights (params x bytes_per_param) and the KV cache of R rows at the
     mean context c = prompt + response / 2 tokens (full-attention layers: c tokens; sliding-window
@@ -24,19 +28,32 @@ config's `instructions.limit` instructions, or `--instructions N`):
     CoDIT: the whole job (prefill and decode) takes the direct engine's time over
     codit_vs_direct_throughput, the `ratio_codit_vs_engine_direct` that `codit bench` measures
     end to end (prefill included); `--bench FILE` reads it from `codit bench --json` output.
-SFT (one job per pair, arm and student):
-    tokens = instructions x min(prompt + response, sft.max_length) x sft.epochs;
+Best-of-N scoring (one job per pair, Best-of-N arm and seed): no generation beyond the samples
+above. The `judge` scorer makes N calls per instruction (one per candidate) to an LLM judge
+served elsewhere; GPU-hours of that server = calls x (prompt + reply tokens) / its tokens/s per
+GPU (config/cost.yaml `judge`; the prompt is instruction + direct response + the judging
+prompt, the reply capped by best_of_n.judge.max_tokens). The `oracle` scorer runs on CPU: 0.
+SFT (one job per pair, trained arm, seed and student; a public dataset: one per dataset, seed
+and student, no teacher pair):
+    tokens = examples x min(prompt + response, sft.max_length) x sft.epochs, where a teacher
+    arm has `instructions` examples (a Best-of-N arm of direct responses) and a public dataset
+    min(its `size`, or the CoDIT datasets' size (= instructions) when null, its usable rows)
+    examples of its own token counts (config/cost.yaml `public_datasets`);
     FLOPs = flops_per_param_token x active params x tokens (6 for full fine-tuning; LoRA skips
     the frozen weights' gradients, 4; activation checkpointing recomputes the forward, +2);
     seconds = FLOPs / (dense bf16 peak x training_mfu); GPUs: the student's.
-Evaluation (one job per student, pair and arm, plus one per reference model), per lm-eval task:
+Chat vector (one job per pair, student and ratio): weight arithmetic on the CPU (the workflow's
+rule asks for no GPU), 0 GPU-hours.
+Evaluation (one job per student, pair, trained arm and seed; per public dataset, student and
+seed; per chat vector; per reference model), per lm-eval task:
     ceil(items / evaluation.batch_size) batches of `generated_tokens` decode steps of
     evaluation.batch_size rows at context prompt + generated / 2, plus prefill as above; GPUs: the
-    evaluated model's (a trained student has its base model's shape).
+    evaluated model's (a trained student or a chat vector has its base model's shape).
 
 Not modelled (each makes the real cost higher): model loading per job, batch tails beyond
 batch_occupancy, padding in SFT batches (packing is off), CoDIT responses of another length
-(unless workload.codit_response_tokens says so), responses dropped or retried, failed jobs.
+(unless workload.codit_response_tokens says so), responses dropped or retried, failed jobs, a
+judge server held while it is not saturated, judge calls retried.
 The CoDIT ratio is measured on a tiny model on CPU and transferred as is; the share of skipped
 pre-model steps, and so the ratio, depends on the teacher pair and the batch size.
 """
@@ -47,23 +64,29 @@ import argparse
 import copy
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from codit.config import ModelSpec, build_grid
-from codit.naming import DIRECT_ARM
+from codit.config import ModelSpec, PublicSpec, build_grid
+from codit.naming import BEST_OF_N, CODIT, DIRECT_ARM, DIRECT_SAMPLE, parse_arm
 
 DEFAULT_ASSUMPTIONS = Path("config/cost.yaml")
 DEFAULT_SCHEMA = Path("workflow/schemas/config.schema.yaml")
 BENCH_RATIO_KEY = "ratio_codit_vs_engine_direct"
 STAGE_LABELS = {
     "generate_direct": "generate (direct)",
+    "generate_samples": "generate (Best-of-N extra samples)",
     "generate_codit": "generate (CoDIT)",
-    "sft": "sft",
-    "evaluate": "evaluate",
+    "best_of_n": "Best-of-N scoring (judge server)",
+    "sft": "sft (teacher datasets)",
+    "sft_public": "sft (public datasets)",
+    "evaluate": "evaluate (students, references)",
+    "evaluate_public": "evaluate (public-dataset students)",
+    "chat_vector": "chat vector (weight arithmetic, CPU)",
+    "evaluate_chat_vector": "evaluate (chat vectors)",
     "total": "total",
 }
 
@@ -112,6 +135,25 @@ class EvalTask:
 
 
 @dataclass(frozen=True)
+class Judge:
+    """The Best-of-N LLM judge as a served model: tokens per call and served tokens/s per GPU."""
+
+    model: str
+    prompt_tokens: float  # the judging prompt around the instruction and the response
+    reply_tokens: float  # mean reply (reasoning + checklist + rating), before max_tokens caps it
+    tokens_per_s_per_gpu: float  # prompt + generated tokens per second per GPU, server saturated
+
+
+@dataclass(frozen=True)
+class PublicData:
+    """A public instruction dataset: usable rows, mean prompt and response tokens."""
+
+    rows: int
+    prompt_tokens: float
+    response_tokens: float
+
+
+@dataclass(frozen=True)
 class Assumptions:
     """Everything `codit cost` assumes; `raw` is the file's content as used (for --json)."""
 
@@ -127,6 +169,8 @@ class Assumptions:
     models: dict[str, ModelCost]
     tasks: dict[str, EvalTask]
     raw: dict[str, Any]
+    judge: Judge | None = None  # needed only by a config with the `judge` Best-of-N scorer
+    public: dict[str, PublicData] = field(default_factory=dict)  # by Hub dataset id or name
 
 
 def _section(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -209,6 +253,28 @@ def parse_assumptions(data: dict[str, Any], source: str = "assumptions") -> Assu
             generated_tokens=_number(entry, "generated_tokens", where),
         )
 
+    judge = None
+    if data.get("judge") is not None:
+        entry, where = _section(data, "judge", source), f"{source}: judge"
+        judge = Judge(
+            model=str(entry.get("model", "judge")),
+            prompt_tokens=_number(entry, "prompt_tokens", where),
+            reply_tokens=_number(entry, "reply_tokens", where),
+            tokens_per_s_per_gpu=_number(entry, "tokens_per_s_per_gpu", where),
+        )
+
+    public = {}
+    if data.get("public_datasets") is not None:
+        for key, entry in _section(data, "public_datasets", source).items():
+            where = f"{source}: public_datasets.{key}"
+            if not isinstance(entry, dict):
+                raise ValueError(f"{where}: must be a mapping")
+            public[key] = PublicData(
+                rows=int(_number(entry, "rows", where)),
+                prompt_tokens=_number(entry, "prompt_tokens", where),
+                response_tokens=_number(entry, "response_tokens", where),
+            )
+
     return Assumptions(
         source=source,
         gpu=gpu,
@@ -222,6 +288,8 @@ def parse_assumptions(data: dict[str, Any], source: str = "assumptions") -> Assu
         models=models,
         tasks=tasks,
         raw=copy.deepcopy(data),
+        judge=judge,
+        public=public,
     )
 
 
@@ -342,6 +410,13 @@ def evaluation_seconds(
     return decode + prefill_seconds(model, gpu, items * task.prompt_tokens)
 
 
+def judge_gpu_seconds(
+    judge: Judge, calls: float, call_prompt_tokens: float, reply_tokens: float
+) -> float:
+    """GPU-seconds a judge server spends on `calls` calls of the given prompt and reply tokens."""
+    return calls * (call_prompt_tokens + reply_tokens) / judge.tokens_per_s_per_gpu
+
+
 # --------------------------------------------------------------------------------------------
 # The whole config
 
@@ -391,6 +466,19 @@ def model_cost(spec: ModelSpec, assumptions: Assumptions) -> ModelCost:
     )
 
 
+def public_data(spec: PublicSpec, assumptions: Assumptions) -> PublicData:
+    """The assumptions' entry for a public dataset (by Hub dataset id, else by its config name)."""
+    keys = ([spec.location] if spec.kind == "hub" else []) + [spec.name]
+    for key in keys:
+        if key in assumptions.public:
+            return assumptions.public[key]
+    raise ValueError(
+        f"public dataset {spec.name!r} ({spec.kind} {spec.location}) has no entry in "
+        f"{assumptions.source}; add it under `public_datasets:` keyed by {keys[0]!r} "
+        "(rows, prompt_tokens, response_tokens)"
+    )
+
+
 def task_cost(task: str, assumptions: Assumptions) -> EvalTask:
     if task not in assumptions.tasks:
         raise ValueError(
@@ -417,8 +505,13 @@ def estimate(
     gpu = assumptions.gpu
     generation, sft, evaluation = config["generation"], config["sft"], config["evaluation"]
     shards = generation["num_shards"]
-    codit_arms = [arm for arm in grid.arms if arm != DIRECT_ARM]
-    has_direct = DIRECT_ARM in grid.arms
+    seeds = len(grid.seeds)
+    kinds = {arm: parse_arm(arm).kind for arm in [*grid.generated_arms, *grid.arms]}
+    generated = {
+        kind: [arm for arm in grid.generated_arms if kinds[arm] == kind]
+        for kind in (DIRECT_ARM, DIRECT_SAMPLE, CODIT)
+    }
+    best_arms = [parse_arm(arm) for arm in grid.arms if kinds[arm] == BEST_OF_N]
     rows = generation["batch_size"] * assumptions.batch_occupancy
     prompt = assumptions.prompt_tokens
     response = {
@@ -427,10 +520,12 @@ def estimate(
     }
 
     def arm_kind(arm: str) -> str:
-        return "direct" if arm == DIRECT_ARM else "codit"
+        """Which responses an arm's dataset holds: a Best-of-N arm keeps direct samples."""
+        return "codit" if kinds[arm] == CODIT else "direct"
 
+    # Generation: per pair, seed, sampled arm and shard.
     pairs: dict[str, dict[str, Any]] = {}
-    generate_hours = {"direct": 0.0, "codit": 0.0}
+    generate_hours = {"direct": 0.0, "samples": 0.0, "codit": 0.0}
     for name, (post, pre) in grid.pairs.items():
         cost = model_cost(post, assumptions)
         direct = direct_generation(cost, gpu, instructions, prompt, response["direct"], rows)
@@ -446,27 +541,90 @@ def estimate(
             "gpu_hours_direct_arm": direct.seconds * gpus_direct / 3600,
             "gpu_hours_codit_arm": codit.seconds * gpus_codit / 3600,
         }
-        generate_hours["direct"] += pairs[name]["gpu_hours_direct_arm"] * has_direct
-        generate_hours["codit"] += pairs[name]["gpu_hours_codit_arm"] * len(codit_arms)
+        per_seed = {
+            "direct": pairs[name]["gpu_hours_direct_arm"] * len(generated[DIRECT_ARM]),
+            "samples": pairs[name]["gpu_hours_direct_arm"] * len(generated[DIRECT_SAMPLE]),
+            "codit": pairs[name]["gpu_hours_codit_arm"] * len(generated[CODIT]),
+        }
+        for key, hours in per_seed.items():
+            generate_hours[key] += seeds * hours
+
+    # Best-of-N scoring: one job per pair, seed and Best-of-N arm; the judge scores each of the
+    # N candidates of every instruction once (the oracle scorer runs on CPU).
+    judge_arms = [arm for arm in best_arms if arm.scorer == "judge"]
+    best_of_n: dict[str, Any] = {"jobs": len(grid.pairs) * seeds * len(best_arms)}
+    judge_hours = 0.0
+    if judge_arms:
+        judge = assumptions.judge
+        if judge is None:
+            raise ValueError(
+                f"best_of_n.scorers has `judge` but {assumptions.source} has no `judge:` "
+                "section (prompt_tokens, reply_tokens, tokens_per_s_per_gpu)"
+            )
+        reply = min(judge.reply_tokens, config["best_of_n"]["judge"]["max_tokens"])
+        call_prompt = prompt + response["direct"] + judge.prompt_tokens
+        calls_per_job = {arm.name: arm.n * instructions for arm in judge_arms}
+        calls = len(grid.pairs) * seeds * sum(calls_per_job.values())
+        judge_hours = judge_gpu_seconds(judge, calls, call_prompt, reply) / 3600
+        best_of_n.update(
+            {
+                "judge_model": config["best_of_n"]["judge"]["model"],
+                "judge_calls": calls,
+                "judge_calls_per_job": calls_per_job,
+                "judge_prompt_tokens_per_call": call_prompt,
+                "judge_reply_tokens_per_call": reply,
+                "judge_tokens_per_s_per_gpu": judge.tokens_per_s_per_gpu,
+                "judge_gpu_hours_per_job": {
+                    arm: judge_gpu_seconds(judge, n, call_prompt, reply) / 3600
+                    for arm, n in calls_per_job.items()
+                },
+            }
+        )
+
+    # SFT: one job per pair, trained arm, seed and student; a public dataset per arm, seed and
+    # student (no teacher pair).
+    public_rows: dict[str, dict[str, Any]] = {}
+    for arm, spec in grid.public.items():
+        data = public_data(spec, assumptions)
+        size = spec.settings.get("size")
+        target = instructions if size is None else size  # null: the CoDIT datasets' size
+        public_rows[arm] = {
+            "examples": min(target, data.rows),
+            "example_tokens": min(data.prompt_tokens + data.response_tokens, sft["max_length"]),
+        }
+
+    def sft_hours_of(student: ModelSpec, examples: float, example_tokens: float) -> float:
+        seconds = sft_seconds(
+            model_cost(student, assumptions),
+            gpu,
+            examples,
+            example_tokens,
+            sft["epochs"],
+            assumptions.sft_flops_per_param_token,
+        )
+        return seconds * student.gpus / 3600
 
     sft_per_job: dict[str, dict[str, float]] = {}
-    sft_hours = 0.0
+    sft_public_per_job: dict[str, dict[str, float]] = {}
+    sft_hours = sft_public_hours = 0.0
     for slug, student in grid.students.items():
-        cost = model_cost(student, assumptions)
-        sft_per_job[slug] = {}
-        for kind in ("direct", "codit"):
-            tokens = min(prompt + response[kind], sft["max_length"])
-            seconds = sft_seconds(
-                cost,
-                gpu,
-                instructions,
-                tokens,
-                sft["epochs"],
-                assumptions.sft_flops_per_param_token,
+        sft_per_job[slug] = {
+            kind: sft_hours_of(
+                student, instructions, min(prompt + response[kind], sft["max_length"])
             )
-            sft_per_job[slug][kind] = seconds * student.gpus / 3600
-        sft_hours += len(grid.pairs) * sum(sft_per_job[slug][arm_kind(arm)] for arm in grid.arms)
+            for kind in ("direct", "codit")
+        }
+        sft_hours += (
+            len(grid.pairs) * seeds * sum(sft_per_job[slug][arm_kind(arm)] for arm in grid.arms)
+        )
+        sft_public_per_job[slug] = {
+            arm: sft_hours_of(student, entry["examples"], entry["example_tokens"])
+            for arm, entry in public_rows.items()
+        }
+        sft_public_hours += seeds * sum(sft_public_per_job[slug].values())
 
+    # Evaluation: every trained student (per pair, arm, seed), every public-dataset student (per
+    # arm, seed), every chat-vector model (once), every reference model (once).
     def evaluation_hours(spec: ModelSpec) -> float:
         cost = model_cost(spec, assumptions)
         seconds = sum(
@@ -481,26 +639,48 @@ def estimate(
         )
         return seconds * spec.gpus / 3600
 
-    models = {**grid.students, **grid.references}
+    vector_students = {vector.student.slug: vector.student for vector in grid.chat_vectors}
+    models = {**grid.students, **grid.references, **vector_students}
     evaluate_per_job = {slug: evaluation_hours(spec) for slug, spec in models.items()}
-    arm_count = len(grid.pairs) * len(grid.arms)
-    evaluate_hours = arm_count * sum(evaluate_per_job[slug] for slug in grid.students) + sum(
+    trained = len(grid.pairs) * len(grid.arms) * seeds  # (pair, arm, seed) datasets per student
+    public_trained = len(grid.public) * seeds
+    student_hours = sum(evaluate_per_job[slug] for slug in grid.students)
+    evaluate_hours = trained * student_hours + sum(
         evaluate_per_job[slug] for slug in grid.references
     )
 
     stages = {
         "generate_direct": {
-            "jobs": len(grid.pairs) * shards * has_direct,
+            "jobs": len(grid.pairs) * seeds * shards * len(generated[DIRECT_ARM]),
             "gpu_hours": generate_hours["direct"],
         },
+        "generate_samples": {
+            "jobs": len(grid.pairs) * seeds * shards * len(generated[DIRECT_SAMPLE]),
+            "gpu_hours": generate_hours["samples"],
+        },
         "generate_codit": {
-            "jobs": len(grid.pairs) * shards * len(codit_arms),
+            "jobs": len(grid.pairs) * seeds * shards * len(generated[CODIT]),
             "gpu_hours": generate_hours["codit"],
         },
-        "sft": {"jobs": arm_count * len(grid.students), "gpu_hours": sft_hours},
+        "best_of_n": {"jobs": best_of_n["jobs"], "gpu_hours": judge_hours},
+        "sft": {"jobs": trained * len(grid.students), "gpu_hours": sft_hours},
+        "sft_public": {
+            "jobs": public_trained * len(grid.students),
+            "gpu_hours": sft_public_hours,
+        },
         "evaluate": {
-            "jobs": arm_count * len(grid.students) + len(grid.references),
+            "jobs": trained * len(grid.students) + len(grid.references),
             "gpu_hours": evaluate_hours,
+        },
+        "evaluate_public": {
+            "jobs": public_trained * len(grid.students),
+            "gpu_hours": public_trained * student_hours,
+        },
+        # `codit chatvector` adds weights on the CPU (the rule asks for no GPU).
+        "chat_vector": {"jobs": len(grid.chat_vectors), "gpu_hours": 0.0},
+        "evaluate_chat_vector": {
+            "jobs": len(grid.chat_vectors),
+            "gpu_hours": sum(evaluate_per_job[v.student.slug] for v in grid.chat_vectors),
         },
     }
     stages["total"] = {
@@ -510,7 +690,14 @@ def estimate(
     return {
         "instructions": instructions,
         "pairs_count": len(grid.pairs),
+        "seeds": grid.seeds,
+        "generated_arms": grid.generated_arms,
         "arms": grid.arms,
+        "public_arms": list(grid.public),
+        "chat_vectors": [
+            {"pair": v.pair, "student": v.student.slug, "ratio": v.ratio, "arm": v.arm}
+            for v in grid.chat_vectors
+        ],
         "students": list(grid.students),
         "references": list(grid.references),
         "gpu": gpu.name,
@@ -518,7 +705,10 @@ def estimate(
         "codit_vs_direct_throughput_source": assumptions.codit_ratio_source,
         "stages": stages,
         "pairs": pairs,
+        "best_of_n": best_of_n,
+        "public": public_rows,
         "sft_gpu_hours_per_job": sft_per_job,
+        "sft_public_gpu_hours_per_job": sft_public_per_job,
         "evaluate_gpu_hours_per_job": evaluate_per_job,
     }
 
@@ -556,12 +746,16 @@ def rounded(value: Any, digits: int = 3) -> Any:
 
 def format_markdown(result: dict[str, Any], config_name: str) -> str:
     """The stage table and the per-pair generation table, as Markdown."""
-    codit_arms = sum(arm != DIRECT_ARM for arm in result["arms"])
+    codit_arms = sum(parse_arm(arm).kind == CODIT for arm in result["arms"])
+    samples = sum(parse_arm(arm).kind == DIRECT_SAMPLE for arm in result["generated_arms"])
     lines = [
         f"{config_name}: {result['instructions']:,} instructions, {result['pairs_count']} "
-        f"teacher pairs x {len(result['arms'])} arms ({codit_arms} CoDIT), "
-        f"{len(result['students'])} students, {len(result['references'])} references; "
-        f"{result['gpu']}; CoDIT/direct throughput {result['codit_vs_direct_throughput']:.2f} "
+        f"teacher pairs x {len(result['arms'])} trained arms ({codit_arms} CoDIT) x "
+        f"{len(result['seeds'])} seeds ({samples} extra direct samples per pair and seed for "
+        f"Best-of-N), {len(result['public_arms'])} public datasets, "
+        f"{len(result['chat_vectors'])} chat vectors, {len(result['students'])} students, "
+        f"{len(result['references'])} references; {result['gpu']}; CoDIT/direct throughput "
+        f"{result['codit_vs_direct_throughput']:.2f} "
         f"({result['codit_vs_direct_throughput_source']})",
         "",
         "| stage | jobs | GPU-hours |",
@@ -569,11 +763,23 @@ def format_markdown(result: dict[str, Any], config_name: str) -> str:
     ]
     for key, label in STAGE_LABELS.items():
         stage = result["stages"][key]
-        lines.append(f"| {label} | {stage['jobs']:,} | {format_sig(stage['gpu_hours'])} |")
+        if stage["jobs"] or key == "total":  # stages the config does not have are left out
+            lines.append(f"| {label} | {stage['jobs']:,} | {format_sig(stage['gpu_hours'])} |")
+    best = result["best_of_n"]
+    if best.get("judge_calls"):
+        lines += [
+            "",
+            f"Best-of-N judge ({best['judge_model']}): {best['judge_calls']:,} calls of "
+            f"{format_sig(best['judge_prompt_tokens_per_call'])} prompt + "
+            f"{format_sig(best['judge_reply_tokens_per_call'])} reply tokens at "
+            f"{format_sig(best['judge_tokens_per_s_per_gpu'])} tokens/s per GPU "
+            "(GPU-hours of a saturated server; a server kept up while idle costs more).",
+        ]
     lines += [
         "",
         "| teacher pair | GPUs per job direct / CoDIT | tokens/s per job direct | "
-        "tokens/s per job CoDIT | GPU-hours direct arm | GPU-hours per CoDIT arm |",
+        "tokens/s per job CoDIT | GPU-hours per direct arm and seed | "
+        "GPU-hours per CoDIT arm and seed |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, pair in result["pairs"].items():

@@ -74,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--gen-kwargs",
         help="generation overrides for generate_until tasks, e.g. 'max_gen_toks=256,temperature=0'",
     )
+    parser.add_argument(
+        "--teacher",
+        metavar="DIR",
+        help="the teacher's post-trained model folder: its architecture is recorded as the "
+        "label teacher_architecture (the student's own as student_architecture)",
+    )
     add_runtime_arguments(parser, dtypes=("float32", "bfloat16"))
     parser.add_argument("--trust-remote-code", action="store_true")
 
@@ -88,6 +94,23 @@ def parse_labels(pairs: list[str]) -> dict[str, str]:
         if not sep or not key:
             raise ValueError(f"--label {pair!r}: expected KEY=VALUE")
         labels[key] = value
+    return labels
+
+
+def model_type(model_dir: str) -> str:
+    """The `model_type` of a local checkpoint's config.json ("" for a Hub id or none given)."""
+    config_file = Path(model_dir) / "config.json" if model_dir else None
+    if config_file is None or not config_file.is_file():
+        return ""
+    return str(json.loads(config_file.read_text(encoding="utf-8")).get("model_type") or "")
+
+
+def architecture_labels(args: argparse.Namespace) -> dict[str, str]:
+    """Architectures of the evaluated model and (for a student) its teacher, as labels, so the
+    tables can say whether a student learned across architectures."""
+    labels = {"student_architecture": model_type(args.model)}
+    if args.teacher:
+        labels["teacher_architecture"] = model_type(args.teacher)
     return labels
 
 
@@ -198,7 +221,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     started = time.monotonic()
     tasks = parse_tasks(args.tasks)
-    labels = parse_labels(args.label)
+    labels = {**architecture_labels(args), **parse_labels(args.label)}
     manager = task_manager(args.include_path, include_defaults=not args.no_default_tasks)
     check_tasks_known(tasks, manager, args.include_path)
     check_model_exists(args.model)

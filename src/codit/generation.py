@@ -38,7 +38,7 @@ from codit.engine import (
     plan_batches,
 )
 from codit.faults import fault_point
-from codit.naming import DIRECT_ARM, codit_arm
+from codit.naming import codit_arm, direct_sample_arm
 from codit.provenance import (
     file_sha256,
     iter_jsonl,
@@ -127,13 +127,16 @@ def shard_bounds(num_items: int, num_shards: int, shard_index: int) -> tuple[int
     return num_items * shard_index // num_shards, num_items * (shard_index + 1) // num_shards
 
 
-def prompt_seed(global_seed: int, instruction_id: Any) -> int:
-    """Seed of one instruction: the first 63 bits of sha256("<global seed>:<id>").
+def prompt_seed(global_seed: int, instruction_id: Any, sample: int = 0) -> int:
+    """Seed of one instruction: the first 63 bits of sha256("<global seed>:<id>"), or of
+    sha256("<global seed>:<id>:<sample>") for the further samples Best-of-N draws (sample >= 1).
 
     Stable across processes and Python versions (unlike hash()), so a response depends only on
-    (global seed, instruction id), never on batch composition, batch size or sharding.
+    (global seed, instruction id, sample), never on batch composition, batch size or sharding;
+    sample 0 is the direct arm's own response.
     """
-    digest = hashlib.sha256(f"{global_seed}:{instruction_id}".encode()).digest()
+    key = f"{global_seed}:{instruction_id}" + (f":{sample}" if sample else "")
+    digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
@@ -307,6 +310,7 @@ def make_record(
     pair: str,
     settings: DecodingSettings,
     seed: int,
+    sample: int = 0,
 ) -> dict[str, Any]:
     """One TRL conversational prompt/completion record with its arm, seed and finish reason."""
     is_codit = settings.mode == CODIT_MODE
@@ -315,7 +319,7 @@ def make_record(
         "prompt": [{"role": "user", "content": instruction.text}],
         "completion": [{"role": "assistant", "content": response}],
         "pair": pair,
-        "arm": arm_name(settings),
+        "arm": arm_name(settings, sample),
         "alpha": float(settings.alpha) if is_codit else None,
         "beta": float(settings.beta) if is_codit else None,
         "seed": seed,
@@ -324,8 +328,11 @@ def make_record(
     }
 
 
-def arm_name(settings: DecodingSettings) -> str:
-    return codit_arm(settings.alpha, settings.beta) if settings.mode == CODIT_MODE else DIRECT_ARM
+def arm_name(settings: DecodingSettings, sample: int = 0) -> str:
+    """`codit_alpha<A>_beta<B>`, `direct`, or `direct_sample<j>` for Best-of-N's sample j."""
+    if settings.mode == CODIT_MODE:
+        return codit_arm(settings.alpha, settings.beta)
+    return direct_sample_arm(sample)
 
 
 def _percentile(values: Sequence[float], fraction: float) -> float:
@@ -384,7 +391,8 @@ def dataset_card(
     response per SKIP_REASONS entry; `skipped_ids` lists (the first SKIPPED_IDS_SHOWN of) their
     ids.
     """
-    tokens = [record["num_tokens"] for record in records]
+    # Written (not generated) datasets have no teacher token counts: null statistics then.
+    tokens = [record["num_tokens"] for record in records if record.get("num_tokens") is not None]
     words = [len(record["completion"][0]["content"].split()) for record in records]
     reasons = [record["finish_reason"] for record in records]
     card = {
@@ -562,6 +570,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     decoding.add_argument("--greedy", action="store_true", help="argmax instead of sampling")
     decoding.add_argument("--max-new-tokens", type=int, default=1024)
     decoding.add_argument("--seed", type=int, default=0, help="global seed of per-prompt seeds")
+    decoding.add_argument(
+        "--sample-index",
+        type=int,
+        default=0,
+        help="direct mode: draw sample j of each instruction (0 = the direct arm; Best-of-N's "
+        "further candidates are 1..N-1, each with its own per-prompt seed)",
+    )
     decoding.add_argument("--batch-size", type=int, default=16)
     decoding.add_argument(
         "--chat-template-kwargs",
@@ -637,6 +652,8 @@ def _validate_args(args: argparse.Namespace) -> tuple[DecodingSettings, dict[str
             raise ValueError(f"--{option} is required")
     if args.mode == CODIT_MODE and not args.pre:
         raise ValueError("--pre is required with --mode codit")
+    if args.sample_index < 0 or (args.sample_index and args.mode == CODIT_MODE):
+        raise ValueError("--sample-index must be >= 0, and 0 with --mode codit")
     is_codit = args.mode == CODIT_MODE
     settings = DecodingSettings(
         mode=args.mode,
@@ -731,10 +748,10 @@ def run(args: argparse.Namespace) -> None:
         skip_pre_forward=args.skip_pre,
         cache=args.cache,
     )
-    seeds = [prompt_seed(args.seed, item.id) for item in instructions]
+    seeds = [prompt_seed(args.seed, item.id, args.sample_index) for item in instructions]
     run_settings = {
         "pair": args.pair,
-        "arm": arm_name(settings),
+        "arm": arm_name(settings, args.sample_index),
         "mode": settings.mode,
         "post": args.post,
         "pre": args.pre if is_codit else None,
@@ -747,7 +764,10 @@ def run(args: argparse.Namespace) -> None:
         "greedy": settings.greedy,
         "max_new_tokens": args.max_new_tokens,
         "seed": args.seed,
-        "seed_rule": "sha256(f'{seed}:{id}')[:8] & (2**63 - 1)",
+        "seed_rule": "sha256(f'{seed}:{id}')[:8] & (2**63 - 1)"
+        if not args.sample_index
+        else "sha256(f'{seed}:{id}:{sample}')[:8] & (2**63 - 1)",
+        "sample": args.sample_index,
         "batch_size": args.batch_size,
         "batch_plan": "longest prompt first, ties in file order",
         "dtype": str(dtype).removeprefix("torch."),
@@ -837,6 +857,7 @@ def _generate_with_checkpoint(
                 args.pair,
                 generator.settings,
                 seeds[index],
+                args.sample_index,
             )
             for index, output in zip(batch, outputs, strict=True)
         ]

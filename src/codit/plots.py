@@ -1,5 +1,13 @@
-"""Figures of the report: metrics and response length against CoDIT's alpha, and a heat map of
-CoDIT minus direct per teacher pair and student.
+"""Figures of the report: metrics and dataset statistics against CoDIT's alpha, and a heat map
+of CoDIT minus direct per teacher pair and student.
+
+metric_vs_alpha.png draws, per task/metric and per (teacher pair, student) colour, the CoDIT
+mean across seeds against alpha with bars of the 95% Student-t interval across seeds (lm-eval's
+stderr for one seed), and the other arms as horizontal lines or markers of the same colour:
+direct dashed with a faint band, Best-of-N dash-dot, public datasets dotted (drawn for every
+teacher pair), chat-vector students as `<` markers at the right edge labelled r=..., and the
+teacher instruct references dotted grey. length_vs_alpha.png draws the seed means of dataset
+statistics (tokens, truncation, repeated 4-grams) the same way.
 
 Figures are built with matplotlib's object API (`Figure`, Agg canvas), never pyplot, so no
 display or global state is involved.
@@ -24,9 +32,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 from matplotlib.transforms import blended_transform_factory
 
-from codit.naming import format_number
+from codit.naming import BEST_OF_N, CHAT_VECTOR, CODIT, DIRECT_ARM, PUBLIC, format_number
 from codit.provenance import atomic_path
-from codit.tables import REFERENCE_ARM, is_fraction_metric
+from codit.tables import REFERENCE_ARM, ArmName, broadcast_public, is_fraction_metric
 
 DPI = 100
 PANEL_SIZE = (4.4, 3.3)  # inches per panel
@@ -34,6 +42,15 @@ MAX_COLUMNS = 3
 BETA_MARKERS = ["o", "s", "^", "D", "v", "P"]
 REFERENCE_COLOUR = "0.45"
 ALPHA_LABEL = "CoDIT α (plausibility threshold)"
+# Line style of each arm kind drawn as a horizontal line (CoDIT is the curve against alpha).
+LINE_STYLES = {DIRECT_ARM: "--", BEST_OF_N: "-.", PUBLIC: ":"}
+STYLE_NAMES = {
+    DIRECT_ARM: "direct generation",
+    BEST_OF_N: "best-of-N",
+    PUBLIC: "public dataset",
+}
+CHAT_VECTOR_MARKER = "<"
+DATASET_STATISTICS = ("tokens_mean", "length_share", "repeated_4gram_share")
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -90,41 +107,74 @@ def beta_markers(codit_betas: pd.Series) -> dict[float, str]:
     return {beta: BETA_MARKERS[i % len(BETA_MARKERS)] for i, beta in enumerate(betas)}
 
 
-def style_handles(markers: dict[float, str], has_direct: bool) -> list[Line2D]:
-    """Legend entries saying what markers and dashes mean, independent of colour."""
-    if len(markers) > 1:
-        handles = [
+def style_handles(markers: dict[float, str], kinds: Iterable[str]) -> list[Line2D]:
+    """Legend entries saying what markers and line styles mean, independent of colour."""
+    kinds = set(kinds)
+    handles = []
+    if CODIT in kinds and len(markers) > 1:
+        handles += [
             Line2D([], [], color="k", marker=marker, label=f"CoDIT β={beta:g}")
             for beta, marker in markers.items()
         ]
-    else:
-        handles = [Line2D([], [], color="k", marker="o", label="CoDIT")]
-    if has_direct:
-        handles.append(Line2D([], [], color="k", linestyle="--", label="direct generation"))
+    elif CODIT in kinds:
+        handles.append(Line2D([], [], color="k", marker="o", label="CoDIT"))
+    handles += [
+        Line2D([], [], color="k", linestyle=LINE_STYLES[kind], label=STYLE_NAMES[kind])
+        for kind in LINE_STYLES
+        if kind in kinds
+    ]
+    if CHAT_VECTOR in kinds:
+        handles.append(
+            Line2D([], [], color="k", marker=CHAT_VECTOR_MARKER, linestyle="",
+                   label="chat vector (r = ratio, right edge)")
+        )  # fmt: skip
     return handles
 
 
-def baseline_line(ax: Axes, value: float, stderr: float, colour: str) -> None:
-    """The direct-generation baseline: dashed line, a faint band of one stderr around it."""
-    ax.axhline(value, color=colour, linestyle="--", linewidth=1.3)
-    if not pd.isna(stderr):
-        ax.axhspan(value - stderr, value + stderr, color=colour, alpha=0.08, linewidth=0)
+def error_bars(rows: pd.DataFrame) -> np.ndarray:
+    """(2, n) distances below and above the mean: t interval across seeds, else the stderr."""
+    mean, low, high = (rows[key].to_numpy(dtype=float) for key in ("mean", "low", "high"))
+    stderr = np.nan_to_num(rows["stderr"].to_numpy(dtype=float))
+    interval = (rows["n_seeds"].to_numpy(dtype=float) > 1) & ~np.isnan(low)
+    below = np.where(interval, mean - np.nan_to_num(low), stderr)
+    above = np.where(interval, np.nan_to_num(high) - mean, stderr)
+    return np.vstack([below, above])
 
 
-def codit_line(ax: Axes, rows: pd.DataFrame, colour: str, marker: str) -> None:
-    """One CoDIT series: value against alpha with stderr bars where lm-eval gave one."""
+def level_line(ax: Axes, kind: str, value: float, spread: Sequence[float], colour: str) -> None:
+    """A non-CoDIT arm as a horizontal line in its kind's style; direct gets a faint band."""
+    if pd.isna(value):
+        return  # e.g. public datasets have no token counts
+    ax.axhline(value, color=colour, linestyle=LINE_STYLES[kind], linewidth=1.3)
+    if kind == DIRECT_ARM and any(spread):
+        ax.axhspan(value - spread[0], value + spread[1], color=colour, alpha=0.08, linewidth=0)
+
+
+def codit_line(ax: Axes, rows: pd.DataFrame, colour: str, marker: str, column: str) -> None:
+    """One CoDIT series against alpha, with error bars when the rows carry them."""
     rows = rows.sort_values("alpha")
-    errors = rows["stderr"].to_numpy(dtype=float)
     ax.errorbar(
         rows["alpha"],
-        rows["value"],
-        yerr=np.where(np.isnan(errors), 0.0, errors),
+        rows[column],
+        yerr=error_bars(rows) if "n_seeds" in rows.columns else None,
         color=colour,
         marker=marker,
         markersize=5,
         linewidth=1.5,
         capsize=3,
     )
+
+
+def chat_vector_markers(ax: Axes, rows: pd.DataFrame, colour: str) -> None:
+    """Chat-vector students as markers at the right edge, labelled with their ratio."""
+    to_edge = blended_transform_factory(ax.transAxes, ax.transData)
+    for row in rows.itertuples(index=False):
+        if pd.isna(row.mean):
+            continue
+        ax.plot([0.985], [row.mean], marker=CHAT_VECTOR_MARKER, color=colour, markersize=7,
+                linestyle="", transform=to_edge, clip_on=False)  # fmt: skip
+        ax.text(0.96, row.mean, ArmName(row.arm_name).short_label(), transform=to_edge,
+                ha="right", va="center", fontsize=7, color=colour)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- metric vs alpha
@@ -135,10 +185,10 @@ def reference_instruct_lines(ax: Axes, rows: pd.DataFrame) -> bool:
     instructs = rows[(rows["arm"] == REFERENCE_ARM) & (rows["teacher_pair"] != "")]
     to_text = blended_transform_factory(ax.transAxes, ax.transData)
     for row in instructs.itertuples(index=False):
-        ax.axhline(row.value, color=REFERENCE_COLOUR, linestyle=":", linewidth=1.5)
+        ax.axhline(row.mean, color=REFERENCE_COLOUR, linestyle=":", linewidth=1.5)
         ax.text(
             0.99,
-            row.value,
+            row.mean,
             row.student,
             transform=to_text,
             ha="right",
@@ -149,23 +199,32 @@ def reference_instruct_lines(ax: Axes, rows: pd.DataFrame) -> bool:
     return len(instructs) > 0
 
 
+def scale_summary(rows: pd.DataFrame, percent: bool) -> pd.DataFrame:
+    """Summary rows with mean, interval and stderr in percent for fraction metrics."""
+    factor = 100.0 if percent else 1.0
+    return rows.assign(**{key: rows[key] * factor for key in ("mean", "low", "high", "stderr")})
+
+
+def student_series(ax: Axes, series: pd.DataFrame, colour: str, markers: dict) -> None:
+    """Every arm of one (teacher pair, student): CoDIT curves, level lines, chat vectors."""
+    for beta, codit in series[series["arm"] == CODIT].groupby("beta", sort=True):
+        codit_line(ax, codit, colour, markers[beta], "mean")
+    for kind in LINE_STYLES:
+        level = series[series["arm"] == kind]
+        for row, spread in zip(level.itertuples(index=False), error_bars(level).T, strict=True):
+            level_line(ax, kind, row.mean, spread, colour)
+    chat_vector_markers(ax, series[series["arm"] == CHAT_VECTOR], colour)
+
+
 def metric_panel(ax: Axes, rows: pd.DataFrame, colours: dict, markers: dict) -> None:
-    """One task/metric: CoDIT lines, direct baselines and reference instruct models."""
-    percent = is_fraction_metric(rows["value"])
-    scaled = rows.assign(
-        value=rows["value"] * (100 if percent else 1),
-        stderr=rows["stderr"] * (100 if percent else 1),
-    )
+    """One task/metric: every arm of every student, and the reference instruct models."""
+    percent = is_fraction_metric(rows["mean"])
+    scaled = scale_summary(rows, percent)
     for (pair, student), series in scaled.groupby(["teacher_pair", "student"], sort=True):
-        if (pair, student) not in colours:
-            continue
-        colour = colours[(pair, student)]
-        for beta, codit in series[series["arm"] == "codit"].groupby("beta", sort=True):
-            codit_line(ax, codit, colour, markers[beta])
-        for direct in series[series["arm"] == "direct"].itertuples(index=False):
-            baseline_line(ax, direct.value, direct.stderr, colour)
+        if (pair, student) in colours:
+            student_series(ax, series, colours[(pair, student)], markers)
     reference_instruct_lines(ax, scaled)
-    configure_alpha_axis(ax, scaled.loc[scaled["arm"] == "codit", "alpha"])
+    configure_alpha_axis(ax, scaled.loc[scaled["arm"] == CODIT, "alpha"])
     task, metric = rows["task"].iloc[0], rows["metric"].iloc[0]
     ax.set_title(f"{task}\n{metric}", fontsize=10)
     ax.set_ylabel(f"{metric} (%)" if percent else metric, fontsize=9)
@@ -173,14 +232,14 @@ def metric_panel(ax: Axes, rows: pd.DataFrame, colours: dict, markers: dict) -> 
 
 
 def metric_legend(
-    colours: dict, markers: dict, has_direct: bool, has_reference: bool
+    colours: dict, markers: dict, kinds: Iterable[str], has_reference: bool
 ) -> list[Line2D]:
     """Legend handles: one colour per teacher pair / student, then what the line styles mean."""
     handles = [
-        Line2D([], [], color=colour, linewidth=2, label=f"{pair} → {student}")
+        Line2D([], [], color=colour, linewidth=2, label=f"{pair or 'public'} → {student}")
         for (pair, student), colour in colours.items()
     ]
-    handles += style_handles(markers, has_direct)
+    handles += style_handles(markers, kinds)
     if has_reference:
         handles.append(
             Line2D(
@@ -194,78 +253,93 @@ def metric_legend(
     return handles
 
 
-def plot_metric_vs_alpha(table: pd.DataFrame, path: str | os.PathLike) -> None:
-    """metric_vs_alpha.png: one panel per task/metric of the tidy table."""
-    trained = table[table["arm"] != REFERENCE_ARM]
+def plot_metric_vs_alpha(summary: pd.DataFrame, path: str | os.PathLike) -> None:
+    """metric_vs_alpha.png: one panel per task/metric of the summary table (summary.csv)."""
+    trained = summary[summary["arm"] != REFERENCE_ARM]
     colours = series_colours(list(trained.groupby(["teacher_pair", "student"]).groups))
-    markers = beta_markers(trained.loc[trained["arm"] == "codit", "beta"])
-    groups = list(table.groupby(["task", "metric"], sort=True))
+    markers = beta_markers(trained.loc[trained["arm"] == CODIT, "beta"])
+    groups = list(summary.groupby(["task", "metric"], sort=True))
     figure, axes = panel_grid(len(groups))
     for ax, (_, rows) in zip(axes, groups, strict=True):
         metric_panel(ax, rows, colours, markers)
-    has_reference = bool(((table["arm"] == REFERENCE_ARM) & (table["teacher_pair"] != "")).any())
-    has_direct = bool((table["arm"] == "direct").any())
+    instructs = (summary["arm"] == REFERENCE_ARM) & (summary["teacher_pair"] != "")
+    handles = metric_legend(colours, markers, set(trained["arm"]), bool(instructs.any()))
     figure.legend(
-        handles=metric_legend(colours, markers, has_direct, has_reference),
-        loc="outside lower center",
-        ncol=min(4, len(colours) + 3),
-        fontsize=8,
+        handles=handles, loc="outside lower center", ncol=min(4, len(handles)), fontsize=8
     )
-    figure.suptitle("Student scores against CoDIT's α (dashed: students of direct generation)")
+    figure.suptitle(
+        "Student scores against CoDIT's α (same colour: same teacher pair and student)\n"
+        "bars and bands: 95% t interval across seeds, or ± 1 stderr for a single seed",
+        fontsize=11,
+    )
     save_figure(figure, path)
 
 
 # --------------------------------------------------------------------------- length vs alpha
 
 
+def seed_means(datasets: pd.DataFrame) -> pd.DataFrame:
+    """Each dataset statistic averaged over seeds; public datasets copied to every pair."""
+    keys = ["pair", "arm", "arm_name", "alpha", "beta"]
+    shown = datasets.assign(
+        length_share=datasets["length_share"] * 100,
+        repeated_4gram_share=datasets["repeated_4gram_share"] * 100,
+    )
+    means = shown.groupby(keys, dropna=False, sort=True)[list(DATASET_STATISTICS)].mean()
+    return broadcast_public(means.reset_index(), pair="pair")
+
+
 def length_panel(
     ax: Axes, datasets: pd.DataFrame, column: str, colours: dict, markers: dict
 ) -> None:
-    """One dataset statistic against alpha per teacher pair; direct as a dashed line."""
+    """One dataset statistic against alpha per teacher pair; other arms as level lines."""
     for pair, rows in datasets.groupby("pair", sort=True):
         colour = colours[(pair,)]
-        for beta, codit in rows[rows["arm"] == "codit"].groupby("beta", sort=True):
-            codit = codit.sort_values("alpha")
-            ax.plot(
-                codit["alpha"],
-                codit[column],
-                color=colour,
-                marker=markers[beta],
-                linewidth=1.5,
-                markersize=5,
-            )
-        for value in rows.loc[rows["arm"] == "direct", column]:
-            ax.axhline(value, color=colour, linestyle="--", linewidth=1.3)
-    configure_alpha_axis(ax, datasets.loc[datasets["arm"] == "codit", "alpha"])
+        for beta, codit in rows[rows["arm"] == CODIT].groupby("beta", sort=True):
+            codit_line(ax, codit, colour, markers[beta], column)
+        for kind in LINE_STYLES:
+            for value in rows.loc[rows["arm"] == kind, column]:
+                level_line(ax, kind, value, (0.0, 0.0), colour)
+    configure_alpha_axis(ax, datasets.loc[datasets["arm"] == CODIT, "alpha"])
     ax.grid(alpha=0.3)
 
 
+PANEL_TEXTS = {
+    "tokens_mean": ("response length", "mean completion tokens"),
+    "length_share": ("responses cut at max new tokens", "finish reason 'length' (%)"),
+    "repeated_4gram_share": ("repetition", "repeated 4-gram share (%)"),
+}
+
+
 def plot_length_vs_alpha(datasets: pd.DataFrame, path: str | os.PathLike) -> None:
-    """length_vs_alpha.png: mean completion tokens and share of length-truncated responses."""
-    figure, (tokens_ax, truncated_ax) = panel_grid(2)
+    """length_vs_alpha.png: mean completion tokens, truncated share and repeated 4-gram share
+    of the generated datasets (mean over seeds) against alpha."""
+    figure, axes = panel_grid(len(DATASET_STATISTICS))
     if datasets.empty:
-        for ax in (tokens_ax, truncated_ax):
+        for ax in axes:
             ax.text(0.5, 0.5, "no dataset cards", transform=ax.transAxes, ha="center")
             ax.set_xticks([])
     else:
-        shown = datasets.assign(length_share=datasets["length_share"] * 100)
+        shown = seed_means(datasets)
         colours = series_colours([(pair,) for pair in shown["pair"].unique()])
-        markers = beta_markers(shown.loc[shown["arm"] == "codit", "beta"])
-        length_panel(tokens_ax, shown, "tokens_mean", colours, markers)
-        length_panel(truncated_ax, shown, "length_share", colours, markers)
-        truncated_ax.set_ylim(bottom=0)
+        markers = beta_markers(shown.loc[shown["arm"] == CODIT, "beta"])
+        for ax, column in zip(axes, DATASET_STATISTICS, strict=True):
+            length_panel(ax, shown, column, colours, markers)
+        for ax in axes[1:]:
+            ax.set_ylim(bottom=0)
         handles = [
-            Line2D([], [], color=c, linewidth=2, label=pair) for (pair,), c in colours.items()
+            Line2D([], [], color=c, linewidth=2, label=pair or "public")
+            for (pair,), c in colours.items()
         ]
-        handles += style_handles(markers, bool((shown["arm"] == "direct").any()))
+        handles += style_handles(markers, set(shown["arm"]))
         figure.legend(
             handles=handles, loc="outside lower center", ncol=min(5, len(handles)), fontsize=8
         )
-    tokens_ax.set_title("response length", fontsize=10)
-    tokens_ax.set_ylabel("mean completion tokens")
-    truncated_ax.set_title("responses cut at max new tokens", fontsize=10)
-    truncated_ax.set_ylabel("finish reason 'length' (%)")
-    figure.suptitle("Generated datasets against CoDIT's α")
+    for ax, column in zip(axes, DATASET_STATISTICS, strict=True):
+        title, label = PANEL_TEXTS[column]
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(label)
+    figure.suptitle("Generated datasets against CoDIT's α (mean over seeds)")
     save_figure(figure, path)
 
 

@@ -2,15 +2,22 @@
 
 Inputs are the evaluation JSON files written by `codit evaluate` (lm-evaluation-harness results
 plus a `codit` block whose `labels` name the model) and the dataset cards of `codit generate`.
-Labels of an evaluated student: teacher_pair, student, arm (`direct` or `codit_alpha<A>_beta<B>`).
-Labels of an untouched reference model: arm `reference`, the model name in `student`, and
-teacher_pair set only for a pair's instruct (post-trained) model; the figure draws those as the
-dotted grey "teacher instruct" lines. Base models are references with an empty teacher_pair.
+Labels of an evaluated student: teacher_pair (empty for public arms, which belong to no pair),
+student, arm (`direct`, `codit_alpha<A>_beta<B>`, `bestof<N>_<oracle|judge>`, `public_<name>`,
+`chatvector_r<R>`), seed (the replicate seed; empty for chat vectors), alpha, beta, and the
+model types student_architecture and teacher_architecture (optional). Labels of an untouched
+reference model: arm `reference`, the model name in `student`, and teacher_pair set only for a
+pair's instruct (post-trained) model; the figure draws those as the dotted grey "teacher
+instruct" lines. Base models are references with an empty teacher_pair. Files without seed or
+architecture labels (older ones) still load.
 
-Outputs, under --out-dir: tables/main.csv (tidy), tables/datasets.csv, tables/main.md,
-tables/main.tex, tables/paired.{csv,md} (CoDIT minus direct, paired bootstrap over benchmark
-items, from the evaluations' samples files), figures/metric_vs_alpha.png,
-figures/length_vs_alpha.png, figures/paired_heatmap.png and report_provenance.json.
+Outputs, under --out-dir: tables/main.csv (tidy, one row per evaluation, task and metric),
+tables/summary.csv (each model's replicates: mean across seeds and 95% t interval; public arms
+copied to every teacher pair), tables/datasets.csv, tables/main.md and tables/main.tex (teacher
+pair x student with its architectures, one column per arm), tables/paired.{csv,md} (CoDIT minus
+direct, paired bootstrap over benchmark items of seed-averaged scores, from the evaluations'
+samples files), figures/metric_vs_alpha.png, figures/length_vs_alpha.png,
+figures/paired_heatmap.png and report_provenance.json.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from codit import paired, plots, tables
 from codit.provenance import atomic_path, file_sha256, provenance, write_json
 
 MAIN_CSV = Path("tables/main.csv")
+SUMMARY_CSV = Path("tables/summary.csv")
 DATASETS_CSV = Path("tables/datasets.csv")
 MAIN_MD = Path("tables/main.md")
 MAIN_TEX = Path("tables/main.tex")
@@ -39,6 +47,7 @@ PAIRED_MD = Path("tables/paired.md")
 PROVENANCE_JSON = Path("report_provenance.json")
 OUTPUTS = (
     MAIN_CSV,
+    SUMMARY_CSV,
     DATASETS_CSV,
     MAIN_MD,
     MAIN_TEX,
@@ -78,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="TASK/METRIC",
         help="show only matching metrics (shell pattern, repeatable) in main.md, "
-        "main.tex and metric_vs_alpha.png; main.csv always holds every metric",
+        "main.tex and the figures; main.csv and summary.csv always hold every metric",
     )
 
 
@@ -110,8 +119,10 @@ def select_metrics(table: pd.DataFrame, patterns: list[str], strict: bool = True
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write a table; seeds and counts as integers (pandas holds them as floats beside NaN)."""
+    integers = {c: frame[c].astype("Int64") for c in ("seed", "n_seeds") if c in frame.columns}
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
+        frame.assign(**integers).to_csv(tmp, index=False)
 
 
 def write_text(text: str, path: Path) -> None:
@@ -125,7 +136,21 @@ def report_settings(args: argparse.Namespace) -> dict[str, Any]:
         "metric_patterns": list(args.metric),
         "figure_dpi": plots.DPI,
         "percent_rule": "a metric whose values all lie in [0, 1] is shown in %",
-        "best_rule": "per row, lm-eval's higher_is_better direction (default: higher)",
+        "best_rule": "per row, on the mean across seeds, lm-eval's higher_is_better direction "
+        "(default: higher)",
+        "seed_interval": f"Student-t, {tables.CONFIDENCE:.0%}, across seeds; none for one seed",
+    }
+
+
+MODEL_KEYS = ["teacher_pair", "student", "arm_name", "seed"]
+
+
+def seeds_per_arm(table: pd.DataFrame) -> dict[str, int]:
+    """arm name -> how many distinct replicate seeds it was evaluated with (0: unseeded)."""
+    trained = table[table["arm"] != tables.REFERENCE_ARM]
+    return {
+        str(name): int(rows["seed"].nunique())
+        for name, rows in trained.groupby("arm_name", sort=True)
     }
 
 
@@ -145,12 +170,9 @@ def provenance_record(
         "counts": {
             "main_rows": len(table),
             "metrics": int(table.groupby(["task", "metric"]).ngroups),
-            "models": int(
-                table.groupby(
-                    ["teacher_pair", "student", "arm", "alpha", "beta"], dropna=False
-                ).ngroups
-            ),
+            "models": int(table.groupby(MODEL_KEYS, dropna=False).ngroups),
             "datasets": len(datasets),
+            "seeds_per_arm": seeds_per_arm(table),
         },
         # Metrics without a per-item score cannot be paired; each says why.
         "paired_skipped": skipped_comparisons,
@@ -161,12 +183,14 @@ def provenance_record(
 def run(args: argparse.Namespace) -> None:
     evaluations = read_inputs(args.evals)
     table = tables.main_table(evaluations)
+    summary = tables.summary_table(table)
     datasets = tables.datasets_table(read_inputs(args.cards))
-    shown = select_metrics(table, args.metric)
+    shown = select_metrics(summary, args.metric)
     metric_tables = tables.metric_tables(shown, tables.higher_is_better(evaluations))
 
     out = Path(args.out_dir)
     write_csv(table, out / MAIN_CSV)
+    write_csv(summary, out / SUMMARY_CSV)
     write_csv(datasets, out / DATASETS_CSV)
     write_text(tables.render_markdown(metric_tables), out / MAIN_MD)
     write_text(tables.render_latex(metric_tables), out / MAIN_TEX)

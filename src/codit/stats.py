@@ -8,7 +8,9 @@ student really beats its direct-generation twin:
 - `paired_bootstrap` resamples the items both arms were scored on and gives the difference
   mean(b) - mean(a) (b = CoDIT, a = direct), its percentile interval and a two-sided p-value;
 - `seed_interval` gives a Student-t interval across training seeds of one arm;
-- `compare_files` and the `codit compare` command chain the first two for two samples files.
+- `compare_replicates` averages each item's score over the samples files of an arm's replicate
+  seeds and runs the paired bootstrap on the averages; `compare_files` is its one-file case and
+  the `codit compare` command runs it on two samples files.
 
 Metric names follow tables/main.csv: `exact_match` is the metric under lm-eval's default filter
 (`none`), `exact_match/strict-match` the metric under the filter `strict-match`.
@@ -28,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from codit.tables import NO_FILTER
+NO_FILTER = "none"
+"""lm-eval's name of its default filter; a metric under it is named without `/FILTER`."""
 
 ItemKey = int
 """An item of a benchmark is its lm-eval `doc_id` (its index in the evaluated split)."""
@@ -272,24 +275,56 @@ def paired_bootstrap(
     }
 
 
-def compare_files(
-    path_a: str | os.PathLike,
-    path_b: str | os.PathLike,
+def read_replicates(paths: Sequence[str | os.PathLike], metric: str) -> dict[ItemKey, Item]:
+    """Items of one arm's samples files (one per seed), each score averaged over the files.
+
+    Every file must hold the same items (doc_ids, doc_hash and instruction counts), so the
+    average is over the same documents; the weight of an item is its (common) list length.
+    """
+    if not paths:
+        raise ValueError(f"metric {metric!r}: no samples files to average")
+    first_path, *others = paths
+    first = read_items(first_path, metric)
+    totals = {key: item.score for key, item in first.items()}
+    for path in others:
+        items = read_items(path, metric)
+        if items.keys() != first.keys():
+            only_first, only_other = (
+                len(first.keys() - items.keys()),
+                len(items.keys() - first.keys()),
+            )
+            raise ValueError(
+                f"{first_path} and {path} hold different items ({only_first} only in the first, "
+                f"{only_other} only in the second): replicates must be evaluated on the same items"
+            )
+        check_same_items(first, items, first_path, path)
+        for key, item in items.items():
+            totals[key] += item.score
+    return {
+        key: Item(totals[key] / len(paths), item.weight, item.doc_hash)
+        for key, item in first.items()
+    }
+
+
+def compare_replicates(
+    paths_a: Sequence[str | os.PathLike],
+    paths_b: Sequence[str | os.PathLike],
     metric: str,
     resamples: int = 10000,
     seed: int = 0,
     confidence: float = 0.95,
 ) -> dict[str, Any]:
-    """`paired_bootstrap` of two samples files of one task (a = direct, b = CoDIT).
+    """`paired_bootstrap` of two arms' seed-averaged per-item scores (a = direct, b = CoDIT).
 
-    The files must hold the same items (doc_ids with equal doc_hash). For a list-valued metric
-    each prompt is weighted by its number of instructions, so the means equal lm-eval's
-    inst_level_* values (instructions passed over all instructions) while prompts stay the
-    resampled unit.
+    Each arm's files (one per replicate seed; give both arms the same seeds) are read with
+    `read_items`, must hold the same items, and are averaged per item; the bootstrap then
+    resamples items, the seeds staying fixed. For a list-valued metric each prompt is weighted
+    by its number of instructions, so the means equal lm-eval's inst_level_* values (averaged
+    over seeds) while prompts stay the resampled unit.
     """
-    items_a = read_items(path_a, metric)
-    items_b = read_items(path_b, metric)
-    check_same_items(items_a, items_b, path_a, path_b)
+    items_a = read_replicates(paths_a, metric)
+    items_b = read_replicates(paths_b, metric)
+    check_same_items(items_a, items_b, paths_a[0], paths_b[0])
     scores_a = {key: item.score for key, item in items_a.items()}
     scores_b = {key: item.score for key, item in items_b.items()}
     weights = {key: item.weight for key, item in items_a.items()}
@@ -299,14 +334,35 @@ def compare_files(
             scores_a, scores_b, resamples, seed, confidence, weights if list_valued else None
         )
     except ValueError as error:
-        raise ValueError(f"{path_a} vs {path_b}, metric {metric!r}: {error}") from None
+        raise ValueError(f"{paths_a[0]} vs {paths_b[0]}, metric {metric!r}: {error}") from None
     return {
-        "a": str(path_a),
-        "b": str(path_b),
+        "a": [str(path) for path in paths_a],
+        "b": [str(path) for path in paths_b],
         "metric": metric,
+        "n_seeds_a": len(paths_a),
+        "n_seeds_b": len(paths_b),
         "weighted_by_list_length": list_valued,
         **result,
     }
+
+
+def compare_files(
+    path_a: str | os.PathLike,
+    path_b: str | os.PathLike,
+    metric: str,
+    resamples: int = 10000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """`compare_replicates` of one samples file per arm (a = direct, b = CoDIT).
+
+    The files must hold the same items (doc_ids with equal doc_hash). The result names each
+    file as a string in `a` and `b`.
+    """
+    result = compare_replicates([path_a], [path_b], metric, resamples, seed, confidence)
+    for key in ("n_seeds_a", "n_seeds_b"):
+        del result[key]
+    return {**result, "a": str(path_a), "b": str(path_b)}
 
 
 # --------------------------------------------------------------------------- across seeds

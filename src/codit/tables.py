@@ -1,9 +1,17 @@
 """Tidy tables of evaluation results and dataset cards, and their Markdown and LaTeX renderings.
 
-The tidy evaluation table (`main.csv`) has one row per (model, task, metric):
-teacher_pair, student, arm, alpha, beta, task, metric, value, stderr. `arm` holds the kind
-(`codit`, `direct`, `reference`); alpha and beta are numbers for CoDIT rows and empty otherwise.
+The tidy evaluation table (`main.csv`) has one row per (evaluation, task, metric):
+teacher_pair, student, student_architecture, teacher_architecture, arm, arm_name, alpha, beta,
+seed, task, metric, value, stderr. `arm` holds the kind (`direct`, `bestofn`, `public`, `codit`,
+`chatvector`, `reference`) and `arm_name` the full arm name (`bestof4_oracle`); alpha and beta
+are numbers for CoDIT rows and empty otherwise; seed is the replicate seed (empty for chat-vector
+students, references and older files). Public arms belong to no teacher pair (teacher_pair "").
 Reference rows are untouched models (bases and instructs); the model name is in `student`.
+
+The replicate summary (`summary.csv`) has one row per (teacher_pair, student, arm, arm_name,
+alpha, beta, task, metric): n_seeds, mean, sd, a 95% Student-t interval across seeds (low, high;
+empty for one seed) and lm-eval's stderr (one seed only). Public rows are copied to every teacher
+pair there, so each pair's table row has a column for each public dataset.
 """
 
 from __future__ import annotations
@@ -11,28 +19,58 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
 
-from codit.naming import format_number, parse_arm
+from codit.naming import (
+    BEST_OF_N,
+    CHAT_VECTOR,
+    CODIT,
+    DIRECT_ARM,
+    PUBLIC,
+    REFERENCE,
+    SCORERS,
+    Arm,
+    format_number,
+    parse_arm,
+)
+from codit.stats import NO_FILTER, seed_interval
 
 MAIN_COLUMNS = [
     "teacher_pair",
     "student",
+    "student_architecture",
+    "teacher_architecture",
     "arm",
+    "arm_name",
     "alpha",
     "beta",
+    "seed",
     "task",
     "metric",
     "value",
     "stderr",
 ]
+# The replicates of one model (one arm of one student) differ only in their seed.
+SUMMARY_KEYS = ["teacher_pair", "student", "arm", "arm_name", "alpha", "beta", "task", "metric"]
+SUMMARY_COLUMNS = [
+    *(column for column in MAIN_COLUMNS if column not in {"seed", "value", "stderr"}),
+    "n_seeds",
+    "mean",
+    "sd",
+    "low",
+    "high",
+    "stderr",
+]
 DATASET_COLUMNS = [
     "pair",
     "arm",
+    "arm_name",
     "alpha",
     "beta",
+    "seed",
     "num_records",
     "finish_stop",
     "finish_length",
@@ -46,21 +84,20 @@ DATASET_COLUMNS = [
     "repeated_4gram_share",
     "degenerate_share",
 ]
-REFERENCE_ARM = "reference"
-ARM_ORDER = ["direct", "codit", REFERENCE_ARM]
+REFERENCE_ARM = REFERENCE
+ARM_ORDER = [DIRECT_ARM, BEST_OF_N, PUBLIC, CODIT, CHAT_VECTOR, REFERENCE_ARM]
 CARD_KEYS = (
     "pair",
     "arm",
-    "alpha",
-    "beta",
     "num_records",
     "finish_reasons",
     "completion_tokens",
     "completion_words",
 )
 CARD_TOKEN_KEYS = ("mean", "median", "p90", "max")
-NO_FILTER = "none"
 MISSING_CELL = "–"
+CONFIDENCE = 0.95
+ARCHITECTURE_KEYS = ("student_architecture", "teacher_architecture")
 
 
 # --------------------------------------------------------------------------- evaluation results
@@ -121,34 +158,52 @@ def _check_label_number(labels: Mapping[str, Any], key: str, parsed: float, sour
         raise ValueError(f"{source}: label {key}={text} disagrees with arm {labels['arm']!r}")
 
 
-def model_identity(labels: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """teacher_pair, student, arm kind, alpha and beta of one evaluated model, from its labels."""
-    arm = _label(labels, "arm", source, required=True)
-    student = _label(labels, "student", source, required=True)
-    if arm == REFERENCE_ARM:
-        pair = _label(labels, "teacher_pair", source, required=False)
-        return {
-            "teacher_pair": pair,
-            "student": student,
-            "arm": arm,
-            "alpha": math.nan,
-            "beta": math.nan,
-        }
-    pair = _label(labels, "teacher_pair", source, required=True)
+def seed_label(labels: Mapping[str, Any], source: str) -> float:
+    """The replicate seed as a float (NaN when absent: chat vectors, references, older files)."""
+    text = str(labels.get("seed") if labels.get("seed") is not None else "").strip()
+    if not text:
+        return math.nan
     try:
-        kind, alpha, beta = parse_arm(arm)
+        return float(int(text))
+    except ValueError:
+        raise ValueError(f"{source}: label seed={text!r} is not an integer") from None
+
+
+def parse_trained_arm(name: str, source: str) -> Arm:
+    """The parsed arm of an evaluated student; Best-of-N candidates are never evaluated."""
+    try:
+        arm = parse_arm(name)
     except ValueError as error:
         raise ValueError(f"{source}: {error} (or 'reference')") from None
-    if kind == "codit":
-        _check_label_number(labels, "alpha", alpha, source)
-        _check_label_number(labels, "beta", beta, source)
-    return {
-        "teacher_pair": pair,
-        "student": student,
-        "arm": kind,
-        "alpha": math.nan if alpha is None else alpha,
-        "beta": math.nan if beta is None else beta,
+    if arm.kind not in ARM_ORDER:
+        raise ValueError(f"{source}: arm {name!r} is a Best-of-N candidate, never a trained arm")
+    return arm
+
+
+def model_identity(labels: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Who was evaluated: pair, student, architectures, arm kind and name, alpha, beta, seed."""
+    name = _label(labels, "arm", source, required=True)
+    identity = {
+        "student": _label(labels, "student", source, required=True),
+        **{key: _label(labels, key, source, required=False) for key in ARCHITECTURE_KEYS},
+        "arm_name": name,
+        "alpha": math.nan,
+        "beta": math.nan,
+        "seed": seed_label(labels, source),
     }
+    if name == REFERENCE_ARM:
+        pair = _label(labels, "teacher_pair", source, required=False)
+        return {"teacher_pair": pair, "arm": REFERENCE_ARM, **identity}
+    arm = parse_trained_arm(name, source)
+    # A public dataset is trained once per student and belongs to no teacher pair.
+    pair = _label(labels, "teacher_pair", source, required=arm.kind != PUBLIC)
+    if arm.kind == PUBLIC and pair:
+        raise ValueError(f"{source}: public arm {name!r} has teacher_pair {pair!r}; expected ''")
+    if arm.kind == CODIT:
+        _check_label_number(labels, "alpha", arm.alpha, source)
+        _check_label_number(labels, "beta", arm.beta, source)
+        identity |= {"alpha": arm.alpha, "beta": arm.beta}
+    return {"teacher_pair": pair, "arm": arm.kind, **identity}
 
 
 def eval_labels(payload: Mapping[str, Any], source: str) -> Mapping[str, Any]:
@@ -178,25 +233,36 @@ def eval_rows(payload: Mapping[str, Any], source: str) -> list[dict[str, Any]]:
     return rows
 
 
-def sort_main_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Deterministic order: pair, student, arm (direct, codit, reference), alpha, beta, task."""
-    order = table.assign(_arm=table["arm"].map(ARM_ORDER.index))
-    keys = ["teacher_pair", "student", "_arm", "alpha", "beta", "task", "metric"]
-    order = order.sort_values(keys, na_position="first", kind="mergesort")
+def kind_rank(kinds: pd.Series) -> pd.Series:
+    """Position of each arm kind in ARM_ORDER (direct first, reference last), for sorting."""
+    return kinds.map(ARM_ORDER.index)
+
+
+def sort_rows(table: pd.DataFrame, pair: str, keys: list[str]) -> pd.DataFrame:
+    """Stable order: pair, then student where present, arm kind, then the given keys."""
+    leading = [pair] + (["student"] if "student" in table.columns else [])
+    order = table.assign(_arm=kind_rank(table["arm"]))
+    order = order.sort_values(leading + ["_arm", *keys], na_position="first", kind="mergesort")
     return order.drop(columns="_arm").reset_index(drop=True)
+
+
+def sort_main_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Pair, student, kind (direct, bestofn, public, codit, chatvector, reference), alpha..."""
+    keys = ["alpha", "beta", "arm_name", "seed", "task", "metric"]
+    return sort_rows(table, "teacher_pair", keys)
 
 
 def check_unique_rows(table: pd.DataFrame, sources: pd.Series) -> None:
     """Two files for the same model would silently overwrite each other in every pivot."""
-    keys = ["teacher_pair", "student", "arm", "alpha", "beta", "task", "metric"]
+    keys = ["teacher_pair", "student", "arm_name", "seed", "task", "metric"]
     duplicated = table.duplicated(subset=keys, keep=False)
     if duplicated.any():
         files = sorted(set(sources[duplicated]))
         first = table[duplicated].iloc[0]
         raise ValueError(
             f"evaluation files {', '.join(files)} report the same model "
-            f"({first['teacher_pair'] or '-'} / {first['student']} / {first['arm']} "
-            f"alpha={first['alpha']} beta={first['beta']}) twice"
+            f"({first['teacher_pair'] or '-'} / {first['student']} / {first['arm_name']} "
+            f"seed={first['seed']}) twice"
         )
 
 
@@ -230,11 +296,86 @@ def metric_direction(directions: Mapping[str, bool], task: str, metric: str) -> 
     return directions.get(f"{task}/{metric.split('/', 1)[0]}", True)
 
 
+# --------------------------------------------------------------------------- replicates
+
+
+def replicate_statistics(rows: pd.DataFrame, confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """n_seeds, mean, sd, low, high (t interval across seeds) and stderr (one seed only)."""
+    values = [float(value) for value in rows["value"] if math.isfinite(value)]
+    if not values:
+        nothing = dict.fromkeys(("mean", "sd", "low", "high", "stderr"), math.nan)
+        return {"n_seeds": 0, **nothing}
+    interval = seed_interval(values, confidence)
+    one = len(values) == 1
+    return {
+        "n_seeds": interval["n"],
+        "mean": interval["mean"],
+        **{
+            key: math.nan if interval[key] is None else interval[key]
+            for key in ("sd", "low", "high")
+        },
+        # lm-eval's stderr describes one model; across seeds the interval replaces it.
+        "stderr": float(rows["stderr"].iloc[0]) if one and len(rows) == 1 else math.nan,
+    }
+
+
+def trained_pairs(table: pd.DataFrame, pair: str = "teacher_pair") -> list[str]:
+    """Teacher pairs that trained students (public and reference rows do not count)."""
+    trained = table[~table["arm"].isin([PUBLIC, REFERENCE_ARM]) & (table[pair] != "")]
+    return sorted(trained[pair].unique())
+
+
+def broadcast_public(table: pd.DataFrame, pair: str = "teacher_pair") -> pd.DataFrame:
+    """Copy each public row to every trained teacher pair (kept as is when there is none).
+
+    `pair` names the pair column: `teacher_pair` in evaluations, `pair` in datasets.csv.
+    """
+    pairs = trained_pairs(table, pair)
+    public = table["arm"] == PUBLIC
+    if not pairs or not public.any():
+        return table
+    copies = [table[public].assign(**{pair: name}) for name in pairs]
+    return pd.concat([table[~public], *copies], ignore_index=True)
+
+
+def _first_label(table: pd.DataFrame, key: str, column: str) -> dict[str, str]:
+    """key value -> the first non-empty label of `column` among its rows (files may omit it)."""
+    known = table[table[column].fillna("") != ""].sort_values([key, column])
+    return known.drop_duplicates(key).set_index(key)[column].to_dict()
+
+
+def attach_architectures(summary: pd.DataFrame, main: pd.DataFrame) -> pd.DataFrame:
+    """Student architecture per student, teacher architecture per pair, from any labelled row."""
+    students = _first_label(main, "student", "student_architecture")
+    teachers = _first_label(
+        main[main["teacher_pair"] != ""], "teacher_pair", "teacher_architecture"
+    )
+    return summary.assign(
+        student_architecture=[students.get(name, "") for name in summary["student"]],
+        teacher_architecture=[teachers.get(pair, "") for pair in summary["teacher_pair"]],
+    )
+
+
+def summary_table(main: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """One row per model and metric across its seeds; public rows broadcast to every pair."""
+    rows = [
+        {**dict(zip(SUMMARY_KEYS, key, strict=True)), **replicate_statistics(group, confidence)}
+        for key, group in main.groupby(SUMMARY_KEYS, dropna=False, sort=False)
+    ]
+    summary = pd.DataFrame(rows, columns=[c for c in SUMMARY_COLUMNS if "architecture" not in c])
+    summary = attach_architectures(broadcast_public(summary), main)
+    keys = ["alpha", "beta", "arm_name", "task", "metric"]
+    return sort_rows(summary[SUMMARY_COLUMNS], "teacher_pair", keys)
+
+
 # --------------------------------------------------------------------------- dataset cards
 
 
 def _card_number(card: Mapping[str, Any], section: str, key: str, source: str) -> float:
     block = card[section]
+    # Written (public) datasets may carry a null block: no teacher token counts.
+    if block is None:
+        return math.nan
     if not isinstance(block, Mapping) or key not in block:
         raise ValueError(f"{source}: dataset card has no {section}.{key}")
     # `codit generate` writes null statistics for an empty dataset.
@@ -246,13 +387,20 @@ def _card_number(card: Mapping[str, Any], section: str, key: str, source: str) -
     return number
 
 
+def card_seed(card: Mapping[str, Any]) -> float:
+    """The seed in the card's provenance settings (NaN when absent, e.g. older cards)."""
+    settings = (card.get("provenance") or {}).get("settings") or {}
+    seed = as_number(settings.get("seed"))
+    return math.nan if seed is None else seed
+
+
 def card_row(card: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """One datasets.csv row: the arm, its size, finish reasons and response lengths."""
+    """One datasets.csv row: the arm, its seed, size, finish reasons and response lengths."""
     missing = [key for key in CARD_KEYS if key not in card]
     if missing:
         raise ValueError(f"{source}: dataset card misses key(s) {', '.join(missing)}")
     try:
-        kind, alpha, beta = parse_arm(str(card["arm"]))
+        arm = parse_arm(str(card["arm"]))
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from None
     reasons = card["finish_reasons"] or {}
@@ -260,11 +408,15 @@ def card_row(card: Mapping[str, Any], source: str) -> dict[str, Any]:
     stop, length = int(reasons.get("stop", 0)), int(reasons.get("length", 0))
     other = sum(int(count) for reason, count in reasons.items() if reason not in {"stop", "length"})
     tokens = {key: _card_number(card, "completion_tokens", key, source) for key in CARD_TOKEN_KEYS}
+    # Cards written before the repetition measure existed have no such block.
+    repetition = "repetition" in card
     return {
-        "pair": str(card["pair"]),
-        "arm": kind,
-        "alpha": math.nan if alpha is None else alpha,
-        "beta": math.nan if beta is None else beta,
+        "pair": str(card["pair"] or ""),
+        "arm": arm.kind,
+        "arm_name": arm.name,
+        "alpha": math.nan if arm.alpha is None else arm.alpha,
+        "beta": math.nan if arm.beta is None else arm.beta,
+        "seed": card_seed(card),
         "num_records": records,
         "finish_stop": stop,
         "finish_length": length,
@@ -272,23 +424,20 @@ def card_row(card: Mapping[str, Any], source: str) -> dict[str, Any]:
         "length_share": length / records if records else math.nan,
         **{f"tokens_{key}": value for key, value in tokens.items()},
         "words_mean": _card_number(card, "completion_words", "mean", source),
-        # Cards written before the repetition measure existed have no such block.
         "repeated_4gram_share": _card_number(card, "repetition", "mean_repeated_share", source)
-        if "repetition" in card
+        if repetition
         else math.nan,
         "degenerate_share": _card_number(card, "repetition", "degenerate_share", source)
-        if "repetition" in card
+        if repetition
         else math.nan,
     }
 
 
 def datasets_table(cards: Iterable[tuple[str, Mapping[str, Any]]]) -> pd.DataFrame:
-    """One row per dataset card, sorted by pair, arm (direct first) and alpha."""
+    """One row per dataset card, sorted by pair, arm kind, alpha, beta, arm name and seed."""
     rows = [card_row(card, source) for source, card in cards]
     table = pd.DataFrame(rows, columns=DATASET_COLUMNS)
-    order = table.assign(_arm=table["arm"].map(ARM_ORDER.index))
-    order = order.sort_values(["pair", "_arm", "alpha", "beta"], na_position="first")
-    return order.drop(columns="_arm").reset_index(drop=True)
+    return sort_rows(table, "pair", ["alpha", "beta", "arm_name", "seed"])
 
 
 # --------------------------------------------------------------------------- formatting
@@ -300,46 +449,97 @@ def is_fraction_metric(values: pd.Series) -> bool:
     return bool(len(finite)) and bool(((finite >= 0) & (finite <= 1)).all())
 
 
+def _scaled(percent: bool) -> tuple[float, int]:
+    """(scale, decimals): percentages with one decimal, raw values with three."""
+    return (100.0, 1) if percent else (1.0, 3)
+
+
 def format_value(value: float, stderr: float, percent: bool, plus_minus: str) -> str:
     """`62.0 ± 3.4` for percentages, `1.234 ± 0.056` otherwise; stderr only when known."""
     if pd.isna(value):
         return MISSING_CELL
-    scale, digits = (100.0, 1) if percent else (1.0, 3)
+    scale, digits = _scaled(percent)
     text = f"{value * scale:.{digits}f}"
     if not pd.isna(stderr):
         text += f"{plus_minus}{stderr * scale:.{digits}f}"
     return text
 
 
+def format_interval(mean: float, low: float, high: float, percent: bool) -> str:
+    """`62.0 [58.1, 65.9]`: the mean across seeds and its t interval."""
+    if pd.isna(mean):
+        return MISSING_CELL
+    scale, digits = _scaled(percent)
+    return f"{mean * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
+
+
+def format_cell(cell: Mapping[str, Any], percent: bool, plus_minus: str) -> str:
+    """An interval across seeds when there are several, else lm-eval's value ± stderr."""
+    if cell["n_seeds"] > 1 and not pd.isna(cell["low"]):
+        return format_interval(cell["mean"], cell["low"], cell["high"], percent)
+    return format_value(cell["mean"], cell["stderr"], percent, plus_minus)
+
+
+def architecture_text(teacher: str, student: str, arrow: str = "→") -> str:
+    """`llama → gpt2 (cross)` or `llama → llama (same)`; `–` when either is unknown."""
+    if not teacher or not student:
+        return MISSING_CELL
+    relation = "same" if teacher == student else "cross"
+    return f"{teacher} {arrow} {student} ({relation})"
+
+
 @dataclass(frozen=True)
-class ArmColumn:
-    """One dataset arm as a column of the comparison table (None, not NaN, for direct: hashable)."""
+class ArmName:
+    """One arm (by its full name) as a table column or plot series: sort order and labels."""
 
-    kind: str
-    alpha: float | None
-    beta: float | None
+    name: str
 
-    @classmethod
-    def of(cls, kind: str, alpha: float, beta: float) -> ArmColumn:
-        return cls(
-            kind, None if pd.isna(alpha) else float(alpha), None if pd.isna(beta) else float(beta)
-        )
+    @cached_property
+    def parsed(self) -> Arm:
+        """The parsed name; reference models get an Arm of kind `reference`."""
+        return Arm(self.name, REFERENCE_ARM) if self.name == REFERENCE_ARM else parse_arm(self.name)
 
-    def sort_key(self) -> tuple[bool, float, float]:
-        return (self.kind != "direct", self.alpha or 0.0, self.beta or 0.0)
+    @property
+    def kind(self) -> str:
+        return self.parsed.kind
 
-    def label(self, show_beta: bool, alpha_symbol: str = "α", beta_symbol: str = "β") -> str:
-        if self.kind == "direct":
-            return "direct"
-        text = f"{alpha_symbol}={format_number(self.alpha)}"
-        return f"{text} {beta_symbol}={format_number(self.beta)}" if show_beta else text
+    def sort_key(self) -> tuple:
+        """Kind order, then N and scorer, dataset, alpha, beta, ratio, and the name."""
+        arm = self.parsed
+        scorer = SCORERS.index(arm.scorer) if arm.scorer in SCORERS else -1
+        numbers = [value or 0.0 for value in (arm.n, arm.alpha, arm.beta, arm.ratio)]
+        return (ARM_ORDER.index(arm.kind), numbers[0], scorer, arm.dataset or "", *numbers[1:],
+                arm.name)  # fmt: skip
+
+    def label(self, show_beta: bool = False, latex: bool = False) -> str:
+        """`direct`, `best-of-4 (oracle)`, `public: x`, `α=0.1` (β when several), `chat vector
+        r=0.5`; `latex` gives the same text escaped, with α and β in math mode."""
+        arm = self.parsed
+        if arm.kind == CODIT:
+            alpha, beta = (r"\alpha", r"\,\beta") if latex else ("α", "β")
+            text = f"{alpha}={format_number(arm.alpha)}"
+            text += f" {beta}={format_number(arm.beta)}" if show_beta else ""
+            return f"${text}$" if latex else text
+        text = {
+            BEST_OF_N: f"best-of-{arm.n} ({arm.scorer})",
+            PUBLIC: f"public: {arm.dataset}",
+            CHAT_VECTOR: f"chat vector r={format_number(arm.ratio or 0.0)}",
+        }.get(arm.kind, arm.name)
+        return latex_escape(text) if latex else text
+
+    def short_label(self) -> str:
+        """The label next to a chat-vector marker in a plot (`r=0.5`); other kinds as label."""
+        if self.kind == CHAT_VECTOR:
+            return f"r={format_number(self.parsed.ratio or 0.0)}"
+        return self.label()
 
 
-def arm_columns(rows: pd.DataFrame) -> list[ArmColumn]:
-    """direct first, then CoDIT arms by alpha, then beta."""
-    arms = rows[["arm", "alpha", "beta"]].drop_duplicates()
-    columns = {ArmColumn.of(*key) for key in arms.itertuples(index=False)}
-    return sorted(columns, key=ArmColumn.sort_key)
+def arm_names(names: Iterable[str]) -> list[ArmName]:
+    """Distinct arm names in column order: direct, best-of-N, public, CoDIT, chat vector."""
+    return sorted({ArmName(name) for name in names}, key=ArmName.sort_key)
+
+
+STATISTICS = ("mean", "low", "high", "stderr", "n_seeds")
 
 
 @dataclass
@@ -350,56 +550,77 @@ class MetricTable:
     metric: str
     percent: bool
     higher_is_better: bool
-    arms: list[ArmColumn]
+    arms: list[ArmName]
     show_beta: bool
-    values: pd.DataFrame  # index (teacher_pair, student), one column per arm
-    stderrs: pd.DataFrame
+    architectures: dict[tuple[str, str], str]  # (teacher_pair, student) -> teacher → student
+    statistics: dict[str, pd.DataFrame]  # STATISTICS -> index (pair, student), arm columns
     references: pd.DataFrame  # columns teacher_pair, student, value, stderr
 
     @property
     def title(self) -> str:
         return f"{self.task}/{self.metric}"
 
+    @property
+    def values(self) -> pd.DataFrame:
+        """The mean across seeds (the value itself for one seed), per row and arm."""
+        return self.statistics["mean"]
+
+    def cell(self, row: tuple[str, str], arm: ArmName) -> dict[str, Any]:
+        """The statistics of one cell, for `format_cell`."""
+        return {name: frame.at[row, arm] for name, frame in self.statistics.items()}
+
     def best_mask(self) -> pd.DataFrame:
-        """True where a cell holds its row's best value (ties all count as best)."""
-        best = self.values.max(axis=1) if self.higher_is_better else self.values.min(axis=1)
+        """True where a cell holds its row's best mean (ties all count as best). Oracle arms
+        compete for nothing: they know the truth, so they are an upper bound, never the best."""
+        fair = [arm for arm in self.values.columns if arm.parsed.scorer != "oracle"]
+        values = self.values[fair]
+        best = values.max(axis=1) if self.higher_is_better else values.min(axis=1)
         close = self.values.sub(best, axis=0).abs() <= 1e-12
-        return close & self.values.notna()
+        return close & self.values.notna() & self.values.columns.isin(fair)
+
+    def has_intervals(self) -> bool:
+        return bool((self.statistics["n_seeds"] > 1).any().any())
 
 
 def metric_table(rows: pd.DataFrame, higher: bool) -> MetricTable:
-    """Pivot one task/metric's tidy rows into pair x student rows and arm columns."""
+    """Pivot one task/metric's summary rows into pair x student rows and arm columns."""
     trained = rows[rows["arm"] != REFERENCE_ARM]
-    arms = arm_columns(trained)
-    show_beta = trained.loc[trained["arm"] == "codit", "beta"].nunique() > 1
-    keyed = trained.assign(
-        _arm=[
-            ArmColumn.of(*key) for key in trained[["arm", "alpha", "beta"]].itertuples(index=False)
-        ]
-    )
+    arms = arm_names(trained["arm_name"])
+    show_beta = trained.loc[trained["arm"] == CODIT, "beta"].nunique() > 1
+    keyed = trained.assign(_arm=trained["arm_name"].map(ArmName))
     index = ["teacher_pair", "student"]
-    values = keyed.pivot(index=index, columns="_arm", values="value").reindex(columns=arms)
-    stderrs = keyed.pivot(index=index, columns="_arm", values="stderr").reindex(columns=arms)
+    statistics = {
+        name: keyed.pivot(index=index, columns="_arm", values=name).reindex(columns=arms)
+        for name in STATISTICS
+    }
+    statistics["n_seeds"] = statistics["n_seeds"].fillna(0)
+    first = trained.drop_duplicates(index)
+    architectures = {
+        (row.teacher_pair, row.student): (row.teacher_architecture, row.student_architecture)
+        for row in first.itertuples(index=False)
+    }
     references = rows.loc[
-        rows["arm"] == REFERENCE_ARM, ["teacher_pair", "student", "value", "stderr"]
+        rows["arm"] == REFERENCE_ARM, ["teacher_pair", "student", "mean", "stderr"]
     ]
     return MetricTable(
         task=rows["task"].iloc[0],
         metric=rows["metric"].iloc[0],
-        percent=is_fraction_metric(rows["value"]),
+        percent=is_fraction_metric(rows["mean"]),
         higher_is_better=higher,
         arms=arms,
         show_beta=show_beta,
-        values=values,
-        stderrs=stderrs,
-        references=references.sort_values(["teacher_pair", "student"]).reset_index(drop=True),
+        architectures=architectures,
+        statistics=statistics,
+        references=references.rename(columns={"mean": "value"})
+        .sort_values(["teacher_pair", "student"])
+        .reset_index(drop=True),
     )
 
 
-def metric_tables(table: pd.DataFrame, directions: Mapping[str, bool]) -> list[MetricTable]:
-    """One MetricTable per task/metric of the tidy table, in sorted order."""
+def metric_tables(summary: pd.DataFrame, directions: Mapping[str, bool]) -> list[MetricTable]:
+    """One MetricTable per task/metric of the summary table, in sorted order."""
     tables = []
-    for (task, metric), rows in table.groupby(["task", "metric"], sort=True):
+    for (task, metric), rows in summary.groupby(["task", "metric"], sort=True):
         tables.append(metric_table(rows, metric_direction(directions, task, metric)))
     return tables
 
@@ -410,21 +631,20 @@ def _caption_note(table: MetricTable) -> str:
     return f"{unit}, {direction}"
 
 
-# --------------------------------------------------------------------------- Markdown
-
-
-def _markdown_cells(table: MetricTable) -> list[list[str]]:
+def _row_cells(table: MetricTable, plus_minus: str, arrow: str, bold: str) -> list[list[str]]:
+    """Pair, student, architecture and one formatted cell per arm, best in `bold` (a format)."""
     best = table.best_mask()
     body = []
-    for (pair, student), values in table.values.iterrows():
-        row = [pair, student]
+    for pair, student in table.values.index:
+        row = [pair, student, architecture_text(*table.architectures[(pair, student)], arrow)]
         for arm in table.arms:
-            cell = format_value(
-                values[arm], table.stderrs.at[(pair, student), arm], table.percent, " ± "
-            )
-            row.append(f"**{cell}**" if best.at[(pair, student), arm] else cell)
+            cell = format_cell(table.cell((pair, student), arm), table.percent, plus_minus)
+            row.append(bold.format(cell) if best.at[(pair, student), arm] else cell)
         body.append(row)
     return body
+
+
+# --------------------------------------------------------------------------- Markdown
 
 
 def markdown_grid(header: list[str], body: list[list[str]], numeric_from: int) -> str:
@@ -460,12 +680,16 @@ def markdown_reference_table(table: MetricTable) -> str:
     return markdown_grid(["reference model", "teacher pair", table.metric], body, numeric_from=2)
 
 
+ROW_HEADER = ["teacher pair", "student", "architecture"]
+
+
 def markdown_metric_section(table: MetricTable) -> str:
     """Heading, arm comparison and reference models of one metric."""
     parts = [f"## {table.title} ({_caption_note(table)})", ""]
     if table.arms:
-        header = ["teacher pair", "student"] + [arm.label(table.show_beta) for arm in table.arms]
-        parts += [markdown_grid(header, _markdown_cells(table), numeric_from=2), ""]
+        header = ROW_HEADER + [arm.label(table.show_beta) for arm in table.arms]
+        body = _row_cells(table, " ± ", "→", "**{}**")
+        parts += [markdown_grid(header, body, numeric_from=len(ROW_HEADER)), ""]
     if len(table.references):
         parts += [
             "Reference models (untouched checkpoints):",
@@ -476,17 +700,25 @@ def markdown_metric_section(table: MetricTable) -> str:
     return "\n".join(parts)
 
 
+MARKDOWN_LEGEND = [
+    "Rows: teacher pair and student, with their architectures (teacher → student; `cross` when",
+    "they differ). Columns: how the student was obtained: `direct` = fine-tuned on plain samples",
+    "of the teacher's instruct model; `best-of-N (judge)` = on the best of N direct samples by an",
+    "LLM judge; `best-of-N (oracle)` = by an oracle that knows the benchmark's truth (an upper",
+    "bound, not a fair baseline); `public: <name>` = on a public instruction dataset (the same",
+    "students for every teacher pair); `α` = on CoDIT data with that plausibility threshold;",
+    "`chat vector r` = no training, the student plus r × (post − pre) of the teacher (same",
+    "architecture only).",
+    "Cells: with several training seeds, `mean [low, high]` = the mean across seeds and its 95%",
+    "Student-t interval; with one seed, value ± standard error from lm-evaluation-harness (no ±",
+    "when it is unknown). – : arm not available for that student. The best arm per row (by the",
+    "mean, oracle arms left out) is in **bold**.",
+]
+
+
 def render_markdown(tables: list[MetricTable]) -> str:
     """The whole main.md: a short legend, then one section per metric."""
-    intro = [
-        "# CoDIT reproduction: evaluation results",
-        "",
-        "Rows: teacher pair and student; columns: the dataset the student was fine-tuned on",
-        "(`direct` = plain sampling from the teacher's instruct model, `α` = CoDIT plausibility",
-        "threshold). Cells: value ± standard error from lm-evaluation-harness (no ± when it is",
-        "unknown); the best arm per row is in **bold**.",
-        "",
-    ]
+    intro = ["# CoDIT reproduction: evaluation results", "", *MARKDOWN_LEGEND, ""]
     return "\n".join(intro + [markdown_metric_section(table) for table in tables]).rstrip() + "\n"
 
 
@@ -513,24 +745,14 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIALS.get(char, char) for char in str(text))
 
 
-def _latex_arm_label(arm: ArmColumn, show_beta: bool) -> str:
-    if arm.kind == "direct":
-        return "direct"
-    return "$" + arm.label(show_beta, r"\alpha", r"\,\beta") + "$"
-
-
 def _latex_cells(table: MetricTable) -> list[list[str]]:
-    best = table.best_mask()
     body = []
-    for (pair, student), values in table.values.iterrows():
-        row = [latex_escape(pair), latex_escape(student)]
-        for arm in table.arms:
-            cell = format_value(
-                values[arm], table.stderrs.at[(pair, student), arm], table.percent, r" $\pm$ "
-            )
-            cell = "--" if cell == MISSING_CELL else cell
-            row.append(rf"\textbf{{{cell}}}" if best.at[(pair, student), arm] else cell)
-        body.append(row)
+    for row in _row_cells(table, r" $\pm$ ", r"$\rightarrow$", r"\textbf{{{}}}"):
+        escaped = [latex_escape(text) for text in row[:2]]
+        # The architecture's arrow is already LaTeX; names inside it are plain words.
+        escaped.append(row[2].replace("_", r"\_").replace(MISSING_CELL, "--"))
+        escaped += [cell.replace(MISSING_CELL, "--") for cell in row[3:]]
+        body.append(escaped)
     return body
 
 
@@ -554,10 +776,8 @@ def latex_metric_table(table: MetricTable) -> str:
     """One table float per metric: the arm comparison, then the reference models."""
     lines = [r"\begin{table}[htbp]", r"\centering", r"\small"]
     if table.arms:
-        header = ["teacher pair", "student"] + [
-            _latex_arm_label(arm, table.show_beta) for arm in table.arms
-        ]
-        lines += latex_tabular(header, _latex_cells(table), text_columns=2)
+        header = ROW_HEADER + [arm.label(table.show_beta, latex=True) for arm in table.arms]
+        lines += latex_tabular(header, _latex_cells(table), text_columns=len(ROW_HEADER))
     if len(table.references):
         body = [
             [
@@ -572,9 +792,12 @@ def latex_metric_table(table: MetricTable) -> str:
         header = ["reference model", "teacher pair", latex_escape(table.metric)]
         lines += [r"\par\medskip"] + latex_tabular(header, body, text_columns=2)
     note = latex_escape(_caption_note(table))
+    spread = r"$\pm$ one standard error"
+    if table.has_intervals():
+        spread = r"mean [95\% t interval] across seeds, or " + spread + " for one seed"
     caption = (
-        f"{latex_escape(table.title)} ({note}); "
-        r"best arm per row in bold, $\pm$ one standard error."
+        f"{latex_escape(table.title)} ({note}); best arm per row (oracle arms aside) in bold, "
+        f"{spread}."
     )
     lines += [rf"\caption{{{caption}}}", r"\end{table}"]
     return "\n".join(lines)

@@ -16,7 +16,19 @@ from codit.config import (
     instruction_source,
     task_include_path,
 )
-from codit.naming import ARM_PATTERN, DIRECT_ARM, parse_arm
+from codit.naming import (
+    ARM_PATTERN,
+    BEST_OF_N,
+    CHAT_VECTOR,
+    CODIT,
+    DIRECT_ARM,
+    DIRECT_SAMPLE,
+    PUBLIC,
+    arm_pattern,
+    direct_sample_arm,
+    parse_arm,
+    seed_dir,
+)
 
 validate(config, schema="../schemas/config.schema.yaml")
 try:
@@ -33,6 +45,13 @@ SHARDS = [
     f"{index:03d}-of-{GEN['num_shards']:03d}" for index in range(GEN["num_shards"])
 ]
 ENV = "../../envs/codit.yaml"
+# What each kind of job makes: arms sampled from a teacher, picked among samples, written
+# by people, edited in weight space; students are fine-tuned on the dataset arms.
+SAMPLED_ARMS = arm_pattern(DIRECT_ARM, DIRECT_SAMPLE, CODIT)
+BEST_OF_N_ARMS = arm_pattern(BEST_OF_N)
+PUBLIC_ARMS = arm_pattern(PUBLIC)
+CHAT_VECTOR_ARMS = arm_pattern(CHAT_VECTOR)
+DATASET_ARMS = arm_pattern(DIRECT_ARM, CODIT, BEST_OF_N, PUBLIC)
 
 
 def env_prefix(variables):
@@ -50,9 +69,13 @@ def alternation(names):
 
 
 wildcard_constraints:
-    pair=alternation(GRID.pairs),
+    # `public` holds what is trained on a public dataset, which belongs to no teacher pair.
+    pair=alternation([*GRID.pairs, PUBLIC]),
     arm=ARM_PATTERN,
-    student=alternation(GRID.students),
+    seed=r"\d+",
+    student=alternation(
+        [*GRID.students, *(vector.student.slug for vector in GRID.chat_vectors)]
+    ),
     model=alternation(GRID.references),
     hubmodel=alternation(s.slug for s in GRID.models.values() if s.kind == "hub"),
     tinymodel="llama-base|llama-instruct|gpt2-base|gpt2-instruct",
@@ -75,13 +98,155 @@ def pair_models(wildcards):
     """Model folders (spec.location) are built or downloaded by rules, so they are inputs."""
     post, pre = GRID.pairs[wildcards.pair]
     models = {"post": post.location}
-    if wildcards.arm != DIRECT_ARM:
+    if uses_pre_model(wildcards):
         models["pre"] = pre.location
     return models
 
 
+def uses_pre_model(wildcards):
+    """Only CoDIT runs the pre-trained model; direct samples never load it."""
+    return parse_arm(wildcards.arm).kind == CODIT
+
+
+def student_spec(wildcards):
+    """A fine-tuned student, or the student a chat vector is added to."""
+    if wildcards.student in GRID.students:
+        return GRID.students[wildcards.student]
+    return next(
+        v.student for v in GRID.chat_vectors if v.student.slug == wildcards.student
+    )
+
+
 def student_model(wildcards):
-    return GRID.students[wildcards.student].location
+    return student_spec(wildcards).location
+
+
+def dataset_dir(pair, arm, seed):
+    """Where one dataset lives: per teacher pair and replicate seed, or once for a public one."""
+    if pair == PUBLIC:
+        return f"results/datasets/{PUBLIC}/{arm}"
+    return f"results/datasets/{pair}/{arm}/{seed_dir(seed)}"
+
+
+def sft_data(wildcards):
+    return f"{dataset_dir(wildcards.pair, wildcards.arm, wildcards.seed)}/data.jsonl"
+
+
+def best_of_n_inputs(wildcards):
+    """The N candidates (direct samples 0..N-1 of this seed) and what the scorer reads."""
+    arm = parse_arm(wildcards.arm)
+    inputs = {
+        "candidates": [
+            f"{dataset_dir(wildcards.pair, direct_sample_arm(j), wildcards.seed)}/data.jsonl"
+            for j in range(arm.n)
+        ]
+    }
+    if arm.scorer == "oracle":
+        inputs["world"] = f"{TINYWORLD_DIR}/data_card.json"
+    return inputs
+
+
+def best_of_n_scorer_flags(wildcards):
+    """Scorer options (they change which candidate wins, hence params)."""
+    arm = parse_arm(wildcards.arm)
+    if arm.scorer == "oracle":
+        return f"--scorer oracle --world {TINYWORLD_DIR}"
+    judge = config["best_of_n"]["judge"]
+    return (
+        f"--scorer judge --judge-url {judge['url']} --judge-model {shlex.quote(judge['model'])}"
+        f" --judge-api-key-env {judge['api_key_env']} --judge-max-tokens {judge['max_tokens']}"
+        f" --judge-workers {judge['workers']}"
+    )
+
+
+def public_spec(wildcards):
+    return GRID.public[wildcards.arm]
+
+
+def public_inputs(wildcards):
+    """The source file (none for a Hub dataset) and, for the size, the first seed's CoDIT cards."""
+    spec = public_spec(wildcards)
+    inputs = {"source": [] if spec.kind == "hub" else [spec.location]}
+    if spec.settings["size"] is None:
+        inputs["match"] = codit_cards_to_match()
+    return inputs
+
+
+def codit_cards_to_match():
+    codit_arms = [arm for arm in GRID.arms if parse_arm(arm).kind == CODIT]
+    if not codit_arms:
+        raise WorkflowError(
+            "public_datasets: `size: null` matches the CoDIT datasets' size, but the grid has "
+            "no CoDIT arm; give each public dataset a `size`"
+        )
+    return [
+        f"{dataset_dir(pair, arm, GRID.seeds[0])}/card.json"
+        for pair in GRID.pairs
+        for arm in codit_arms
+    ]
+
+
+def public_flags(wildcards):
+    spec = public_spec(wildcards)
+    settings = spec.settings
+    source = f"hub:{spec.location}" if spec.kind == "hub" else spec.location
+    flags = [
+        f"--name {spec.name} --source {shlex.quote(source)} --split {settings['split']}"
+    ]
+    if settings["messages_field"]:
+        flags.append(f"--messages-field {settings['messages_field']}")
+    else:
+        flags.append(
+            f"--instruction-field {settings['instruction_field']}"
+            f" --response-field {settings['response_field']}"
+        )
+    for option in ("context_field", "id_field"):
+        if settings[option]:
+            flags.append(f"--{option.replace('_', '-')} {settings[option]}")
+    if settings["size"] is not None:
+        flags.append(f"--size {settings['size']}")
+    else:
+        flags.append(f"--match-cards {' '.join(codit_cards_to_match())}")
+    flags.append(f"--seed {settings['seed']}")
+    return " ".join(flags)
+
+
+def chat_vector_spec(wildcards):
+    ratio = parse_arm(wildcards.arm).ratio
+    return next(
+        vector
+        for vector in GRID.chat_vectors
+        if (vector.pair, vector.student.slug, vector.ratio)
+        == (wildcards.pair, wildcards.student, ratio)
+    )
+
+
+def chat_vector_models(wildcards):
+    post, pre = GRID.pairs[wildcards.pair]
+    return {
+        "post": post.location,
+        "pre": pre.location,
+        "student": chat_vector_spec(wildcards).student.location,
+    }
+
+
+def chat_vector_trust_remote_code(wildcards):
+    post, pre = GRID.pairs[wildcards.pair]
+    student = chat_vector_spec(wildcards).student
+    # One flag for all three: the command loads each with the same setting.
+    trusted = any(spec.trust_remote_code for spec in (post, pre, student))
+    return "--trust-remote-code" if trusted else ""
+
+
+def teacher_model(wildcards):
+    """The teacher's post model, read for its architecture label (none for a public arm)."""
+    if wildcards.pair == PUBLIC:
+        return []
+    return [GRID.pairs[wildcards.pair][0].location]
+
+
+def teacher_flag(wildcards):
+    return " ".join(f"--teacher {path}" for path in teacher_model(wildcards))
 
 
 def reference_model(wildcards):
@@ -105,7 +270,20 @@ def instruction_inputs(wildcards):
 
 
 def generation_mode(wildcards):
-    return parse_arm(wildcards.arm)[0]
+    return "codit" if uses_pre_model(wildcards) else "direct"
+
+
+def sample_index(wildcards):
+    """Best-of-N's further direct samples get their own per-prompt seeds."""
+    return parse_arm(wildcards.arm).sample or 0
+
+
+def generation_seed(wildcards):
+    return GEN["seed"] + int(wildcards.seed)
+
+
+def sft_seed(wildcards):
+    return config["sft"]["seed"] + int(wildcards.seed)
 
 
 def pair_member(role):
@@ -113,7 +291,7 @@ def pair_member(role):
     the direct arm never runs the pre model, so changing it must not rerun that arm."""
 
     def name(wildcards):
-        if role == 1 and wildcards.arm == DIRECT_ARM:
+        if role == 1 and not uses_pre_model(wildcards):
             return ""
         spec = GRID.pairs[wildcards.pair][role]
         return spec.hub_id or spec.location
@@ -135,16 +313,16 @@ def pair_trust_remote_code(wildcards):
     """Each model of a pair runs its repository's code only if its own entry allows it."""
     post, pre = GRID.pairs[wildcards.pair]
     flags = [trust_remote_code_flag(post)]
-    if wildcards.arm != DIRECT_ARM and pre.trust_remote_code:
+    if uses_pre_model(wildcards) and pre.trust_remote_code:
         flags.append("--trust-remote-code-pre")
     return " ".join(flag for flag in flags if flag)
 
 
 def contrast_flags(wildcards):
-    kind, alpha, beta = parse_arm(wildcards.arm)
-    if kind == DIRECT_ARM:
+    arm = parse_arm(wildcards.arm)
+    if arm.kind != CODIT:
         return ""
-    return f"--pre {pair_models(wildcards)['pre']} --alpha {alpha!r} --beta {beta!r}"
+    return f"--pre {pair_models(wildcards)['pre']} --alpha {arm.alpha!r} --beta {arm.beta!r}"
 
 
 def shard_flags(wildcards):
@@ -184,14 +362,14 @@ def sft_flags():
         f"--learning-rate {sft['learning_rate']} --lr-scheduler {sft['lr_scheduler']}",
         f"--warmup-ratio {sft['warmup_ratio']} --epochs {sft['epochs']}",
         f"--batch-size {sft['batch_size']} --grad-accum {sft['grad_accum']}",
-        f"--max-length {sft['max_length']} --seed {sft['seed']}",
+        f"--max-length {sft['max_length']}",
         f"--dtype {sft['dtype']} --device {sft['device']}",
     ]
     return " ".join(flags)
 
 
 def student_trust_remote_code(wildcards):
-    return trust_remote_code_flag(GRID.students[wildcards.student])
+    return trust_remote_code_flag(student_spec(wildcards))
 
 
 def reference_trust_remote_code(wildcards):
@@ -225,13 +403,16 @@ def evaluation_flags():
 
 
 def student_labels(wildcards):
-    kind, alpha, beta = parse_arm(wildcards.arm)
+    """What the report needs to place an evaluated student; a public arm has no teacher pair,
+    a chat-vector model no seed."""
+    arm = parse_arm(wildcards.arm)
     labels = {
-        "teacher_pair": wildcards.pair,
+        "teacher_pair": "" if wildcards.pair == PUBLIC else wildcards.pair,
         "student": wildcards.student,
         "arm": wildcards.arm,
-        "alpha": "" if alpha is None else repr(alpha),
-        "beta": "" if beta is None else repr(beta),
+        "seed": wildcards.get("seed", ""),
+        "alpha": "" if arm.alpha is None else repr(arm.alpha),
+        "beta": "" if arm.beta is None else repr(arm.beta),
     }
     return " ".join(f"--label {key}={value}" for key, value in labels.items())
 
@@ -270,7 +451,7 @@ def stage_runtime(stage):
 def generation_gpus(wildcards):
     """CoDIT runs two models side by side, so it needs the GPUs of both."""
     post, pre = GRID.pairs[wildcards.pair]
-    return post.gpus + (0 if wildcards.arm == DIRECT_ARM else pre.gpus)
+    return post.gpus + (pre.gpus if uses_pre_model(wildcards) else 0)
 
 
 def generation_placement(wildcards):
@@ -278,7 +459,7 @@ def generation_placement(wildcards):
     one for a model -> accelerate's device_map auto; otherwise both on the job's device.
     """
     post, pre = GRID.pairs[wildcards.pair]
-    gpus = [post.gpus] if wildcards.arm == DIRECT_ARM else [post.gpus, pre.gpus]
+    gpus = [post.gpus, pre.gpus] if uses_pre_model(wildcards) else [post.gpus]
     if max(gpus) > 1:
         return "auto"
     return "split" if gpus == [1, 1] else "same"
@@ -296,7 +477,7 @@ def generation_engine_flags():
 
 
 def student_gpus(wildcards):
-    return GRID.students[wildcards.student].gpus
+    return student_spec(wildcards).gpus
 
 
 def reference_gpus(wildcards):
@@ -306,19 +487,32 @@ def reference_gpus(wildcards):
 # ---- targets ------------------------------------------------------------------------------
 
 
+def trained_datasets():
+    """(pair, arm, seed) of every dataset a student is fine-tuned on; a public dataset is
+    trained once per seed under the `public` folder."""
+    runs = [(p, a, s) for p in GRID.pairs for a in GRID.arms for s in GRID.seeds]
+    return runs + [(PUBLIC, arm, s) for arm in GRID.public for s in GRID.seeds]
+
+
 def dataset_cards():
-    return expand(
-        "results/datasets/{pair}/{arm}/card.json", pair=list(GRID.pairs), arm=GRID.arms
-    )
+    cards = {
+        f"{dataset_dir(pair, arm, seed)}/card.json"
+        for pair, arm, seed in trained_datasets()
+    }
+    return sorted(cards)
 
 
 def student_evaluations():
-    return expand(
-        "results/eval/{pair}/{arm}/{student}.json",
-        pair=list(GRID.pairs),
-        arm=GRID.arms,
-        student=list(GRID.students),
-    )
+    trained = [
+        f"results/eval/{pair}/{arm}/{seed_dir(seed)}/{student}.json"
+        for pair, arm, seed in trained_datasets()
+        for student in GRID.students
+    ]
+    edited = [
+        f"results/eval/{v.pair}/{v.arm}/{v.student.slug}.json"
+        for v in GRID.chat_vectors
+    ]
+    return trained + edited
 
 
 def student_sample_dirs():
@@ -334,6 +528,7 @@ def final_targets():
         "results/tables/main.csv",
         "results/tables/main.md",
         "results/tables/main.tex",
+        "results/tables/summary.csv",
         "results/tables/paired.md",
         "results/figures/metric_vs_alpha.png",
         "results/figures/length_vs_alpha.png",

@@ -1,4 +1,5 @@
-# CoDIT and direct generation over the (pair, arm) grid, sharded; shards are gathered in order.
+# CoDIT and direct generation over the (pair, arm, seed) grid, sharded; shards are gathered in
+# order. Direct samples 1..N-1 (Best-of-N's further candidates) are generated the same way.
 
 
 rule generate_shard:
@@ -6,12 +7,14 @@ rule generate_shard:
         unpack(pair_models),
         pool="results/instructions/pool.jsonl",
     output:
-        shard="results/datasets/{pair}/{arm}/shards/{shard}.jsonl",
-        card="results/datasets/{pair}/{arm}/shards/{shard}.card.json",
+        shard="results/datasets/{pair}/{arm}/seed{seed}/shards/{shard}.jsonl",
+        card="results/datasets/{pair}/{arm}/seed{seed}/shards/{shard}.card.json",
     log:
-        "logs/generate/{pair}/{arm}/{shard}.log",
+        "logs/generate/{pair}/{arm}/seed{seed}/{shard}.log",
     benchmark:
-        "benchmarks/generate/{pair}/{arm}/{shard}.tsv"
+        "benchmarks/generate/{pair}/{arm}/seed{seed}/{shard}.tsv"
+    wildcard_constraints:
+        arm=SAMPLED_ARMS,
     conda:
         ENV
     threads: stage_threads("generate")
@@ -28,7 +31,8 @@ rule generate_shard:
         temperature=GEN["temperature"],
         top_p=GEN["top_p"],
         max_new_tokens=GEN["max_new_tokens"],
-        seed=GEN["seed"],
+        seed=generation_seed,
+        sample=sample_index,
         chat_template_kwargs=chat_template_kwargs,
         # dtype, batch composition and kernels change floating-point results: recorded too
         engine=generation_engine_flags(),
@@ -40,6 +44,7 @@ rule generate_shard:
         " --post {input.post} {params.shard} --instructions {input.pool}"
         " --temperature {params.temperature} --top-p {params.top_p}"
         " --max-new-tokens {params.max_new_tokens} --seed {params.seed}"
+        " --sample-index {params.sample}"
         " --chat-template-kwargs '{params.chat_template_kwargs}'"
         " {params.engine} --placement {params.placement} {params.trust_remote_code}"
         " --threads {threads}"
@@ -49,18 +54,22 @@ rule generate_shard:
 rule gather_dataset:
     input:
         shards=expand(
-            "results/datasets/{{pair}}/{{arm}}/shards/{shard}.jsonl", shard=SHARDS
+            "results/datasets/{{pair}}/{{arm}}/seed{{seed}}/shards/{shard}.jsonl",
+            shard=SHARDS,
         ),
         cards=expand(
-            "results/datasets/{{pair}}/{{arm}}/shards/{shard}.card.json", shard=SHARDS
+            "results/datasets/{{pair}}/{{arm}}/seed{{seed}}/shards/{shard}.card.json",
+            shard=SHARDS,
         ),
     output:
-        data="results/datasets/{pair}/{arm}/data.jsonl",
-        card="results/datasets/{pair}/{arm}/card.json",
+        data="results/datasets/{pair}/{arm}/seed{seed}/data.jsonl",
+        card="results/datasets/{pair}/{arm}/seed{seed}/card.json",
     log:
-        "logs/gather/{pair}/{arm}.log",
+        "logs/gather/{pair}/{arm}/seed{seed}.log",
     benchmark:
-        "benchmarks/gather/{pair}/{arm}.tsv"
+        "benchmarks/gather/{pair}/{arm}/seed{seed}.tsv"
+    wildcard_constraints:
+        arm=SAMPLED_ARMS,
     localrule: True
     conda:
         ENV

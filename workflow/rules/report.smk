@@ -21,6 +21,12 @@ rule report:
             labels={"table": "main (Markdown)"},
         ),
         latex="results/tables/main.tex",
+        summary=report(
+            "results/tables/summary.csv",
+            caption="../report/summary.rst",
+            category="Tables",
+            labels={"table": "mean and 95% interval across seeds"},
+        ),
         paired=report(
             "results/tables/paired.md",
             caption="../report/paired.rst",

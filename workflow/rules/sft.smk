@@ -1,18 +1,21 @@
-# LoRA SFT of every student on every generated dataset, with one set of hyper-parameters.
+# LoRA SFT of every student on every dataset (generated or public) and seed, with one set of
+# hyper-parameters; seed s trains with sft.seed + s.
 
 
 rule sft:
     input:
-        data="results/datasets/{pair}/{arm}/data.jsonl",
+        data=sft_data,
         student=student_model,
     output:
-        adapter=directory("results/sft/{pair}/{arm}/{student}/adapter"),
-        merged=directory("results/sft/{pair}/{arm}/{student}/merged"),
-        record="results/sft/{pair}/{arm}/{student}/train_record.json",
+        adapter=directory("results/sft/{pair}/{arm}/seed{seed}/{student}/adapter"),
+        merged=directory("results/sft/{pair}/{arm}/seed{seed}/{student}/merged"),
+        record="results/sft/{pair}/{arm}/seed{seed}/{student}/train_record.json",
     log:
-        "logs/sft/{pair}/{arm}/{student}.log",
+        "logs/sft/{pair}/{arm}/seed{seed}/{student}.log",
     benchmark:
-        "benchmarks/sft/{pair}/{arm}/{student}.tsv"
+        "benchmarks/sft/{pair}/{arm}/seed{seed}/{student}.tsv"
+    wildcard_constraints:
+        arm=DATASET_ARMS,
     conda:
         ENV
     threads: stage_threads("sft")
@@ -22,6 +25,7 @@ rule sft:
         runtime=stage_runtime("sft"),
     params:
         hyperparameters=sft_flags(),
+        seed=sft_seed,
         trust_remote_code=student_trust_remote_code,
         # The interval does not change results. A function of `threads` is a derived param,
         # which Snakemake leaves out of its params rerun trigger: changing it reruns nothing.
@@ -29,5 +33,6 @@ rule sft:
     shell:
         OFFLINE_ENV
         + "codit sft --student {input.student} --data {input.data} --out $(dirname {output.record})"
-        " {params.hyperparameters} {params.trust_remote_code} --threads {threads}"
+        " {params.hyperparameters} --seed {params.seed} {params.trust_remote_code}"
+        " --threads {threads}"
         " --checkpoint-steps {params.checkpoint_steps} > {log} 2>&1"

@@ -5,6 +5,7 @@
 rule tinyworld_data:
     output:
         pool=f"{TINYWORLD_DIR}/instructions/pool.jsonl",
+        public=f"{TINYWORLD_DIR}/instructions/public.jsonl",
         tasks=directory(f"{TINYWORLD_DIR}/tasks"),
         tokenizer=directory(f"{TINYWORLD_DIR}/tokenizer"),
         card=f"{TINYWORLD_DIR}/data_card.json",

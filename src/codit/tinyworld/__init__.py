@@ -6,8 +6,11 @@ lm-eval task folder; `train_model(out, name, seed, threads)` trains one of the t
 Layout of a built world (`codit tinyworld data` / `train` / `all`):
     world.json                   entities and facts (the pre-training knowledge)
     corpus/pretrain.jsonl        {"text"} documents; a few are plain chat Q&A exchanges
-    corpus/posttrain.jsonl       {"id","instruction","constraints","request","combo","response"}
-    instructions/pool.jsonl      {"id": "tw-000001","instruction","constraints","request","combo"}
+    corpus/posttrain.jsonl       {"id","instruction","constraints","request","combo","subject",
+                                  "answer","response"} (answer null for "describe" questions)
+    instructions/pool.jsonl      {"id": "tw-000001","instruction","constraints","request","combo",
+                                  "subject","answer"}
+    instructions/public.jsonl    like posttrain: the rule-written "public" dataset (tw-pub-...)
     tokenizer/                   byte-level BPE, AutoTokenizer-loadable, with chat template
     tasks/                       lm-eval include path: tinyworld_ifeval, tinyworld_knowledge
     data_card.json               counts, combos, sha256 of every file, provenance

@@ -27,6 +27,10 @@ def _instruction_record(prefix: str, index: int, item: dict[str, Any]) -> dict[s
         "constraints": item["constraints"],
         "request": item["request"],
         "combo": item["combo"],
+        # For the Best-of-N oracle: whom the question is about, and the fact asked (null for
+        # open "describe" questions).
+        "subject": item["subject"],
+        "answer": item["answer"],
     }
 
 
@@ -61,6 +65,12 @@ def build_data(
         write_jsonl(staging / "corpus" / "posttrain.jsonl", posttrain)
         pool = [_instruction_record("tw", i, item) for i, item in enumerate(splits["pool"])]
         write_jsonl(staging / "instructions" / "pool.jsonl", pool)
+        # Responses written by the world's rules, not a model: the public-dataset baseline.
+        public = [
+            {**_instruction_record("tw-pub", i, item), "response": item["response"]}
+            for i, item in enumerate(splits["public"])
+        ]
+        write_jsonl(staging / "instructions" / "public.jsonl", public)
         tokenizer = train_tokenizer(docs, staging / "tokenizer")
         write_task_folder(staging / "tasks", splits["ifeval"], splits["knowledge"])
         combos = split_combinations(seed)
@@ -83,6 +93,7 @@ def build_data(
                     "pretrain_documents": len(docs),
                     "posttrain_examples": len(posttrain),
                     "pool_instructions": len(pool),
+                    "public_examples": len(public),
                     "benchmark_ifeval": len(splits["ifeval"]),
                     "benchmark_knowledge": len(splits["knowledge"]),
                     # BPE stops early when the small corpus offers no more merges.

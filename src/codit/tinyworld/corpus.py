@@ -88,6 +88,9 @@ STYLE_COMBOS = [c for c in cons.all_combinations(2) if not {"max_words", "min_wo
 BENCHMARK_MIX = {1: 80, 2: 90, 3: 30}
 HELD_OUT_PAIRS = 6
 HELD_OUT_TRIPLES = 8
+# The public instruction dataset: seen combinations answered by the world's rules (written, as
+# people write such data sets, not sampled from a model), for the public-data baseline arm.
+PUBLIC_SIZE = 1024
 
 
 def _stream(seed: int, name: str) -> random.Random:
@@ -263,9 +266,17 @@ def _draw(
 
 
 def build_splits(
-    world: dict[str, Any], seed: int, pool_size: int, posttrain_size: int
+    world: dict[str, Any],
+    seed: int,
+    pool_size: int,
+    posttrain_size: int,
+    public_size: int = PUBLIC_SIZE,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Benchmark items first, then post-training data, then the held-out pool; prompts unique."""
+    """Benchmark items, post-training data, the held-out pool, the public set; prompts unique.
+
+    Each split has its own random stream and later splits only add to `taken`, so drawing the
+    public set last leaves every earlier split as it was.
+    """
     grouped = facts_by_subject(world)
     combos = split_combinations(seed)
     taken: set[str] = set()
@@ -280,7 +291,16 @@ def build_splits(
         grouped, combos["seen"], posttrain_size, _stream(seed, "posttrain"), taken, PLAIN_SHARE
     )
     pool = _draw(grouped, combos["seen"], pool_size, _stream(seed, "pool"), taken, PLAIN_SHARE)
-    return {"ifeval": ifeval, "knowledge": knowledge, "posttrain": posttrain, "pool": pool}
+    public = _draw(
+        grouped, combos["seen"], public_size, _stream(seed, "public"), taken, PLAIN_SHARE
+    )
+    return {
+        "ifeval": ifeval,
+        "knowledge": knowledge,
+        "posttrain": posttrain,
+        "pool": pool,
+        "public": public,
+    }
 
 
 def knowledge_items(world: dict[str, Any], seed: int) -> list[dict[str, Any]]:

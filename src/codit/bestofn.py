@@ -1,0 +1,629 @@
+"""`codit bestofn`: the Best-of-N baseline: score N direct samples, keep the best per instruction.
+
+Candidate j is the j-th direct sample of the same instructions (candidate 0 is the `direct`
+arm's data.jsonl). Every candidate response is scored; per instruction the candidate with the
+highest score is kept (ties go to the lowest candidate index, so the choice is deterministic)
+and written as a dataset of arm `bestof<N>_<scorer>` with a dataset card. Only ids present in
+every candidate file are used; the others are counted in the card.
+
+Scorers, each giving a score in [0, 1]:
+
+- `oracle` (tiny world only; it knows the truth, so it is an upper bound, not a method):
+  score = (constraints + knowledge) / 2, where
+  constraints = share of the instruction's verifiable constraints met (strict check of
+  codit.tinyworld.constraints; 1 for an instruction without constraints), and
+  knowledge = for a single-fact question (pool `answer` set): 1 if the gold value occurs in
+  the response as a whole word, case-insensitive, else 0; for an open "describe" question
+  (`answer` null): correct / (correct + wrong), where correct counts the distinct values of
+  the subject's facts that the response mentions and wrong the distinct values of other
+  subjects' facts (neither a value of the subject nor the subject's name) it mentions;
+  0 when it mentions no world value.
+- `judge`: an LLM judge behind an OpenAI-compatible endpoint, with our own checklist prompt
+  (JUDGE_PROMPT) ending in `Rating: [[N]]`, N in 1..10, at temperature 0; score = (N - 1) / 9.
+  Replies are cached in `<out>.judge-cache.jsonl` as they arrive, so a killed run resumes
+  without asking again; the cache is removed once the outputs are written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import re
+import statistics
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codit.generation import dataset_card
+from codit.naming import SCORERS, best_of_n_arm
+from codit.provenance import file_sha256, iter_jsonl, json_kind, read_jsonl, write_json, write_jsonl
+from codit.tinyworld.constraints import check_all
+
+# The card lists at most this many of the ids left out because a candidate lacks them.
+MISSING_IDS_SHOWN = 20
+# Seconds before the first retry of a judge request; doubled at every further retry.
+BACKOFF_S = 1.0
+# Judge replies quoted in error messages are cut to this many characters.
+REPLY_SHOWN = 200
+
+
+# --------------------------------------------------------------------------------------------
+# Candidates
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One response to score: candidate file `sample`'s answer to instruction `id`."""
+
+    id: Any
+    sample: int
+    instruction: str
+    response: str
+
+
+def _message_text(record: dict[str, Any], field: str, where: str) -> str:
+    """The content of the single message in `record[field]` (a TRL conversational record)."""
+    messages = record.get(field)
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not isinstance(messages[0], dict)
+        or not isinstance(messages[0].get("content"), str)
+    ):
+        raise ValueError(f"{where}: field {field!r} must be a list of messages with text content")
+    return messages[0]["content"]
+
+
+def read_candidate(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Records of one candidate file by id (str), in file order; ids must be unique."""
+    records: dict[str, dict[str, Any]] = {}
+    for line, record in iter_jsonl(path):
+        where = f"{path}:{line}"
+        if not isinstance(record, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {json_kind(record)}")
+        if "id" not in record:
+            raise ValueError(f"{where}: record has no field 'id'")
+        _message_text(record, "prompt", where)
+        _message_text(record, "completion", where)
+        key = str(record["id"])
+        if key in records:
+            raise ValueError(f"{where}: duplicate id {record['id']!r}")
+        records[key] = record
+    if not records:
+        raise ValueError(f"{path}: no records (the file is empty or has only blank lines)")
+    return records
+
+
+def load_candidates(
+    paths: Sequence[str | Path],
+) -> tuple[list[str], list[dict[str, dict[str, Any]]], list[Any]]:
+    """(ids kept in candidate 0's order, records by id per candidate, ids left out).
+
+    An id is kept only if every candidate holds it; one id with different prompts in two
+    candidates is an error naming the file and id (the candidates answer other instructions).
+    """
+    if not paths:
+        raise ValueError("--candidates needs at least one dataset")
+    candidates = [read_candidate(path) for path in paths]
+    kept, missing = [], []
+    seen: set[str] = set()
+    for records in candidates:
+        for key, record in records.items():
+            if key in seen:
+                continue
+            seen.add(key)
+            if all(key in other for other in candidates):
+                kept.append(key)
+            else:
+                missing.append(record["id"])
+    # Output order is candidate 0's order, whatever order the others list their ids in.
+    order = {key: index for index, key in enumerate(candidates[0])}
+    kept.sort(key=order.__getitem__)
+    for key in kept:
+        prompt = candidates[0][key]["prompt"]
+        for path, records in zip(paths[1:], candidates[1:], strict=True):
+            if records[key]["prompt"] != prompt:
+                raise ValueError(
+                    f"{path}: id {records[key]['id']!r} has another prompt than in {paths[0]}"
+                )
+    if not kept:
+        raise ValueError("no instruction id is present in every candidate file")
+    return kept, candidates, missing
+
+
+def candidate_items(keys: Sequence[str], candidates: Sequence[dict[str, dict]]) -> list[Candidate]:
+    """Every (instruction, sample) to score, instruction by instruction."""
+    items = []
+    for key in keys:
+        for sample, records in enumerate(candidates):
+            record = records[key]
+            items.append(
+                Candidate(
+                    record["id"],
+                    sample,
+                    record["prompt"][0]["content"],
+                    record["completion"][0]["content"],
+                )
+            )
+    return items
+
+
+# --------------------------------------------------------------------------------------------
+# Selection
+
+
+def best_index(scores: Sequence[float]) -> int:
+    """Index of the highest score; ties go to the lowest index."""
+    return max(range(len(scores)), key=lambda j: (scores[j], -j))
+
+
+def select_best(
+    keys: Sequence[str],
+    candidates: Sequence[dict[str, dict[str, Any]]],
+    scores: dict[tuple[str, int], float],
+    arm: str,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The chosen record per id (arm renamed, `best_of_n` block added) and the selection block.
+
+    `scores` maps (id as str, sample) to the score of that candidate.
+    """
+    n = len(candidates)
+    records, chosen_scores, all_scores = [], [], []
+    chosen_counts, ties = [0] * n, 0
+    for key in keys:
+        row = [scores[(key, sample)] for sample in range(n)]
+        best = best_index(row)
+        ties += row.count(row[best]) > 1
+        chosen_counts[best] += 1
+        chosen_scores.append(row[best])
+        all_scores += row
+        record = dict(candidates[best][key])
+        record["arm"] = arm
+        record["best_of_n"] = {"sample": best, "score": row[best], "scores": row}
+        records.append(record)
+    selection = {
+        "mean_chosen_score": statistics.fmean(chosen_scores),
+        "mean_candidate_score": statistics.fmean(all_scores),
+        # Candidate 0 is the direct arm: the gain of Best-of-N over it at a glance.
+        "mean_sample0_score": statistics.fmean(scores[(key, 0)] for key in keys),
+        "chosen_sample_counts": chosen_counts,
+        "ties": ties,
+    }
+    return records, selection
+
+
+# --------------------------------------------------------------------------------------------
+# Oracle scorer (tiny world)
+
+
+def _mentions(value: str, text: str) -> bool:
+    """Whether `value` occurs in `text` as whole words, case-insensitive, any whitespace."""
+    words = r"\s+".join(re.escape(word) for word in value.split())
+    return re.search(rf"(?<![A-Za-z0-9]){words}(?![A-Za-z0-9])", text, re.IGNORECASE) is not None
+
+
+class OracleScorer:
+    """The tiny world's oracle: verifiable constraints plus knowledge (module docstring)."""
+
+    def __init__(self, world_dir: str | Path) -> None:
+        self.world_dir = Path(world_dir)
+        self.world_path = self.world_dir / "world.json"
+        self.pool_path = self.world_dir / "instructions" / "pool.jsonl"
+        for path in (self.world_path, self.pool_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"--world {world_dir}: {path} does not exist")
+        world = json.loads(self.world_path.read_text(encoding="utf-8"))
+        self.values: dict[str, set[str]] = {}
+        for fact in world["facts"]:
+            self.values.setdefault(fact["subject"], set()).add(fact["value"])
+        self.pool = {
+            str(record["id"]): record for record in read_jsonl(self.pool_path, objects_only=True)
+        }
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "oracle": True,
+            "world": str(self.world_dir),
+            "world_sha256": file_sha256(self.world_path),
+            "pool_sha256": file_sha256(self.pool_path),
+        }
+
+    def knowledge(self, item: dict[str, Any], response: str) -> float:
+        """The knowledge part of the score (module docstring)."""
+        if item["answer"] is not None:
+            return float(_mentions(str(item["answer"]), response))
+        subject = item["subject"]
+        if subject not in self.values:
+            raise ValueError(f"{self.world_path}: no facts about subject {subject!r}")
+        own = self.values[subject]
+        others = set().union(*(v for s, v in self.values.items() if s != subject)) - own
+        others.discard(subject)  # naming the subject is not a claim about another one
+        correct = sum(_mentions(value, response) for value in own)
+        wrong = sum(_mentions(value, response) for value in others)
+        return correct / (correct + wrong) if correct + wrong else 0.0
+
+    def score_one(self, candidate: Candidate) -> dict[str, Any]:
+        item = self.pool.get(str(candidate.id))
+        if item is None:
+            raise ValueError(f"{self.pool_path}: no instruction with id {candidate.id!r}")
+        if item["instruction"] != candidate.instruction:
+            raise ValueError(
+                f"{self.pool_path}: id {candidate.id!r} has another instruction than the "
+                "candidates (another tiny world?)"
+            )
+        if "answer" not in item or "subject" not in item:
+            raise ValueError(
+                f"{self.pool_path}: id {candidate.id!r} has no 'answer'/'subject' field; "
+                "rebuild the tiny world with `codit tinyworld`"
+            )
+        met = check_all(item["constraints"], candidate.response, item["request"])["strict"]
+        constraints = sum(met) / len(met) if met else 1.0
+        knowledge = self.knowledge(item, candidate.response)
+        return {
+            "score": (constraints + knowledge) / 2,
+            "constraints": constraints,
+            "knowledge": knowledge,
+        }
+
+    def score(self, candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
+        """One result per candidate, in order: `score` in [0, 1] and its two parts."""
+        return [self.score_one(candidate) for candidate in candidates]
+
+
+# --------------------------------------------------------------------------------------------
+# LLM judge scorer
+
+JUDGE_PROMPT_VERSION = "codit-judge-v1"
+JUDGE_PROMPT = """\
+You are a strict, fair reviewer of answers written by an AI assistant. Below are a user's \
+instruction and the assistant's response. Decide how well the response serves the user.
+
+<instruction>
+{instruction}
+</instruction>
+
+<response>
+{response}
+</response>
+
+Work through this checklist, one short line per item:
+1. Task: does the response do what the instruction asks, completely?
+2. Correctness: are its statements, facts, reasoning and any code or arithmetic right? \
+Invented or wrong content is a serious fault.
+3. Constraints: list every explicit requirement of the instruction (format, length, language, \
+case, words to start or end with, number of items, style) and say whether each one is met. \
+Each unmet requirement is a serious fault.
+4. Helpfulness: is it clear, specific and useful, at the level of detail the user needs?
+5. Economy: is it free of padding, repetition, needless disclaimers and text unrelated to \
+the request?
+
+Then rate the response from 1 to 10: 1-2 useless, wrong or off-topic; 3-4 major faults; \
+5-6 partly useful with clear faults; 7-8 good with minor faults; 9-10 excellent, every \
+requirement met. Judge only the response's quality, not its length.
+End your reply with one final line of exactly this form, N being an integer from 1 to 10:
+Rating: [[N]]"""
+_RATING = re.compile(r"\[\[\s*(\d+)\s*\]\]")
+
+
+def judge_prompt(instruction: str, response: str) -> str:
+    return JUDGE_PROMPT.format(instruction=instruction, response=response)
+
+
+def parse_rating(reply: str) -> int | None:
+    """The last `[[N]]` of a judge reply when N is in 1..10, else None."""
+    found = _RATING.findall(reply)
+    if not found:
+        return None
+    rating = int(found[-1])
+    return rating if 1 <= rating <= 10 else None
+
+
+def cache_key(model: str, instruction: str, response: str) -> str:
+    """What a judge verdict depends on: model, prompt version, instruction and response."""
+    payload = json.dumps([model, JUDGE_PROMPT_VERSION, instruction, response], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def judge_cache_path(out: str | Path) -> Path:
+    return Path(f"{out}.judge-cache.jsonl")
+
+
+class _Retry(Exception):
+    """A judge request failure worth retrying (connection error, 5xx, 429, bad reply)."""
+
+
+@dataclass
+class JudgeScorer:
+    """An OpenAI-compatible chat endpoint rating each response 1..10 with JUDGE_PROMPT."""
+
+    url: str
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"
+    max_tokens: int = 1024
+    workers: int = 8
+    timeout: float = 300.0
+    retries: int = 3
+    backoff: float = BACKOFF_S
+    cache: Path | None = None
+
+    def __post_init__(self) -> None:
+        checks = {
+            "--judge-max-tokens must be >= 1": self.max_tokens >= 1,
+            "--judge-workers must be >= 1": self.workers >= 1,
+            "--judge-timeout must be positive": self.timeout > 0,
+            "--judge-retries must be >= 0": self.retries >= 0,
+        }
+        for message, ok in checks.items():
+            if not ok:
+                raise ValueError(message)
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"--judge-url must be an http(s) URL, got {self.url!r}")
+        if not self.model:
+            raise ValueError("--judge-model is required for --scorer judge")
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "model": self.model,
+            "prompt_version": JUDGE_PROMPT_VERSION,
+            "prompt_sha256": hashlib.sha256(JUDGE_PROMPT.encode()).hexdigest(),
+            "temperature": 0,
+            "max_tokens": self.max_tokens,
+            "api_key_env": self.api_key_env,  # the name of the variable, never the key
+            "score": "(rating - 1) / 9",
+        }
+
+    def _request_once(self, prompt: str) -> str:
+        body = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "temperature": 0,
+            "max_tokens": self.max_tokens,
+        }
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        request = urllib.request.Request(
+            f"{self.url.rstrip('/')}/chat/completions",
+            data=json.dumps(body).encode(),
+            headers=headers,
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                payload = json.loads(answer.read().decode("utf-8"))
+        except urllib.error.HTTPError as error:
+            text = error.read().decode("utf-8", "replace")[:REPLY_SHOWN]
+            if error.code == 429 or error.code >= 500:
+                raise _Retry(f"HTTP {error.code}: {text}") from None
+            raise ValueError(f"judge request refused: HTTP {error.code}: {text}") from None
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+            # URLError, refused connections and timeouts are OSErrors: all worth a retry.
+            raise _Retry(f"{type(error).__name__}: {error}") from None
+        try:
+            content = payload["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise _Retry(f"no choices[0].message.content in {str(payload)[:REPLY_SHOWN]}") from None
+        return content if isinstance(content, str) else ""
+
+    def rate(self, candidate: Candidate) -> tuple[int, str]:
+        """(rating, reply) for one candidate, retrying with exponential backoff."""
+        prompt = judge_prompt(candidate.instruction, candidate.response)
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                reply = self._request_once(prompt)
+            except _Retry as error:
+                last = str(error)
+                continue
+            rating = parse_rating(reply)
+            if rating is not None:
+                return rating, reply
+            last = f"unparsable reply: {reply[:REPLY_SHOWN]!r}"
+        raise ValueError(
+            f"judge gave no rating for id {candidate.id!r} sample {candidate.sample} after "
+            f"{self.retries + 1} tries; last: {last}"
+        )
+
+    def _read_cache(self) -> dict[str, dict[str, Any]]:
+        """Cached verdicts by key; a line cut by a killed run is ignored (asked again)."""
+        if self.cache is None or not self.cache.is_file():
+            return {}
+        cached = {}
+        for line in self.cache.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                cached[entry["key"]] = entry
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+        return cached
+
+    def score(self, candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
+        """One result per candidate, in order: `score` = (rating - 1) / 9, `rating`, `reply`."""
+        cached = self._read_cache()
+        keys = [cache_key(self.model, c.instruction, c.response) for c in candidates]
+        todo: dict[str, Candidate] = {}
+        for key, candidate in zip(keys, candidates, strict=True):
+            if key not in cached and key not in todo:
+                todo[key] = candidate
+        if todo:
+            self._ask(todo, cached)
+        results = []
+        for key in keys:
+            rating = cached[key]["rating"]
+            results.append(
+                {"score": (rating - 1) / 9, "rating": rating, "reply": cached[key]["reply"]}
+            )
+        return results
+
+    def _ask(self, todo: dict[str, Candidate], cached: dict[str, dict[str, Any]]) -> None:
+        """Rate `todo` concurrently, appending each verdict to the cache as it arrives."""
+        with contextlib.ExitStack() as stack:
+            handle = None
+            if self.cache is not None:
+                self.cache.parent.mkdir(parents=True, exist_ok=True)
+                # A killed run may have left a cut last line: start ours on a fresh one.
+                cut = self.cache.is_file() and not self.cache.read_bytes().endswith(b"\n")
+                handle = stack.enter_context(open(self.cache, "a", encoding="utf-8"))
+                if cut and self.cache.stat().st_size:
+                    handle.write("\n")
+            executor = stack.enter_context(ThreadPoolExecutor(max_workers=self.workers))
+            # On the first failure, drop the requests not yet started (the cache keeps the rest).
+            stack.callback(executor.shutdown, wait=True, cancel_futures=True)
+            futures = {executor.submit(self.rate, c): key for key, c in todo.items()}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                # Keep every verdict that arrived before raising the first failure among them.
+                for future in sorted(done, key=lambda f: f.exception() is not None):
+                    rating, reply = future.result()
+                    entry = {"key": futures[future], "rating": rating, "reply": reply}
+                    cached[entry["key"]] = entry
+                    if handle is not None:
+                        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                        handle.flush()
+
+
+# --------------------------------------------------------------------------------------------
+# The stage
+
+
+def best_of_n(
+    candidate_paths: Sequence[str | Path],
+    scorer: OracleScorer | JudgeScorer,
+    scorer_name: str,
+    pair: str,
+    out: str | Path,
+    card_path: str | Path,
+    scores_path: str | Path | None = None,
+    seed: int | None = None,
+) -> list[dict[str, Any]]:
+    """Score every candidate, write the best per instruction, its card and (optionally) scores.
+
+    Returns the records written.
+    """
+    if scorer_name not in SCORERS:
+        raise ValueError(f"--scorer must be one of {', '.join(SCORERS)}, got {scorer_name!r}")
+    keys, candidates, missing = load_candidates(candidate_paths)
+    items = candidate_items(keys, candidates)
+    results = scorer.score(items)
+    scores = {(str(c.id), c.sample): r["score"] for c, r in zip(items, results, strict=True)}
+    arm = best_of_n_arm(len(candidates), scorer_name)
+    records, selection = select_best(keys, candidates, scores, arm)
+    settings = {
+        "pair": pair,
+        "arm": arm,
+        "alpha": None,
+        "beta": None,
+        "n": len(candidates),
+        "scorer": scorer_name,
+        "seed": seed,
+        "candidates": [
+            {"path": str(path), "sha256": file_sha256(path)} for path in candidate_paths
+        ],
+        "scorer_settings": scorer.settings(),
+    }
+    card = dataset_card(records, settings)
+    card["selection"] = selection
+    card["missing_in_some_candidate"] = len(missing)
+    card["missing_ids"] = missing[:MISSING_IDS_SHOWN]
+    if scores_path is not None:
+        rows = [{"id": c.id, "sample": c.sample, **r} for c, r in zip(items, results, strict=True)]
+        write_jsonl(scores_path, rows)
+    write_jsonl(out, records)
+    write_json(card_path, card)
+    # The verdicts live on in --scores (if asked for); the cache was only for resuming.
+    judge_cache_path(out).unlink(missing_ok=True)
+    return records
+
+
+def make_scorer(args: argparse.Namespace) -> OracleScorer | JudgeScorer:
+    """The scorer the command line asks for, its options checked."""
+    if args.scorer == "oracle":
+        if args.world is None:
+            raise ValueError("--scorer oracle needs --world (the tiny world folder)")
+        return OracleScorer(args.world)
+    if not args.judge_url or not args.judge_model:
+        raise ValueError("--scorer judge needs --judge-url and --judge-model")
+    return JudgeScorer(
+        url=args.judge_url,
+        model=args.judge_model,
+        api_key_env=args.judge_api_key_env,
+        max_tokens=args.judge_max_tokens,
+        workers=args.judge_workers,
+        timeout=args.judge_timeout,
+        retries=args.judge_retries,
+        backoff=BACKOFF_S,
+        cache=judge_cache_path(args.out),
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--candidates",
+        nargs="+",
+        required=True,
+        type=Path,
+        metavar="JSONL",
+        help="datasets of direct samples 0..N-1 of the same instructions (0: the direct arm)",
+    )
+    parser.add_argument("--scorer", required=True, choices=SCORERS, help="how to score")
+    parser.add_argument("--pair", required=True, help="teacher pair name (for the card)")
+    parser.add_argument("--out", required=True, type=Path, help="output dataset (JSONL)")
+    parser.add_argument("--card", required=True, type=Path, help="output dataset card (JSON)")
+    parser.add_argument(
+        "--scores", type=Path, help="also write every candidate's score here (JSONL)"
+    )
+    parser.add_argument(
+        "--seed", type=int, help="generation seed of the candidates (recorded in the card)"
+    )
+    oracle = parser.add_argument_group("oracle scorer (tiny world only)")
+    oracle.add_argument(
+        "--world", type=Path, help="tiny world folder (world.json, instructions/pool.jsonl)"
+    )
+    judge = parser.add_argument_group("LLM judge scorer (OpenAI-compatible endpoint)")
+    judge.add_argument("--judge-url", help="base URL, e.g. http://host:8000/v1")
+    judge.add_argument("--judge-model", help="model name sent to the endpoint")
+    judge.add_argument(
+        "--judge-api-key-env",
+        default="OPENAI_API_KEY",
+        help="environment variable holding the API key (unset: no Authorization header)",
+    )
+    judge.add_argument("--judge-max-tokens", type=int, default=1024, help="max reply tokens")
+    judge.add_argument("--judge-workers", type=int, default=8, help="concurrent requests")
+    judge.add_argument("--judge-timeout", type=float, default=300.0, help="seconds per request")
+    judge.add_argument(
+        "--judge-retries",
+        type=int,
+        default=3,
+        help="retries (exponential backoff) on connection errors, 5xx, 429, unparsable replies",
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    for path in args.candidates:
+        if not path.is_file():
+            raise FileNotFoundError(f"candidate dataset {path} does not exist")
+    scorer = make_scorer(args)
+    records = best_of_n(
+        args.candidates,
+        scorer,
+        args.scorer,
+        args.pair,
+        args.out,
+        args.card,
+        args.scores,
+        args.seed,
+    )
+    print(f"{len(records)} records -> {args.out}")

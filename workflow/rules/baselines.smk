@@ -1,0 +1,81 @@
+# The baselines CoDIT is compared with, besides direct generation: Best-of-N over direct
+# samples, public instruction datasets and the chat vector (no training: weight arithmetic).
+
+
+rule best_of_n:
+    input:
+        unpack(best_of_n_inputs),
+    output:
+        data="results/datasets/{pair}/{arm}/seed{seed}/data.jsonl",
+        card="results/datasets/{pair}/{arm}/seed{seed}/card.json",
+        scores="results/datasets/{pair}/{arm}/seed{seed}/scores.jsonl",
+    log:
+        "logs/bestofn/{pair}/{arm}/seed{seed}.log",
+    benchmark:
+        "benchmarks/bestofn/{pair}/{arm}/seed{seed}.tsv"
+    wildcard_constraints:
+        arm=BEST_OF_N_ARMS,
+    conda:
+        ENV
+    resources:
+        # as long as a generation job: the judge answers once per candidate
+        mem_mb=stage_mem_mb("tinyworld"),
+        runtime=stage_runtime("generate"),
+    params:
+        scorer=best_of_n_scorer_flags,
+        seed=generation_seed,
+    shell:
+        "codit bestofn --candidates {input.candidates} {params.scorer} --pair {wildcards.pair}"
+        " --seed {params.seed}"
+        " --out {output.data} --card {output.card} --scores {output.scores} > {log} 2>&1"
+
+
+rule public_dataset:
+    input:
+        unpack(public_inputs),
+    output:
+        data=f"results/datasets/{PUBLIC}/{{arm}}/data.jsonl",
+        card=f"results/datasets/{PUBLIC}/{{arm}}/card.json",
+    log:
+        f"logs/public/{{arm}}.log",
+    benchmark:
+        f"benchmarks/public/{{arm}}.tsv"
+    wildcard_constraints:
+        arm=PUBLIC_ARMS,
+    localrule: True  # a Hub source is downloaded here, on the login node
+    conda:
+        ENV
+    params:
+        settings=public_flags,
+    shell:
+        FETCH_ENV
+        + "codit public {params.settings} --out {output.data} --card {output.card}"
+        " > {log} 2>&1"
+
+
+rule chat_vector:
+    input:
+        unpack(chat_vector_models),
+    output:
+        directory("results/chatvector/{pair}/{arm}/{student}"),
+    log:
+        "logs/chatvector/{pair}/{arm}/{student}.log",
+    benchmark:
+        "benchmarks/chatvector/{pair}/{arm}/{student}.tsv"
+    wildcard_constraints:
+        arm=CHAT_VECTOR_ARMS,
+    conda:
+        ENV
+    threads: stage_threads("sft")
+    resources:
+        # on CPU: float32 sums of three models' weights, one tensor at a time
+        mem_mb=stage_mem_mb("sft"),
+        runtime=stage_runtime("sft"),
+    params:
+        ratio=lambda wildcards: parse_arm(wildcards.arm).ratio,
+        trust_remote_code=chat_vector_trust_remote_code,
+    shell:
+        OFFLINE_ENV
+        + "codit chatvector --student {input.student} --post {input.post} --pre {input.pre}"
+        " --ratio {params.ratio} {params.trust_remote_code} --threads {threads} --out {output}"
+        " > {log} 2>&1"
