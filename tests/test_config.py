@@ -211,13 +211,13 @@ def tiny_world_with(**changes) -> dict:
         ),
         (
             {"chat_vector": {"ratios": [], "students": {"tiny-llama": ["tiny-llama-base"]}}},
-            "`students` given but no `ratios`",
+            "'students' given but no 'ratios'",
         ),
         (
             {"best_of_n": {"n": [4], "scorers": ["judge"], "judge": {}}},
-            r"best_of_n\.judge: the `judge` scorer needs `url` and `model`",
+            r"best_of_n\.judge: the 'judge' scorer needs 'url' and 'model'",
         ),
-        ({"best_of_n": {"n": [4], "scorers": []}}, "give both `n` and `scorers`"),
+        ({"best_of_n": {"n": [4], "scorers": []}}, "give both 'n' and 'scorers'"),
         (
             {"public_datasets": {"mine": {"source": "no/such/file.jsonl"}}},
             r"public_datasets\.mine\.source: file 'no/such/file.jsonl' does not exist",
@@ -239,7 +239,7 @@ def test_oracle_scorer_needs_the_tiny_world(tmp_path):
     config = tiny_world_with(
         instructions={**load("config.yaml")["instructions"], "source": str(pool)}
     )
-    with pytest.raises(ConfigError, match="`oracle` scores with the tiny world's own rules"):
+    with pytest.raises(ConfigError, match="'oracle' scores with the tiny world's own rules"):
         build_grid(config)
 
 

@@ -32,7 +32,7 @@ SHARDS = [
 ]
 DATASETS = [f"results/datasets/{PAIR}/{arm}/seed0/data.jsonl" for arm in ARMS]
 SFT = [f"results/sft/{PAIR}/{arm}/seed0/{STUDENT}/train_record.json" for arm in ARMS]
-EVALS = [f"results/eval/{PAIR}/{arm}/{STUDENT}.json" for arm in ARMS] + [
+EVALS = [f"results/eval/{PAIR}/{arm}/seed0/{STUDENT}.json" for arm in ARMS] + [
     "results/eval/reference/tiny-llama-instruct.json"
 ]
 FINAL: list[str] = []  # the default target: tables and figures

@@ -11,6 +11,8 @@ import pandas as pd
 from codit.paired import paired_comparisons, render_paired_markdown
 from codit.report import HEATMAP_FIGURE, PAIRED_CSV, PAIRED_MD
 from codit.report import run as report_run
+from codit.stats import seed_interval
+from codit.tables import main_table
 
 N_ITEMS = 20
 
@@ -54,8 +56,7 @@ def test_differences_are_paired_per_item_and_unpairable_metrics_are_listed(tmp_p
         evaluation(tmp_path / "same.json", "codit_alpha0.3_beta1", direct, alpha=0.3),
     ]
     evaluations = [(str(path), json.loads(path.read_text())) for path in files]
-    main = pd.DataFrame({"task": ["t", "t"], "metric": ["acc", "f1"]})
-    table, skipped = paired_comparisons(evaluations, main)
+    table, skipped = paired_comparisons(evaluations, main_table(evaluations))
 
     assert list(table["arm"]) == ["codit_alpha0.1_beta1", "codit_alpha0.3_beta1"]
     gain, same = table.iloc[0], table.iloc[1]
@@ -68,6 +69,8 @@ def test_differences_are_paired_per_item_and_unpairable_metrics_are_listed(tmp_p
         ("codit_alpha0.3_beta1", "f1"),
     }
     assert all(entry["reason"] for entry in skipped)
+    # One seed: the seed-level difference has no interval.
+    assert gain["seed_difference"] == 0.25 and pd.isna(gain["seed_low"])
 
     markdown = render_paired_markdown(table)
     assert "## p: t / acc" in markdown
@@ -109,7 +112,8 @@ def test_replicates_are_averaged_per_item_over_the_shared_seeds(tmp_path):
     # Only CoDIT is paired with direct: a Best-of-N arm of the same student is left alone.
     files.append(evaluation(tmp_path / "best.json", "bestof4_oracle", [True] * N_ITEMS, seed=0))
     evaluations = [(str(path), json.loads(path.read_text())) for path in files]
-    table, _ = paired_comparisons(evaluations, pd.DataFrame({"task": ["t"], "metric": ["acc"]}))
+    main = main_table(evaluations)
+    table, _ = paired_comparisons(evaluations, main[main["metric"] == "acc"])
 
     assert list(table["arm"]) == ["codit_alpha0.1_beta1"]
     row = table.iloc[0]
@@ -120,3 +124,8 @@ def test_replicates_are_averaged_per_item_over_the_shared_seeds(tmp_path):
     assert row["direct"] == direct_mean == 0.375 and row["codit"] == codit_mean == 0.75
     assert row["difference"] == 0.375
     assert "averaged over 2 seeds" in render_paired_markdown(table)
+    # Across seeds: seed 0 gives 0.5 - 0.5, seed 1 gives 1.0 - 0.25; t interval of the two.
+    across = seed_interval([0.0, 0.75])
+    assert row["seed_difference"] == across["mean"] == 0.375
+    assert (row["seed_low"], row["seed_high"]) == (across["low"], across["high"])
+    assert "Across seeds" in render_paired_markdown(table)

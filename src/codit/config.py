@@ -168,19 +168,19 @@ def check_best_of_n(config: dict[str, Any]) -> None:
     best = config.get("best_of_n", {})
     if bool(best.get("n")) != bool(best.get("scorers")):
         raise ConfigError(
-            "best_of_n: give both `n` and `scorers` (or neither); got "
+            "best_of_n: give both 'n' and 'scorers' (or neither); got "
             f"n={best.get('n', [])} scorers={best.get('scorers', [])}"
         )
     scorers = best.get("scorers", [])
     if "oracle" in scorers and config["instructions"]["source"] != "tinyworld":
         raise ConfigError(
-            "best_of_n.scorers: `oracle` scores with the tiny world's own rules and needs "
+            "best_of_n.scorers: 'oracle' scores with the tiny world's own rules and needs "
             "instructions.source: tinyworld "
-            f"(got {config['instructions']['source']!r}); use `judge`"
+            f"(got {config['instructions']['source']!r}); use 'judge'"
         )
     judge = best.get("judge", {})
     if "judge" in scorers and not (judge.get("url") and judge.get("model")):
-        raise ConfigError("best_of_n.judge: the `judge` scorer needs `url` and `model`")
+        raise ConfigError("best_of_n.judge: the 'judge' scorer needs 'url' and 'model'")
 
 
 def public_datasets(config: dict[str, Any]) -> dict[str, PublicSpec]:
@@ -289,7 +289,7 @@ def build_grid(config: dict[str, Any]) -> Grid:
                 )
             chat_vectors += [ChatVectorSpec(pair, student, r) for r in settings.get("ratios", [])]
     if settings.get("students") and not settings.get("ratios"):
-        raise ConfigError("chat_vector: `students` given but no `ratios`")
+        raise ConfigError("chat_vector: 'students' given but no 'ratios'")
 
     # Only models some job touches are part of the run; unused `models` entries are fine.
     used = {s.slug for pair in pairs.values() for s in pair} | set(students) | set(references)

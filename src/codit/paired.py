@@ -7,6 +7,11 @@ seed set for both), then resamples the items (prompts for IFEval's instruction-l
 and gives CoDIT minus direct with a 95% percentile interval. Only CoDIT is paired with direct:
 Best-of-N, public and chat-vector arms are not. A metric that has no per-item score (e.g. a
 corpus-level F1) is listed as skipped with the reason, never dropped silently.
+
+The item bootstrap holds the trained students fixed: it says whether these students differ, not
+whether another training run would. With several seeds the table also gives the seed-level
+comparison: CoDIT minus direct per seed (seed s of each arm), its mean and 95% Student-t
+interval across seeds (`seed_low`, `seed_high`), which carries the training noise.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from codit.naming import CODIT, DIRECT_ARM, format_number
-from codit.stats import compare_replicates
+from codit.stats import compare_replicates, seed_interval
 from codit.tables import eval_labels, markdown_grid, model_identity
 
 NOTHING_PAIRED = (
@@ -30,6 +35,7 @@ SEED = 0
 COLUMNS = [
     "teacher_pair", "student", "arm", "alpha", "beta", "task", "metric", "n_items", "n_seeds",
     "direct", "codit", "difference", "low", "high", "p_value",
+    "seed_difference", "seed_low", "seed_high",
 ]  # fmt: skip
 # (teacher_pair, student, arm name) -> replicate seed (None when unlabelled) -> evaluation
 Replicates = dict[tuple[str, str, str], dict[Any, Mapping[str, Any]]]
@@ -78,11 +84,34 @@ def shared_files(
     }
 
 
+def seed_differences(main: pd.DataFrame) -> dict[tuple, dict[str, float]]:
+    """(pair, student, CoDIT arm, task, metric) -> mean and t interval of CoDIT - direct over
+    the seeds both arms hold (low/high NaN below two seeds)."""
+    trained = main[main["arm"].isin([DIRECT_ARM, CODIT])]
+    keys = ["teacher_pair", "student", "task", "metric"]
+    found = {}
+    for group, rows in trained.groupby(keys, sort=False):
+        direct = rows[rows["arm"] == DIRECT_ARM].set_index("seed")["value"]
+        for arm_name, codit in rows[rows["arm"] == CODIT].groupby("arm_name"):
+            differences = (codit.set_index("seed")["value"] - direct).dropna()
+            if differences.empty:
+                continue
+            interval = seed_interval(differences.tolist())
+            found[(*group[:2], arm_name, *group[2:])] = {
+                "seed_difference": interval["mean"],
+                "seed_low": math.nan if interval["low"] is None else interval["low"],
+                "seed_high": math.nan if interval["high"] is None else interval["high"],
+            }
+    return found
+
+
 def paired_comparisons(
     evaluations: Iterable[tuple[str, Mapping[str, Any]]], main: pd.DataFrame
 ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
     """(table of CoDIT - direct per pair, student, arm, task, metric; skipped comparisons)."""
     replicates, codit = group_replicates(evaluations)
+    across_seeds = seed_differences(main)
+    no_seeds = dict.fromkeys(["seed_difference", "seed_low", "seed_high"], math.nan)
     metrics_by_task: dict[str, list[str]] = {}
     for task, metric in main[["task", "metric"]].drop_duplicates().itertuples(index=False):
         metrics_by_task.setdefault(task, []).append(metric)
@@ -106,6 +135,7 @@ def paired_comparisons(
                     "direct": result["mean_a"], "codit": result["mean_b"],
                     "difference": result["difference"],
                     "low": result["low"], "high": result["high"], "p_value": result["p_value"],
+                    **across_seeds.get((*key, task, metric), no_seeds),
                 })  # fmt: skip
     table = pd.DataFrame(rows, columns=COLUMNS)
     order = ["teacher_pair", "task", "metric", "student", "alpha", "beta"]
@@ -120,16 +150,22 @@ def seeds_text(counts: Iterable[int]) -> str:
     return f"averaged over {number} seed{'' if high == 1 else 's'}"
 
 
-def format_difference(row: Mapping[str, Any], percent: bool) -> str:
-    """`+1.0 [-4.0, +6.0]` (percentage points for fractions); `*` when 0 is outside."""
+def format_difference(
+    row: Mapping[str, Any],
+    percent: bool,
+    keys: tuple[str, str, str] = ("difference", "low", "high"),
+) -> str:
+    """`+1.0 [-4.0, +6.0]` (percentage points for fractions); `*` when 0 is outside. `keys`
+    name the difference and its interval (the item bootstrap's by default)."""
     scale = 100.0 if percent else 1.0
-    if any(math.isnan(float(row[key])) for key in ("difference", "low", "high")):
+    difference, low, high = (float(row[key]) for key in keys)
+    if any(math.isnan(value) for value in (difference, low, high)):
         return "–"
-    mark = "*" if row["low"] > 0 or row["high"] < 0 else ""
-    return (
-        f"{scale * row['difference']:+.1f} "
-        f"[{scale * row['low']:+.1f}, {scale * row['high']:+.1f}]{mark}"
-    )
+    mark = "*" if low > 0 or high < 0 else ""
+    return f"{scale * difference:+.1f} [{scale * low:+.1f}, {scale * high:+.1f}]{mark}"
+
+
+SEED_KEYS = ("seed_difference", "seed_low", "seed_high")
 
 
 def render_paired_markdown(table: pd.DataFrame) -> str:
@@ -149,12 +185,17 @@ def render_paired_markdown(table: pd.DataFrame) -> str:
         columns = rows.drop_duplicates("arm").sort_values(["alpha", "beta"])
         arms = columns["arm"].tolist()
         one_beta = columns["beta"].nunique() == 1
-        body = []
+        body, seed_body = [], []
         for student, by_student in rows.groupby("student", sort=True):
             cells = {
                 row["arm"]: format_difference(row, percent) for _, row in by_student.iterrows()
             }
             body.append([student, *(cells.get(arm, "–") for arm in arms)])
+            cells = {
+                row["arm"]: format_difference(row, percent, SEED_KEYS)
+                for _, row in by_student.iterrows()
+            }
+            seed_body.append([student, *(cells.get(arm, "–") for arm in arms)])
         header = ["student"] + [
             f"α={format_number(alpha)}" + ("" if one_beta else f", β={format_number(beta)}")
             for alpha, beta in zip(columns["alpha"], columns["beta"], strict=True)
@@ -167,4 +208,12 @@ def render_paired_markdown(table: pd.DataFrame) -> str:
             "",
             markdown_grid(header, body, 1),
         ]
+        if rows["seed_low"].notna().any():
+            lines += [
+                "",
+                "Across seeds (CoDIT minus direct per seed, mean and 95% t interval; the "
+                "training noise the item bootstrap leaves out):",
+                "",
+                markdown_grid(header, seed_body, 1),
+            ]
     return "\n".join(lines) + "\n"

@@ -403,6 +403,11 @@ def card_row(card: Mapping[str, Any], source: str) -> dict[str, Any]:
         arm = parse_arm(str(card["arm"]))
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from None
+    if arm.kind not in ARM_ORDER:
+        raise ValueError(
+            f"{source}: arm {arm.name!r} is a Best-of-N candidate, not a dataset students are "
+            "trained on; leave its card out"
+        )
     reasons = card["finish_reasons"] or {}
     records = int(card["num_records"])
     stop, length = int(reasons.get("stop", 0)), int(reasons.get("length", 0))

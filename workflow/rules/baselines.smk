@@ -68,7 +68,7 @@ rule chat_vector:
         ENV
     threads: stage_threads("sft")
     resources:
-        # on CPU: float32 sums of three models' weights, one tensor at a time
+        # on CPU, three whole models in memory: the student in float32, post and pre as stored
         mem_mb=stage_mem_mb("sft"),
         runtime=stage_runtime("sft"),
     params:
