@@ -173,6 +173,19 @@ def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
         "all": 1,
     }
     assert "tinyworld" not in result.stdout  # the paper grid does not build the tiny world
+    commands = {rule: [c for r, _, c in jobs if r == rule] for rule, _, _ in jobs}
+    # Best-of-4 scores direct samples 0..3 of its own seed with the judge of the config.
+    judged = next(c for c in commands["best_of_n"] if "qwen3-8b/bestof4_judge/seed1" in c)
+    samples = ["direct/seed1"] + [f"direct_sample{j}/seed1" for j in (1, 2, 3)]
+    assert all(f"results/datasets/qwen3-8b/{sample}/data.jsonl" in judged for sample in samples)
+    assert "--scorer judge --judge-url http://judge-host:8000/v1" in judged
+    assert "--judge-model openai/gpt-oss-120b" in judged and "--seed 1" in judged
+    # A public dataset is as large as the smallest CoDIT dataset of the first seed.
+    alpaca = next(c for c in commands["public_dataset"] if "--name alpaca" in c)
+    assert "--source hub:tatsu-lab/alpaca" in alpaca and "--context-field input" in alpaca
+    assert alpaca.count("/seed0/card.json") == pairs * 5 and "/seed1/" not in alpaca
+    vector = commands["chat_vector"][0]
+    assert "--student resources/hub/models/qwen3-8b-base" in vector and "--ratio " in vector
 
 
 def test_tiny_world_dry_run(tmp_path):
