@@ -312,19 +312,48 @@ def make_record(
     seed: int,
     sample: int = 0,
 ) -> dict[str, Any]:
-    """One TRL conversational prompt/completion record with its arm, seed and finish reason."""
+    """One generated record: the response to `instruction` with its arm, seed and finish reason."""
     is_codit = settings.mode == CODIT_MODE
+    return dataset_record(
+        instruction.id,
+        instruction.text,
+        response,
+        pair=pair,
+        arm=arm_name(settings, sample),
+        alpha=float(settings.alpha) if is_codit else None,
+        beta=float(settings.beta) if is_codit else None,
+        seed=seed,
+        num_tokens=len(result.token_ids),
+        finish_reason=result.finish_reason,
+    )
+
+
+def dataset_record(
+    record_id: Any,
+    instruction: str,
+    response: str,
+    *,
+    pair: str,
+    arm: str,
+    alpha: float | None,
+    beta: float | None,
+    seed: int | None,
+    num_tokens: int | None,
+    finish_reason: str,
+) -> dict[str, Any]:
+    """The one record layout of every dataset (generated, Best-of-N, public): a TRL
+    conversational prompt/completion pair with its arm, seed, length and finish reason."""
     return {
-        "id": instruction.id,
-        "prompt": [{"role": "user", "content": instruction.text}],
+        "id": record_id,
+        "prompt": [{"role": "user", "content": instruction}],
         "completion": [{"role": "assistant", "content": response}],
         "pair": pair,
-        "arm": arm_name(settings, sample),
-        "alpha": float(settings.alpha) if is_codit else None,
-        "beta": float(settings.beta) if is_codit else None,
+        "arm": arm,
+        "alpha": alpha,
+        "beta": beta,
         "seed": seed,
-        "num_tokens": len(result.token_ids),
-        "finish_reason": result.finish_reason,
+        "num_tokens": num_tokens,
+        "finish_reason": finish_reason,
     }
 
 
@@ -401,7 +430,11 @@ def dataset_card(
         "alpha": settings.get("alpha"),
         "beta": settings.get("beta"),
         "num_records": len(records),
-        "finish_reasons": {reason: reasons.count(reason) for reason in FINISH_REASONS},
+        # stop and length always; any other reason (a written dataset's) as it occurs
+        "finish_reasons": {
+            reason: reasons.count(reason)
+            for reason in [*FINISH_REASONS, *sorted(set(reasons) - set(FINISH_REASONS))]
+        },
         "completion_tokens": {
             "mean": statistics.fmean(tokens) if tokens else None,
             "median": statistics.median(tokens) if tokens else None,

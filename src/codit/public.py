@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codit.generation import dataset_card
+from codit.generation import dataset_card, dataset_record
 from codit.instructions import load_source_records
 from codit.naming import PUBLIC_NAME, public_arm
 from codit.provenance import file_sha256, write_json, write_jsonl
@@ -195,18 +195,18 @@ def card_size(card_path: str) -> int:
 
 def make_record(item: Mapping[str, str], arm: str) -> dict[str, Any]:
     """One record in `codit generate`'s format; nothing was sampled, so no seed or token count."""
-    return {
-        "id": item["id"],
-        "prompt": [{"role": "user", "content": item["instruction"]}],
-        "completion": [{"role": "assistant", "content": item["response"]}],
-        "pair": "",
-        "arm": arm,
-        "alpha": None,
-        "beta": None,
-        "seed": None,
-        "num_tokens": None,
-        "finish_reason": WRITTEN,
-    }
+    return dataset_record(
+        item["id"],
+        item["instruction"],
+        item["response"],
+        pair="",
+        arm=arm,
+        alpha=None,
+        beta=None,
+        seed=None,
+        num_tokens=None,
+        finish_reason=WRITTEN,
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -299,7 +299,6 @@ def run(args: argparse.Namespace) -> None:
         "seed": args.seed,
     }
     card = dataset_card(records, settings)
-    card["finish_reasons"][WRITTEN] = len(records)
     card.pop("skipped_ids", None)  # generation's per-reason ids; our skips are counted below
     card.update(
         {

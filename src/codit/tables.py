@@ -169,12 +169,13 @@ def seed_label(labels: Mapping[str, Any], source: str) -> float:
         raise ValueError(f"{source}: label seed={text!r} is not an integer") from None
 
 
-def parse_trained_arm(name: str, source: str) -> Arm:
-    """The parsed arm of an evaluated student; Best-of-N candidates are never evaluated."""
+def parse_trained_arm(name: str, source: str, alternative: str = "") -> Arm:
+    """The parsed arm of an evaluated student or a trained-on dataset; Best-of-N candidates are
+    neither. `alternative` names what else the field may hold, for the error message."""
     try:
         arm = parse_arm(name)
     except ValueError as error:
-        raise ValueError(f"{source}: {error} (or 'reference')") from None
+        raise ValueError(f"{source}: {error}{alternative}") from None
     if arm.kind not in ARM_ORDER:
         raise ValueError(f"{source}: arm {name!r} is a Best-of-N candidate, never a trained arm")
     return arm
@@ -194,7 +195,7 @@ def model_identity(labels: Mapping[str, Any], source: str) -> dict[str, Any]:
     if name == REFERENCE_ARM:
         pair = _label(labels, "teacher_pair", source, required=False)
         return {"teacher_pair": pair, "arm": REFERENCE_ARM, **identity}
-    arm = parse_trained_arm(name, source)
+    arm = parse_trained_arm(name, source, " (or 'reference')")
     # A public dataset is trained once per student and belongs to no teacher pair.
     pair = _label(labels, "teacher_pair", source, required=arm.kind != PUBLIC)
     if arm.kind == PUBLIC and pair:
@@ -399,15 +400,7 @@ def card_row(card: Mapping[str, Any], source: str) -> dict[str, Any]:
     missing = [key for key in CARD_KEYS if key not in card]
     if missing:
         raise ValueError(f"{source}: dataset card misses key(s) {', '.join(missing)}")
-    try:
-        arm = parse_arm(str(card["arm"]))
-    except ValueError as error:
-        raise ValueError(f"{source}: {error}") from None
-    if arm.kind not in ARM_ORDER:
-        raise ValueError(
-            f"{source}: arm {arm.name!r} is a Best-of-N candidate, not a dataset students are "
-            "trained on; leave its card out"
-        )
+    arm = parse_trained_arm(str(card["arm"]), source)
     reasons = card["finish_reasons"] or {}
     records = int(card["num_records"])
     stop, length = int(reasons.get("stop", 0)), int(reasons.get("length", 0))
