@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+import tinyworld_cache
 import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel workers share the machine's cores: one torch thread each, no oversubscription.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
@@ -13,3 +21,10 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tinyworld_build() -> Path:
+    """The default tiny world, built once by the workflow's rules (tests/tinyworld_cache.py);
+    copy it with `tinyworld_cache.copy_into(workdir)` rather than writing into it."""
+    return tinyworld_cache.built()

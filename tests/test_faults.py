@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import tinyworld_cache
 import yaml
 from test_workflow import BIN, REPO, results_of, small_config, snakemake
 
@@ -116,16 +117,17 @@ def adapters_of(workdir: Path) -> dict[str, bytes]:
     }
 
 
-def test_killed_at_every_stage_the_rerun_equals_an_uninterrupted_run(tmp_path):
+def test_killed_at_every_stage_the_rerun_equals_an_uninterrupted_run(tinyworld_build, tmp_path):
     config = small_config(tmp_path / "small.yaml")
     settings = yaml.safe_load(config.read_text())
     settings["sft"]["checkpoint_steps"] = 4  # several SFT checkpoints per job
     config.write_text(yaml.safe_dump(settings))
     clean, faulty = tmp_path / "clean", tmp_path / "faulty"
+    # The tiny world is an input here, not what is tested: both runs start from the shared build.
+    tinyworld_cache.copy_into(clean)
     result = snakemake("--cores", "1", "--configfile", str(config), "--directory", str(clean),
                        timeout=30 * 60)  # fmt: skip
     assert result.returncode == 0, result.stderr[-5000:]
-    # The tiny world is an input here, not what is tested: reuse the clean run's build.
     shutil.copytree(clean / "resources", faulty / "resources")
 
     for what, targets, fault, expected in ROUNDS:

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import pytest
+import tinyworld_cache
 from test_workflow import REPO, job_counts, results_of, small_config, snakemake
 
 pytestmark = pytest.mark.slow
@@ -32,9 +33,11 @@ def cluster():
     assert stopped.returncode == 0, stopped.stderr
 
 
-def test_slurm_run_equals_local_run(cluster, tmp_path):
+def test_slurm_run_equals_local_run(cluster, tinyworld_build, tmp_path):
     config = small_config(tmp_path / "small.yaml")
     local, on_slurm = tmp_path / "local", tmp_path / "slurm"
+    # The tiny world is an input here, not what is tested: both runs start from the shared build.
+    tinyworld_cache.copy_into(local)
     began = time.monotonic()
     result = snakemake(
         "--cores", "2", "--configfile", str(config), "--directory", str(local), timeout=30 * 60
@@ -42,7 +45,6 @@ def test_slurm_run_equals_local_run(cluster, tmp_path):
     assert result.returncode == 0, result.stderr[-5000:]
     local_seconds = time.monotonic() - began
 
-    # The tiny world is an input here, not what is tested: reuse the local run's build.
     shutil.copytree(local / "resources", on_slurm / "resources")
     dry = snakemake(
         "-n", "--profile", str(REPO / "profiles/slurm-local"), "--configfile", str(config),

@@ -293,17 +293,29 @@ def test_cli_data_subcommand(tmp_path):
     assert len(read_jsonl(tmp_path / "w" / "instructions" / "pool.jsonl")) == 8
 
 
-@pytest.mark.slow
-def test_full_build_meets_quality_gates(tmp_path):
-    """`codit tinyworld all`, then the workflow's evaluation protocol with real lm-eval."""
-    import lm_eval
-    from lm_eval.tasks import TaskManager
-
+def test_cli_all_builds_data_and_every_model(tmp_path):
+    """`codit tinyworld all` (a few steps each): data, both bases side by side, then instruct."""
     from codit.cli import main
     from codit.tinyworld.cli import BUILD_ORDER
 
     root = tmp_path / "world"
-    main(["tinyworld", "all", "--out", str(root)])
+    main(["tinyworld", "all", "--out", str(root), "--pool-size", "8", "--steps", "2"])
+    for name in BUILD_ORDER:
+        record = json.loads((root / "models" / name / "train_record.json").read_text())
+        assert record["settings"]["steps"] == 2 and len(record["loss"]["curve"]) == 2
+        assert (root / "models" / name / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_full_build_meets_quality_gates(tinyworld_build):
+    """The tiny world the workflow's rules build (the tests' shared build), scored with the
+    workflow's evaluation protocol and real lm-eval."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from codit.tinyworld.cli import BUILD_ORDER
+
+    root = tinyworld_build / "resources" / "tinyworld"
     scores = {}
     for name in BUILD_ORDER:
         results = lm_eval.simple_evaluate(

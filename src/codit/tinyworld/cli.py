@@ -37,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(everything)
     everything.add_argument("--pool-size", type=int, default=512)
     everything.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="optimiser steps of every model (default: each model's tuned number)",
+    )
+    everything.add_argument(
         "--with-gpt2-instruct",
         action="store_true",
         help="also train gpt2-instruct (a second teacher pair)",
@@ -63,13 +69,16 @@ def run(args: argparse.Namespace) -> None:
         bases = [name for name in BUILD_ORDER if name not in BASE_OF]
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=len(bases), mp_context=context) as pool:
-            jobs = [pool.submit(_train, args.out, name, args.seed, 1, None, None) for name in bases]
+            jobs = [
+                pool.submit(_train, args.out, name, args.seed, 1, args.steps, None)
+                for name in bases
+            ]
             for job in jobs:
                 job.result()
         instructs = [name for name in BUILD_ORDER if name in BASE_OF]
         instructs += ["gpt2-instruct"] if args.with_gpt2_instruct else []
         for name in instructs:
-            _train(args.out, name, args.seed, args.threads, None, None)
+            _train(args.out, name, args.seed, args.threads, args.steps, None)
 
 
 def _train(

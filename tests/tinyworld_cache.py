@@ -1,0 +1,82 @@
+"""One build of the default tiny world (data and its three models) for every test that needs it.
+
+The workflow's own rules build it (`tinyworld_data`, `tinyworld_model`), once, into
+`.test-cache/tinyworld-<key>/` of the checkout, where `<key>` hashes the world's seed and pool
+size, the code that builds it and the versions of the packages that train it: a change to any of
+them builds a new world, and nothing else does. A file lock lets parallel test workers (pytest -n)
+wait for one build instead of starting their own. Tests copy the world into their own working
+directory (`copy_into`), so none of them can change the cached one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import yaml
+from filelock import FileLock
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+CACHE_ROOT = Path(os.environ.get("CODIT_TEST_CACHE", REPO / ".test-cache"))
+MODELS = ("llama-base", "llama-instruct", "gpt2-base")
+# What the build reads: change any of these and the world is built anew.
+BUILD_SOURCES = [
+    *sorted((REPO / "src/codit/tinyworld").rglob("*.py")),
+    *sorted((REPO / "src/codit/tinyworld/task_templates").glob("*")),
+    REPO / "src/codit/provenance.py",
+    REPO / "workflow/rules/tinyworld.smk",
+]
+BUILD_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors")
+DONE = "built.json"
+
+
+def world_settings() -> dict:
+    """The default config's `tinyworld` block: the world every test shares."""
+    return yaml.safe_load((REPO / "config/config.yaml").read_text())["tinyworld"]
+
+
+def cache_key() -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps(world_settings(), sort_keys=True).encode())
+    digest.update(json.dumps({name: version(name) for name in BUILD_PACKAGES}).encode())
+    for path in BUILD_SOURCES:
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def built() -> Path:
+    """The cache folder holding `resources/tinyworld/` (built now if it is not there yet)."""
+    folder = CACHE_ROOT / f"tinyworld-{cache_key()}"
+    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock", timeout=40 * 60):
+        if (folder / DONE).is_file():
+            return folder
+        shutil.rmtree(folder, ignore_errors=True)  # a build killed half-way starts over
+        folder.mkdir()
+        targets = ["resources/tinyworld/data_card.json"]
+        targets += [f"resources/tinyworld/models/{name}" for name in MODELS]
+        environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+        result = subprocess.run(
+            [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
+             "--configfile", str(REPO / "config/config.yaml"), "--directory", str(folder),
+             *targets],
+            env=environment, capture_output=True, text=True, timeout=40 * 60,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"building the test tiny world failed:\n{result.stderr[-5000:]}")
+        (folder / DONE).write_text(json.dumps({"key": cache_key(), **world_settings()}) + "\n")
+    return folder
+
+
+def copy_into(workdir: Path) -> Path:
+    """Copy the cached world to `workdir/resources/tinyworld` (times kept: it stays up to date)."""
+    target = workdir / "resources" / "tinyworld"
+    shutil.copytree(built() / "resources" / "tinyworld", target)
+    return target
