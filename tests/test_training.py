@@ -151,6 +151,45 @@ def test_loss_covers_completion_only(students, dataset, tmp_path):
         assert end_of_turn in labels[completion].tolist(), "the model never learns to stop"
 
 
+@pytest.mark.parametrize(
+    "student, template_from", [("llama", None), ("gpt2", None), ("llama_no_chat_tokens", "llama")]
+)
+def test_lm_head_scores_loss_positions_only(
+    students, dataset, tmp_path, monkeypatch, student, template_from
+):
+    """On CPU, TRL's fused LM head scores only the positions with a label (build_job switches
+    it on); loss and gradients equal those of scoring every position, which TRL does by default
+    off Triton devices. The last case also trains the rows of added template tokens."""
+    import trl.trainer.utils as trl_utils
+
+    args = job_args(students[student], dataset, tmp_path)
+    args.chat_template_from = template_from and str(students[template_from])
+    job = training.build_job(args, tmp_path / "trainer")
+    assert trl_utils._use_triton(torch.device("cpu"))
+    batch = next(iter(job.trainer.get_train_dataloader()))
+    model = job.trainer.model
+    model.train()
+
+    def loss_and_grads() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        model.zero_grad()
+        torch.manual_seed(0)  # the same LoRA dropout masks in both runs
+        output = model(**batch, fused_lm_head=True)
+        loss = -output.log_probs.sum() / output.label_mask.sum()
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        return loss.detach(), grads
+
+    loss, grads = loss_and_grads()
+    monkeypatch.setattr(trl_utils, "_use_triton", lambda device: False)
+    every_loss, every_grads = loss_and_grads()
+    assert torch.allclose(loss, every_loss, rtol=1e-6, atol=0)
+    assert grads.keys() == every_grads.keys() and grads
+    for name, grad in grads.items():
+        assert torch.allclose(grad, every_grads[name], rtol=1e-5, atol=1e-7), name
+    if template_from:
+        assert any("trainable_tokens" in name for name in grads)
+
+
 def test_dataset_smaller_than_one_batch(students, tmp_path):
     data = write_dataset(tmp_path / "two.jsonl", count=2)
     sft(students["llama"], data, tmp_path / "out", "--batch-size", "8")

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codit.faults import fault_point
 from codit.provenance import file_sha256, iter_jsonl, package_versions, provenance, write_json
@@ -40,6 +40,9 @@ from codit.runtime import (
     resolve_dtype,
     set_threads,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 # A marker that no chat template produces on its own, used to find what follows an assistant turn.
 _TURN_PROBE = "CODIT_TURN_PROBE"
@@ -357,6 +360,29 @@ def sft_config(args: argparse.Namespace, output_dir: Path, device: str, dtype: s
     )
 
 
+def score_loss_positions_only() -> None:
+    """Have TRL's fused LM head score only the positions that carry loss on CPU too.
+
+    TRL 1.16 (`add_fused_lm_head`) projects only the positions with a label through the LM head
+    when Triton runs its kernel, and every position elsewhere (fixed tile shapes, for compiled
+    backends), zeroing the prompt and padding ones afterwards: in eager CPU training, wasted work
+    (in the tiny world 78% of the padded positions carry no loss). Only its `compact` switch
+    changes: the log-probabilities, loss and gradients are those of the same positions, computed
+    by the same kernel on fewer rows. Idempotent; if TRL drops `_use_triton`, this fails loudly.
+    """
+    import trl.trainer.utils as trl_utils
+
+    original = trl_utils._use_triton
+    if getattr(original, "codit_compact_on_cpu", False):
+        return
+
+    def compact(device: torch.device) -> bool:
+        return device.type == "cpu" or original(device)
+
+    compact.codit_compact_on_cpu = True  # type: ignore[attr-defined]
+    trl_utils._use_triton = compact
+
+
 # ----------------------------------------------------------------------------- merge
 
 
@@ -636,6 +662,7 @@ def build_job(args: argparse.Namespace, output_dir: Path) -> SftJob:
     model = load_student(args.student, dtype, args.trust_remote_code)
     grow_embeddings(model, tokenizer, args.seed)
     tied = bool(model.config.get_text_config().tie_word_embeddings)
+    score_loss_positions_only()
     trainer = SFTTrainer(
         model=model,
         args=sft_config(args, output_dir, device, dtype, eos),
