@@ -194,7 +194,7 @@ def test_tiny_world_dry_run(tmp_path):
         "-n", "--configfile", str(REPO / "config/config.yaml"), "--directory", str(tmp_path)
     )
     assert result.returncode == 0, result.stderr
-    shards, students, references, seeds = 2, 2, 3, 3
+    shards, students, references, seeds = 1, 2, 3, 3
     # per seed: direct, 3 more direct samples for Best-of-4 and 4 CoDIT alphas generated;
     # direct, Best-of-4 (oracle) and the 4 CoDIT arms trained, and the public dataset
     generated, trained, chat_vectors = 8, 6, 2
