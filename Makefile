@@ -23,4 +23,4 @@ check: $(VENV)/.installed
 	snakemake --lint
 
 test: check
-	pytest -m "slow or not slow"
+	pytest -m "slow or not slow" --durations=15

@@ -72,6 +72,11 @@ def built() -> Path:
         if result.returncode != 0:
             raise RuntimeError(f"building the test tiny world failed:\n{result.stderr[-5000:]}")
         (folder / DONE).write_text(json.dumps({"key": cache_key(), **world_settings()}) + "\n")
+    # Builds for code this checkout no longer has are of no use: keep the folder small.
+    for stale in CACHE_ROOT.glob("tinyworld-*"):
+        if stale.is_dir() and stale != folder:
+            shutil.rmtree(stale, ignore_errors=True)
+            Path(str(stale) + ".lock").unlink(missing_ok=True)
     return folder
 
 
