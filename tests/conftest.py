@@ -26,5 +26,6 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def tinyworld_build() -> Path:
     """The default tiny world, built once by the workflow's rules (tests/tinyworld_cache.py);
-    copy it with `tinyworld_cache.copy_into(workdir)` rather than writing into it."""
+    copy it with `tinyworld_cache.copy_into(tinyworld_build, workdir)` rather than writing into
+    it."""
     return tinyworld_cache.built()

@@ -124,7 +124,7 @@ def test_killed_at_every_stage_the_rerun_equals_an_uninterrupted_run(tinyworld_b
     config.write_text(yaml.safe_dump(settings))
     clean, faulty = tmp_path / "clean", tmp_path / "faulty"
     # The tiny world is an input here, not what is tested: both runs start from the shared build.
-    tinyworld_cache.copy_into(clean)
+    tinyworld_cache.copy_into(tinyworld_build, clean)
     result = snakemake("--cores", "1", "--configfile", str(config), "--directory", str(clean),
                        timeout=30 * 60)  # fmt: skip
     assert result.returncode == 0, result.stderr[-5000:]

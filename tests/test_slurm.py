@@ -37,7 +37,7 @@ def test_slurm_run_equals_local_run(cluster, tinyworld_build, tmp_path):
     config = small_config(tmp_path / "small.yaml")
     local, on_slurm = tmp_path / "local", tmp_path / "slurm"
     # The tiny world is an input here, not what is tested: both runs start from the shared build.
-    tinyworld_cache.copy_into(local)
+    tinyworld_cache.copy_into(tinyworld_build, local)
     began = time.monotonic()
     result = snakemake(
         "--cores", "2", "--configfile", str(config), "--directory", str(local), timeout=30 * 60

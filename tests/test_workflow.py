@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tinyworld_cache
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,10 +63,6 @@ def job_blocks(output: str) -> list[tuple[str, dict[str, str], str]]:
 SMALL_GRID = {
     # The default world (so tests share one build: tinyworld_cache), 96 of its instructions.
     "instructions": {"limit": 96},
-    "models": {
-        "tiny-llama-base": {"tinyworld": "llama-base", "gpus": 1},
-        "tiny-llama-instruct": {"tinyworld": "llama-instruct", "gpus": 1},
-    },
     "teacher_pairs": {"tiny-llama": {"post": "tiny-llama-instruct", "pre": "tiny-llama-base"}},
     "generation": {"alphas": [0.1], "max_new_tokens": 96, "batch_size": 32, "num_shards": 2},
     "students": ["tiny-llama-base"],
@@ -76,6 +73,10 @@ SMALL_GRID = {
 }
 # Keys replaced as a whole rather than merged into the tiny world's.
 SMALL_GRID_REPLACED = {
+    "models": {
+        "tiny-llama-base": {"tinyworld": "llama-base", "gpus": 1},
+        "tiny-llama-instruct": {"tinyworld": "llama-instruct", "gpus": 1},
+    },
     "seeds": [0],
     "best_of_n": {},
     "public_datasets": {},
@@ -83,14 +84,19 @@ SMALL_GRID_REPLACED = {
 }
 
 
-def small_config(path: Path) -> Path:
+def derived_config(path: Path, merged: dict, replaced: dict) -> Path:
+    """The tiny world's config with `merged` tables merged into its own and `replaced` keys
+    replacing its own, written to `path`."""
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    for key, value in SMALL_GRID.items():
+    for key, value in merged.items():
         config[key] = {**config[key], **value} if isinstance(value, dict) else value
-    config["models"] = SMALL_GRID["models"]
-    config.update(SMALL_GRID_REPLACED)
+    config.update(replaced)
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def small_config(path: Path) -> Path:
+    return derived_config(path, SMALL_GRID, SMALL_GRID_REPLACED)
 
 
 def results_of(workdir: Path) -> dict[str, object]:
@@ -238,7 +244,7 @@ def test_bad_config_fails_at_dry_run_naming_the_key(tmp_path):
 # student). The whole grid (every alpha, three seeds) is `make run`'s job.
 SMOKE_GRID = {
     "instructions": {"limit": 96},
-    "generation": {"alphas": [0.1], "num_shards": 1},
+    "generation": {"alphas": [0.1]},
     "sft": {"epochs": 1},
 }
 SMOKE_GRID_REPLACED = {
@@ -252,15 +258,6 @@ SMOKE_ARMS = ["direct", "bestof2_oracle", "public_tinyworld-rules", "codit_alpha
 NOT_IN_SMOKE_RUN = {"tinyworld_data", "tinyworld_model", "download_model"}
 
 
-def smoke_config(path: Path) -> Path:
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    for key, value in SMOKE_GRID.items():
-        config[key] = {**config[key], **value}
-    config.update(SMOKE_GRID_REPLACED)
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def rules_of_workflow() -> set[str]:
     listed = snakemake("--list-rules")
     assert listed.returncode == 0, listed.stderr
@@ -269,10 +266,8 @@ def rules_of_workflow() -> set[str]:
 
 @pytest.mark.slow
 def test_smoke_grid_runs_every_rule_and_every_arm_kind(tinyworld_build, tmp_path):
-    import tinyworld_cache
-
-    tinyworld_cache.copy_into(tmp_path)
-    config = smoke_config(tmp_path / "smoke.yaml")
+    tinyworld_cache.copy_into(tinyworld_build, tmp_path)
+    config = derived_config(tmp_path / "smoke.yaml", SMOKE_GRID, SMOKE_GRID_REPLACED)
     result = snakemake(
         "--cores", "1", "--configfile", str(config), "--directory", str(tmp_path),
         timeout=40 * 60,

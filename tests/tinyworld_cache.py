@@ -53,7 +53,8 @@ def cache_key() -> str:
 
 def built() -> Path:
     """The cache folder holding `resources/tinyworld/` (built now if it is not there yet)."""
-    folder = CACHE_ROOT / f"tinyworld-{cache_key()}"
+    key = cache_key()
+    folder = CACHE_ROOT / f"tinyworld-{key}"
     CACHE_ROOT.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock", timeout=40 * 60):
         if (folder / DONE).is_file():
@@ -71,7 +72,7 @@ def built() -> Path:
         )  # fmt: skip
         if result.returncode != 0:
             raise RuntimeError(f"building the test tiny world failed:\n{result.stderr[-5000:]}")
-        (folder / DONE).write_text(json.dumps({"key": cache_key(), **world_settings()}) + "\n")
+        (folder / DONE).write_text(json.dumps({"key": key, **world_settings()}) + "\n")
     # Builds for code this checkout no longer has are of no use: keep the folder small.
     for stale in CACHE_ROOT.glob("tinyworld-*"):
         if stale.is_dir() and stale != folder:
@@ -80,8 +81,9 @@ def built() -> Path:
     return folder
 
 
-def copy_into(workdir: Path) -> Path:
-    """Copy the cached world to `workdir/resources/tinyworld` (times kept: it stays up to date)."""
+def copy_into(build: Path, workdir: Path) -> Path:
+    """Copy the world of `build` (a folder `built` returned) to `workdir/resources/tinyworld`
+    (times kept: it stays up to date)."""
     target = workdir / "resources" / "tinyworld"
-    shutil.copytree(built() / "resources" / "tinyworld", target)
+    shutil.copytree(build / "resources" / "tinyworld", target)
     return target
