@@ -4,6 +4,7 @@ Run from the repository root: `snakemake --cores all` (tiny world) or
 `snakemake --profile profiles/slurm --configfile config/paper.yaml` (the paper's grid).
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,11 @@ min_version("9.0")
 
 # The config logic is pure Python in the codit package; make it importable without installing.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+# Jobs run on this machine fork from a warm interpreter that has imported torch and the
+# rest once (src/codit/warm.py); cluster jobs start fresh. CODIT_WARM=0 turns it off.
+if workflow.local_exec and not (workflow.remote_exec or workflow.subprocess_exec):
+    os.environ.setdefault("CODIT_WARM", "1")
 
 
 # The tiny world is the default; a --configfile replaces it instead of being merged into it

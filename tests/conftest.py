@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import tinyworld_cache
 import torch
+import warm_runtime
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Parallel workers share the machine's cores: one torch thread each, no oversubscription.
@@ -29,3 +30,10 @@ def tinyworld_build() -> Path:
     copy it with `tinyworld_cache.copy_into(tinyworld_build, workdir)` rather than writing into
     it."""
     return tinyworld_cache.built()
+
+
+@pytest.fixture()
+def warm_directory() -> Path:
+    """A private CODIT_WARM_DIR whose servers are stopped after the test (tests/warm_runtime.py)."""
+    with warm_runtime.private_runtime() as directory:
+        yield directory

@@ -12,6 +12,7 @@ import time
 import pytest
 import tinyworld_cache
 from test_workflow import REPO, job_counts, results_of, small_config, snakemake
+from warm_runtime import warm_jobs
 
 pytestmark = pytest.mark.slow
 CLUSTER_SCRIPT = REPO / "tools/local-slurm.sh"
@@ -33,17 +34,23 @@ def cluster():
     assert stopped.returncode == 0, stopped.stderr
 
 
-def test_slurm_run_equals_local_run(cluster, tinyworld_build, tmp_path):
+def test_slurm_run_equals_local_run(cluster, tinyworld_build, warm_directory, tmp_path):
     config = small_config(tmp_path / "small.yaml")
     local, on_slurm = tmp_path / "local", tmp_path / "slurm"
     # The tiny world is an input here, not what is tested: both runs start from the shared build.
     tinyworld_cache.copy_into(tinyworld_build, local)
     began = time.monotonic()
+    warm = {"CODIT_WARM_DIR": str(warm_directory)}
     result = snakemake(
-        "--cores", "2", "--configfile", str(config), "--directory", str(local), timeout=30 * 60
-    )
+        "--cores", "2", "--configfile", str(config), "--directory", str(local), timeout=30 * 60,
+        env=warm,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-5000:]
     local_seconds = time.monotonic() - began
+    # The local run forked most jobs from warm servers; the SLURM run below starts every job
+    # fresh, so the equality at the end also compares warm jobs with cold ones.
+    warm_before = warm_jobs(warm_directory)
+    assert {command.split()[1] for _, command in warm_before} >= {"generate", "sft", "evaluate"}
 
     shutil.copytree(local / "resources", on_slurm / "resources")
     dry = snakemake(
@@ -56,10 +63,11 @@ def test_slurm_run_equals_local_run(cluster, tinyworld_build, tmp_path):
     began = time.monotonic()
     result = snakemake(
         "--profile", str(REPO / "profiles/slurm-local"), "--configfile", str(config),
-        "--directory", str(on_slurm), timeout=30 * 60,
+        "--directory", str(on_slurm), timeout=30 * 60, env=warm,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-5000:]
     slurm_seconds = time.monotonic() - began
+    assert warm_jobs(warm_directory) == warm_before, "a SLURM run must not use warm servers"
     print(f"local run {local_seconds:.0f} s, SLURM run {slurm_seconds:.0f} s (tiny world reused)")
 
     # Every compute job ran as a SLURM job, with the GPUs and CPUs its stage asks for.

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import tinyworld_cache
 import yaml
+from warm_runtime import warm_jobs, warm_outcomes
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -265,16 +266,20 @@ def rules_of_workflow() -> set[str]:
 
 
 @pytest.mark.slow
-def test_smoke_grid_runs_every_rule_and_every_arm_kind(tinyworld_build, tmp_path):
+def test_smoke_grid_runs_every_rule_and_every_arm_kind(tinyworld_build, warm_directory, tmp_path):
     tinyworld_cache.copy_into(tinyworld_build, tmp_path)
     config = derived_config(tmp_path / "smoke.yaml", SMOKE_GRID, SMOKE_GRID_REPLACED)
     result = snakemake(
         "--cores", "1", "--configfile", str(config), "--directory", str(tmp_path),
-        timeout=40 * 60,
+        timeout=40 * 60, env={"CODIT_WARM_DIR": str(warm_directory)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-5000:]
     ran = job_counts(result.stdout + result.stderr)
     assert set(ran) == rules_of_workflow() - NOT_IN_SMOKE_RUN, ran
+    # A local run forks its jobs from warm servers (codit.warm): all but the first of a kind.
+    warm_stages = {command.split()[1] for _, command in warm_jobs(warm_directory)}
+    assert {"generate", "sft", "evaluate"} <= warm_stages, warm_stages
+    assert set(warm_outcomes(warm_directory)) == {"exit 0"}
     with open(tmp_path / "results/tables/main.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == [

@@ -68,7 +68,22 @@ def _overview() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """`codit <stage> ...`. From the command line (argv None) and with CODIT_WARM=1 the stage
+    runs in a process forked from a warm interpreter (codit.warm), else in this one."""
+    if argv is None:
+        from codit import warm
+
+        if warm.enabled():
+            status = warm.delegate(sys.argv)
+            if status is not None:
+                sys.exit(status)
+        argv = sys.argv[1:]
+    run(argv)
+
+
+def run(argv: list[str]) -> None:
+    """Parse `codit <stage> ...` arguments and run the stage in this process."""
+    argv = list(argv)
     if not argv or argv[0] in {"-h", "--help"}:
         print(_overview())
         return
