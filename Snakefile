@@ -15,11 +15,6 @@ min_version("9.0")
 # The config logic is pure Python in the codit package; make it importable without installing.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-# Jobs run on this machine fork from a warm interpreter that has imported torch and the
-# rest once (src/codit/warm.py); cluster jobs start fresh. CODIT_WARM=0 turns it off.
-if workflow.local_exec and not (workflow.remote_exec or workflow.subprocess_exec):
-    os.environ.setdefault("CODIT_WARM", "1")
-
 
 # The tiny world is the default; a --configfile replaces it instead of being merged into it
 # (Snakemake would otherwise deep-merge the two model and pair tables).
@@ -39,6 +34,14 @@ include: "workflow/rules/baselines.smk"
 include: "workflow/rules/sft.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+
+
+onstart:
+    # Jobs run on this machine fork from a warm interpreter that has imported torch and the
+    # rest once (src/codit/warm.py); cluster jobs start fresh. CODIT_WARM=0 turns it off.
+    # Decided here, not at parse time: only now does Snakemake know its executor.
+    if workflow.local_exec and not workflow.remote_exec:
+        os.environ.setdefault("CODIT_WARM", "1")
 
 
 rule all:
