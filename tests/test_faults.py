@@ -75,6 +75,11 @@ def failed_rules(stderr: str) -> set[str]:
     return set(re.findall(r"^Error in rule (\w+):", stderr, flags=re.MULTILINE))
 
 
+def with_venv() -> dict[str, str]:
+    """This environment with the venv's commands first on PATH, as the workflow's rules need."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
 def run_round(config: Path, workdir: Path, targets: list[str], fault: str | None):
     args = ["--cores", "1", "--configfile", str(config), "--directory", str(workdir), *targets]
     if fault == "SIGTERM":
@@ -87,10 +92,9 @@ def sigterm_round(args: list[str], workdir: Path) -> subprocess.CompletedProcess
     SIGTERM Snakemake and its jobs together, as a pre-empted allocation or a closed session does."""
     # Earlier rounds left checkpoints of killed jobs: wait for one this run saves.
     before = set((workdir / "results/sft").rglob("*.checkpoints/checkpoint-*"))
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     process = subprocess.Popen(
         [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), *args],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO, env=with_venv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 600
@@ -117,17 +121,45 @@ def adapters_of(workdir: Path) -> dict[str, bytes]:
     }
 
 
-def test_killed_at_every_stage_the_rerun_equals_an_uninterrupted_run(tinyworld_build, tmp_path):
-    config = small_config(tmp_path / "small.yaml")
+@pytest.fixture(scope="module")
+def clean_run(tinyworld_build, tmp_path_factory) -> tuple[Path, Path]:
+    """The small grid's config and an uninterrupted run of it, which both tests match."""
+    root = tmp_path_factory.mktemp("faults")
+    config = small_config(root / "small.yaml")
     settings = yaml.safe_load(config.read_text())
     settings["sft"]["checkpoint_steps"] = 4  # several SFT checkpoints per job
     config.write_text(yaml.safe_dump(settings))
-    clean, faulty = tmp_path / "clean", tmp_path / "faulty"
-    # The tiny world is an input here, not what is tested: both runs start from the shared build.
+    clean = root / "clean"
+    # The tiny world is an input here, not what is tested: runs start from the shared build.
     tinyworld_cache.copy_into(tinyworld_build, clean)
     result = snakemake("--cores", "1", "--configfile", str(config), "--directory", str(clean),
                        timeout=30 * 60)  # fmt: skip
     assert result.returncode == 0, result.stderr[-5000:]
+    return config, clean
+
+
+def assert_same_results_and_nothing_half_written(run: Path, clean: Path) -> None:
+    assert results_of(run) == results_of(clean)
+    assert adapters_of(run) == adapters_of(clean) != {}
+    for name in ("main.md", "main.tex", "datasets.csv", "paired.csv", "paired.md"):
+        assert (run / "results/tables" / name).read_bytes() == (
+            clean / "results/tables" / name
+        ).read_bytes()
+    # Nothing half-written is left behind: no temporary files, checkpoints or staging folders.
+    leftovers = [
+        path
+        for folder in ("results", "resources/tinyworld")
+        for path in (run / folder).rglob("*")
+        if path.name.endswith((".tmp", ".checkpoint", ".checkpoints", ".old"))
+        or ".tmp-" in path.name
+        or (path.parent.name == "models" and path.name.startswith("."))
+    ]
+    assert leftovers == []
+
+
+def test_killed_at_every_stage_the_rerun_equals_an_uninterrupted_run(clean_run, tmp_path):
+    config, clean = clean_run
+    faulty = tmp_path / "faulty"
     shutil.copytree(clean / "resources", faulty / "resources")
 
     for what, targets, fault, expected in ROUNDS:
@@ -140,16 +172,59 @@ def test_killed_at_every_stage_the_rerun_equals_an_uninterrupted_run(tinyworld_b
                 failed = failed_rules(result.stderr)
                 assert failed and failed <= set(expected.split("|")), (what, result.stderr[-5000:])
 
-    assert results_of(faulty) == results_of(clean)
-    assert adapters_of(faulty) == adapters_of(clean) != {}
-    for name in ("main.md", "main.tex", "datasets.csv", "paired.csv", "paired.md"):
-        assert (faulty / "results/tables" / name).read_bytes() == (
-            clean / "results/tables" / name
-        ).read_bytes()
-    # Nothing half-written is left behind: no temporary files, checkpoints or staging folders.
-    leftovers = [
-        path
-        for path in (faulty / "results").rglob("*")
-        if path.name.endswith((".tmp", ".checkpoint", ".checkpoints")) or ".tmp-" in path.name
-    ]
-    assert leftovers == []
+    assert_same_results_and_nothing_half_written(faulty, clean)
+
+
+# Where the whole Snakemake process group is SIGKILLed (a crashed laptop or login node, the OOM
+# killer): once each of these has appeared since the round began.
+CRASH_POINTS = [
+    ("tiny world training", "resources/tinyworld/models/.llama-instruct.checkpoint"),
+    ("generation", "results/datasets/**/shards/*.jsonl.checkpoint"),
+    ("SFT", "results/sft/**/*.checkpoints/checkpoint-*"),
+    ("evaluation", "logs/eval/**/*.log"),
+]  # fmt: skip
+
+
+def crash_round(command: list[str], workdir: Path, pattern: str) -> str:
+    """Run `command` until `pattern` matches a new path, then SIGKILL Snakemake's whole process
+    group; returns Snakemake's stderr."""
+    before = set(workdir.glob(pattern))
+    process = subprocess.Popen(command, cwd=REPO, env=with_venv(), text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not set(workdir.glob(pattern)) - before:
+        assert process.poll() is None, process.communicate()[1][-5000:]
+        assert time.monotonic() < deadline, f"{pattern} did not appear in 10 minutes"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    _, stderr = process.communicate(timeout=60)
+    return stderr
+
+
+def test_snakemake_killed_outright_at_several_points_a_plain_rerun_continues(
+    clean_run, tinyworld_build, tmp_path
+):
+    """SIGKILL to Snakemake and all its jobs at once, during the tiny world's training,
+    generation, SFT and evaluation; after each, the same command again and nothing else: no
+    `--unlock`, every killed job resumed or rerun, and results equal to an uninterrupted
+    run's (the rebuilt instruct model equal to the shared build's, byte for byte)."""
+    config, clean = clean_run
+    crashed = tmp_path / "crashed"
+    shutil.copytree(clean / "resources", crashed / "resources")
+    shutil.rmtree(crashed / "resources/tinyworld/models/llama-instruct")  # trained again here
+    command = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--cores", "all",
+               "--configfile", str(config), "--directory", str(crashed)]  # fmt: skip
+    for what, pattern in CRASH_POINTS:
+        crash_round(command, crashed, pattern)
+        assert list((crashed / ".snakemake/locks").iterdir()), f"{what}: no locks left to clear"
+    final = subprocess.run(command, cwd=REPO, env=with_venv(), capture_output=True, text=True,
+                           timeout=30 * 60)  # fmt: skip
+    assert final.returncode == 0, final.stderr[-5000:]
+    assert "removed the Snakemake locks of a run that ended without removing them" in final.stderr
+    resumed = (crashed / "logs/tinyworld/llama-instruct.log").read_text()
+    assert "resumed from" in resumed, "the instruct model's training must have resumed"
+    model = "resources/tinyworld/models/llama-instruct/model.safetensors"
+    assert (crashed / model).read_bytes() == (tinyworld_build / model).read_bytes()
+    assert_same_results_and_nothing_half_written(crashed, clean)
+    assert not (crashed / ".snakemake/locks").exists()

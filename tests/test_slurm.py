@@ -11,7 +11,8 @@ import time
 
 import pytest
 import tinyworld_cache
-from test_workflow import REPO, job_counts, results_of, small_config, snakemake
+import yaml
+from test_workflow import BIN, REPO, job_counts, results_of, small_config, snakemake
 from warm_runtime import warm_jobs
 
 pytestmark = pytest.mark.slow
@@ -86,6 +87,45 @@ def test_slurm_run_equals_local_run(cluster, tinyworld_build, warm_directory, tm
     local_rules = {"gather_dataset", "report", "prefetch_eval_tasks", "prepare_instructions"}
     assert not local_rules & set(by_rule), jobs
     assert results_of(on_slurm) == results_of(local)
+
+    # A node lost in the middle of an SFT job: the job goes, nobody acts, and the run still
+    # finishes with the same student (SLURM requeues the job or Snakemake retries it; either
+    # way it resumes from its last checkpoint).
+    student = "results/sft/tiny-llama/direct/seed0/tiny-llama-base"
+    shutil.rmtree(on_slurm / student)
+    often = yaml.safe_load(config.read_text())
+    often["sft"]["checkpoint_steps"] = 2  # a checkpoint soon (the interval changes no result)
+    (tmp_path / "often.yaml").write_text(yaml.safe_dump(often))
+    profile = ["--profile", str(REPO / "profiles/slurm-local"), "--configfile",
+               str(tmp_path / "often.yaml")]  # fmt: skip
+    command = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), *profile,
+               "--directory", str(on_slurm), f"{student}/train_record.json"]  # fmt: skip
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not list((on_slurm / "results/sft").rglob("*.checkpoints/checkpoint-*")):
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()[1][-5000:]
+        time.sleep(0.2)
+    node = subprocess.run(["hostname", "-s"], capture_output=True, text=True).stdout.strip()
+    down = ["scontrol", "update", f"NodeName={node}", "State=DOWN", "Reason=codit-test-lost"]
+    subprocess.run(down, check=True)
+    time.sleep(3)
+    # Back in service (ReturnToService=2 may have brought it back already: then this fails).
+    subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True)
+    _, stderr = run.communicate(timeout=20 * 60)
+    assert run.returncode == 0, stderr[-5000:]
+    lost = [line for line in slurm_job_lines() if "rule_sft" in line and "Restarts=" in line]
+    assert any("Restarts=0" not in line for line in lost) or len(lost) > 2, lost
+    assert results_of(on_slurm) == results_of(local)
+
+
+def slurm_job_lines() -> list[str]:
+    """`scontrol show job -o`: one line per job the cluster still lists."""
+    shown = subprocess.run(
+        ["scontrol", "show", "job", "-o"], capture_output=True, text=True, check=True
+    )
+    return shown.stdout.splitlines()
 
 
 def slurm_jobs() -> list[tuple[str, int, int]]:

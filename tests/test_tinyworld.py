@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -352,3 +355,66 @@ def test_training_is_deterministic_for_a_seed(world_dir, tmp_path):
     weights_b = load_file(second / "model.safetensors")
     assert weights_a.keys() == weights_b.keys()
     assert all(torch.equal(weights_a[key], weights_b[key]) for key in weights_a)
+
+
+EVERY = 2  # --checkpoint-steps of the resume tests: checkpoints at steps 2 and 4 of 6
+
+
+def _train(world: Path, name: str, steps: int, fault: str | None = None):
+    """`codit tinyworld train` as its own process (so SIGKILL kills only it)."""
+    command = [sys.executable, "-m", "codit", "tinyworld", "train", "--out", str(world)]
+    command += ["--model", name, "--steps", str(steps), "--threads", "1"]
+    command += ["--checkpoint-steps", str(EVERY)]
+    environment = {key: value for key, value in os.environ.items() if key != "CODIT_FAULT"}
+    if fault:
+        environment["CODIT_FAULT"] = fault
+    return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize(
+    "name", ["llama-base", pytest.param("llama-instruct", marks=pytest.mark.slow)]
+)
+def test_killed_training_resumes_to_the_same_model(world_dir, tmp_path, name):
+    """SIGKILL right after the second checkpoint (step 4 of 6), rerun: the rerun starts at
+    step 4 and writes the same model bytes and losses as an unbroken run, and removes the
+    checkpoint. The instruct model also restores its base's identity."""
+    from codit.tinyworld.checkpoint import checkpoint_dir
+
+    worlds = {}
+    for run in ("unbroken", "killed"):
+        worlds[run] = tmp_path / run
+        shutil.copytree(world_dir, worlds[run], ignore=shutil.ignore_patterns("models"))
+        if name == "llama-instruct":  # trained from a (briefly trained) base
+            assert _train(worlds[run], "llama-base", 1).returncode == 0
+    steps = 3 * EVERY
+    unbroken = _train(worlds["unbroken"], name, steps)
+    assert unbroken.returncode == 0, unbroken.stderr[-3000:]
+    killed = _train(worlds["killed"], name, steps, fault="tinyworld.after_checkpoint:2")
+    assert killed.returncode == -signal.SIGKILL
+    target = worlds["killed"] / "models" / name
+    assert checkpoint_dir(target).is_dir() and not target.exists()
+    resumed = _train(worlds["killed"], name, steps)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"at step {2 * EVERY} of {steps}" in resumed.stdout
+    assert not checkpoint_dir(target).exists()
+    for file in ("model.safetensors", "tokenizer.json", "generation_config.json"):
+        unbroken_bytes = (worlds["unbroken"] / "models" / name / file).read_bytes()
+        assert (target / file).read_bytes() == unbroken_bytes, file
+    records = [
+        json.loads((world / "models" / name / "train_record.json").read_text())["loss"]
+        for world in worlds.values()
+    ]
+    assert records[0] == records[1]
+
+
+def test_checkpoint_of_other_settings_is_discarded(world_dir, tmp_path):
+    """A checkpoint left by a run with other settings (here: more steps) is not resumed."""
+    from codit.tinyworld.checkpoint import checkpoint_dir
+
+    world = tmp_path / "world"
+    shutil.copytree(world_dir, world, ignore=shutil.ignore_patterns("models"))
+    killed = _train(world, "llama-base", 2 * EVERY, fault="tinyworld.after_checkpoint:1")
+    assert killed.returncode == -signal.SIGKILL
+    rerun = _train(world, "llama-base", EVERY + 1)
+    assert rerun.returncode == 0 and "resumed" not in rerun.stdout
+    assert not checkpoint_dir(world / "models" / "llama-base").exists()

@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from codit.tinyworld.models import BASE_OF, MODEL_NAMES
+from codit.tinyworld.models import BASE_OF, CHECKPOINT_STEPS, MODEL_NAMES
 
 BUILD_ORDER = ("llama-base", "llama-instruct", "gpt2-base")
 
@@ -30,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--model", required=True, choices=MODEL_NAMES)
     train.add_argument("--steps", type=int, default=None, help="optimiser steps (default: tuned)")
     train.add_argument("--lr", type=float, default=None, help="peak learning rate (default: tuned)")
+    train.add_argument(
+        "--checkpoint-steps",
+        type=int,
+        default=CHECKPOINT_STEPS,
+        help="save the training state every N steps; a killed run resumes from it (results "
+        "do not depend on N)",
+    )
 
     everything = commands.add_parser(
         "all", help="data, then llama-base and gpt2-base in parallel, then llama-instruct"
@@ -63,7 +70,10 @@ def run(args: argparse.Namespace) -> None:
         build_data(args.out, seed=args.seed, pool_size=args.pool_size, threads=args.threads)
         print(f"tinyworld data -> {args.out} ({time.perf_counter() - started:.1f} s)")
     if args.command == "train":
-        _train(args.out, args.model, args.seed, args.threads, args.steps, args.lr)
+        _train(
+            args.out, args.model, args.seed, args.threads, args.steps, args.lr,
+            args.checkpoint_steps,
+        )  # fmt: skip
     if args.command == "all":
         # The two bases are independent: train them side by side, one thread each.
         bases = [name for name in BUILD_ORDER if name not in BASE_OF]
@@ -82,10 +92,19 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _train(
-    out: Path, name: str, seed: int, threads: int, steps: int | None, lr: float | None
+    out: Path,
+    name: str,
+    seed: int,
+    threads: int,
+    steps: int | None,
+    lr: float | None,
+    checkpoint_steps: int = CHECKPOINT_STEPS,
 ) -> None:
     from codit.tinyworld import train_model
 
     started = time.perf_counter()
-    target = train_model(out, name, seed=seed, threads=threads, steps=steps, lr=lr)
+    target = train_model(
+        out, name, seed=seed, threads=threads, steps=steps, lr=lr,
+        checkpoint_steps=checkpoint_steps,
+    )  # fmt: skip
     print(f"tinyworld {name} -> {target} ({time.perf_counter() - started:.1f} s)", flush=True)

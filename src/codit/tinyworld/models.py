@@ -15,7 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codit.provenance import provenance, read_jsonl, write_json
+from codit.faults import fault_point
+from codit.provenance import file_sha256, provenance, read_jsonl, write_json
+from codit.tinyworld import checkpoint as training_checkpoint
 from codit.tinyworld.chatformat import DOC_SEPARATOR, END_OF_TURN
 
 MODEL_NAMES = ("llama-base", "llama-instruct", "gpt2-base", "gpt2-instruct")
@@ -30,6 +32,8 @@ DEFAULTS = {
     "base": {"steps": 500, "batch_size": 16, "lr": 3e-3, "warmup": 30},
     "instruct": {"steps": 400, "batch_size": 16, "lr": 3e-3, "warmup": 20},
 }
+# A kill loses at most this many steps (a checkpoint of a tiny model takes milliseconds).
+CHECKPOINT_STEPS = 25
 
 
 def architecture(name: str) -> str:
@@ -141,8 +145,22 @@ def _lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_loop(model, examples, pad_id: int, settings: dict[str, Any], seed: int) -> list[float]:
-    """AdamW with warmup and cosine decay over shuffled epochs; returns the per-step loss."""
+def train_loop(
+    model,
+    examples,
+    pad_id: int,
+    settings: dict[str, Any],
+    seed: int,
+    checkpoint: Path | None = None,
+    identity: dict[str, Any] | None = None,
+    checkpoint_steps: int = CHECKPOINT_STEPS,
+) -> list[float]:
+    """AdamW with warmup and cosine decay over shuffled epochs; returns the per-step loss.
+
+    With `checkpoint`, the loop's whole state is saved there every `checkpoint_steps` steps
+    and a run resumes from it when its `identity` (what the model is trained from) matches;
+    the interval does not change the result.
+    """
     import torch
 
     rng = random.Random(seed)
@@ -151,21 +169,29 @@ def train_loop(model, examples, pad_id: int, settings: dict[str, Any], seed: int
     )
     model.train()
     order: list[int] = []
-    losses = []
+    losses: list[float] = []
+    start = 0
+    identity = {**(identity or {}), "settings": settings, "seed": seed}
+    if checkpoint is not None:
+        resumed = training_checkpoint.load(checkpoint, identity, model, optimizer)
+        if resumed is not None:
+            start, order, losses = resumed.step, resumed.order, resumed.losses
+            rng.setstate(resumed.python_rng)
+            print(f"resumed from {checkpoint} at step {start} of {settings['steps']}")
     size = settings["batch_size"]
-    for step in range(settings["steps"]):
+    for step in range(start, settings["steps"]):
         if len(order) < size:
             fresh = list(range(len(examples)))
             rng.shuffle(fresh)
             # Sort within windows of 8 batches so a batch holds similar lengths (less padding).
             window = 8 * size
-            for start in range(0, len(fresh), window):
-                fresh[start : start + window] = sorted(
-                    fresh[start : start + window], key=lambda i: len(examples[i][0])
+            for begin in range(0, len(fresh), window):
+                fresh[begin : begin + window] = sorted(
+                    fresh[begin : begin + window], key=lambda i: len(examples[i][0])
                 )
             order += fresh
-        batch = [examples[i] for i in order[: settings["batch_size"]]]
-        del order[: settings["batch_size"]]
+        batch = [examples[i] for i in order[:size]]
+        del order[:size]
         input_ids, labels, mask = _collate(batch, pad_id)
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, settings["steps"], settings["lr"], settings["warmup"])
@@ -175,6 +201,11 @@ def train_loop(model, examples, pad_id: int, settings: dict[str, Any], seed: int
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         losses.append(loss.item())
+        done = step + 1
+        if checkpoint is not None and done % checkpoint_steps == 0 and done < settings["steps"]:
+            state = training_checkpoint.LoopState(done, order, rng.getstate(), losses)
+            training_checkpoint.save(checkpoint, identity, model, optimizer, state)
+            fault_point("tinyworld.after_checkpoint")  # tests kill here: checkpoint saved
     model.eval()
     return losses
 
@@ -200,6 +231,7 @@ def train_model(
     threads: int = 1,
     steps: int | None = None,
     lr: float | None = None,
+    checkpoint_steps: int = CHECKPOINT_STEPS,
 ) -> Path:
     """Train `name` inside the world at `out`; writes `out/models/<name>/` atomically."""
     import torch
@@ -239,10 +271,24 @@ def train_model(
         settings["steps"] = steps
     if lr is not None:
         settings["lr"] = lr
-    losses = train_loop(model, examples, tokenizer.pad_token_id, settings, seed)
-    model.generation_config = generation_config(tokenizer)
-
+    if checkpoint_steps < 1:
+        raise ValueError(f"--checkpoint-steps must be >= 1, got {checkpoint_steps}")
     target = root / "models" / name
+    checkpoint = training_checkpoint.checkpoint_dir(target)
+    training_checkpoint.remove_staging_leftovers(target)
+    # What the model is trained from: a checkpoint of other data, base or threads is stale.
+    identity = {
+        "model": name,
+        "threads": threads,
+        "data": file_sha256(data_path),
+        "tokenizer": file_sha256(tokenizer_dir / "tokenizer.json"),
+        "init": file_sha256(base_dir / "model.safetensors") if name in BASE_OF else "random",
+    }
+    losses = train_loop(
+        model, examples, tokenizer.pad_token_id, settings, seed, checkpoint, identity,
+        checkpoint_steps,
+    )  # fmt: skip
+    model.generation_config = generation_config(tokenizer)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
     try:
@@ -268,6 +314,7 @@ def train_model(
         _replace_dir(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    training_checkpoint.discard(checkpoint)
     return target
 
 
