@@ -12,14 +12,13 @@ from tiny_models import EOS_BIAS, save_tiny_pair, tiny_tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from codit.cli import main as codit_main
+from codit.datasets import repeated_ngram_share, repetition_summary
 from codit.decoding import DecodingSettings, contrast_scores
 from codit.engine import ContrastiveGenerator, generate_in_batches, left_pad
 from codit.generation import (
     load_model,
     prompt_seed,
     render_prompts,
-    repeated_ngram_share,
-    repetition_summary,
     shard_bounds,
     stop_token_ids,
 )
@@ -247,8 +246,8 @@ def generate_sharded_and_gather(post_dir, pre_dir, instructions, tmp_path, *samp
             "--batch-size", "2", "--num-shards", "3", "--shard-index", str(index),
         )  # fmt: skip
     gathered = tmp_path / "gathered.jsonl"
-    # Cards are found beside the shards (shardN.card.json) when --gather-cards is left out.
-    codit_main(["generate", "--gather", *map(str, shards), "--out", str(gathered),
+    # Cards are found beside the shards (shardN.card.json) when --cards is left out.
+    codit_main(["gather", "--shards", *map(str, shards), "--out", str(gathered),
                 "--card", str(gathered.with_suffix(".card.json"))])  # fmt: skip
     return gathered
 
@@ -295,7 +294,7 @@ def test_cli_codit_sharded_and_gathered_equals_unsharded(leaky_pair, instruction
 
     with pytest.raises(SystemExit) as error:
         codit_main(
-            ["generate", "--gather", *map(str, shards[::-1]), "--gather-cards"]
+            ["gather", "--shards", *map(str, shards[::-1]), "--cards"]
             + [*map(str, cards[::-1]), "--out", str(tmp_path / "x.jsonl")]
             + ["--card", str(tmp_path / "x.card.json")]
         )
@@ -550,3 +549,12 @@ def test_repetition_measure_of_the_dataset_card():
     assert summary["mean_repeated_share"] == pytest.approx((5 / 9) / 2)
     assert summary["degenerate_share"] == 0.5 and summary["n"] == 4
     assert repetition_summary([])["mean_repeated_share"] is None
+
+
+def test_gathering_needs_no_torch():
+    """`codit gather` runs as a local rule on a login node: the datasets module is light."""
+    import subprocess
+    import sys
+
+    code = "import sys, codit.datasets; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

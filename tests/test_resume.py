@@ -122,7 +122,7 @@ def test_gather_keeps_or_drops_length_truncated_responses(shard_inputs, unbroken
         out = tmp_path / f"data-{drop}.jsonl"
         flags = ["--drop-truncated"] if drop else []
         codit_main(
-            ["generate", "--gather", str(shard), "--out", str(out)]
+            ["gather", "--shards", str(shard), "--out", str(out)]
             + ["--card", str(out.with_suffix(".card.json")), *flags]
         )
         summary = json.loads(out.with_suffix(".card.json").read_text())

@@ -79,7 +79,8 @@ def test_trust_remote_code_reaches_only_the_model_that_asks_for_it(tmp_path):
     (tmp_path / "trusting.yaml").write_text(yaml.safe_dump(config))
     result = snakemake("-n", "-p", "--configfile", "trusting.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    commands = {rule: [] for rule in ("generate_shard", "sft", "evaluate_reference")}
+    evaluations = ("evaluate_student", "evaluate_chatvector", "evaluate_reference")
+    commands = {rule: [] for rule in ("generate_shard", "sft", *evaluations)}
     for rule, _, command in job_blocks(result.stdout):
         commands.setdefault(rule, []).append(command)
     for command in commands["generate_shard"]:
@@ -90,3 +91,10 @@ def test_trust_remote_code_reaches_only_the_model_that_asks_for_it(tmp_path):
         assert ("--trust-remote-code" in command) == student_allows
     for command in commands["evaluate_reference"]:
         assert ("--trust-remote-code" in command) == ("models/llama-base " in command)
+    # Every evaluated student of tiny-llama-base (trained or chat vector) gets the flag; the
+    # other student's jobs do not (evaluate_student once passed it to none).
+    for rule in ("evaluate_student", "evaluate_chatvector"):
+        assert commands[rule], rule
+        for command in commands[rule]:
+            student_allows = "--label student=tiny-llama-base " in command
+            assert ("--trust-remote-code" in command) == student_allows, (rule, command)

@@ -18,7 +18,6 @@ from codit.stats import (
     item_scores,
     paired_bootstrap,
     seed_interval,
-    t_quantile,
 )
 
 T_975_DF2 = 4.302652729911275  # t_{0.975, 2} as commonly tabulated
@@ -303,23 +302,6 @@ def test_one_seed_gives_no_interval():
     result = seed_interval([0.42])
     assert result["mean"] == 0.42 and result["n"] == 1
     assert result["low"] is None and result["high"] is None and result["sd"] is None
-
-
-def test_t_quantile_closed_forms():
-    assert t_quantile(0.975, 2) == pytest.approx(T_975_DF2, rel=1e-10)
-    # df = 2: t_p = (2p - 1) / sqrt(2 p (1 - p)); df = 1: tan(pi (p - 1/2)).
-    for p in (0.6, 0.9, 0.975, 0.995, 0.025):
-        assert t_quantile(p, 2) == pytest.approx((2 * p - 1) / math.sqrt(2 * p * (1 - p)))
-        assert t_quantile(p, 1) == pytest.approx(math.tan(math.pi * (p - 0.5)))
-    assert t_quantile(0.975, 30) == pytest.approx(2.0422724563012373, rel=1e-10)
-    assert t_quantile(0.5, 5) == 0.0
-
-
-def test_t_quantile_against_scipy():
-    stats = pytest.importorskip("scipy.stats")
-    for df in (3, 4, 7, 12, 29, 200):
-        for p in (0.005, 0.05, 0.8, 0.975, 0.9995):
-            assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-9)
 
 
 # --------------------------------------------------------------------------- command line

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codit.generation import dataset_card
+from codit.datasets import dataset_card
 from codit.naming import SCORERS, best_of_n_arm
 from codit.provenance import file_sha256, iter_jsonl, json_kind, read_jsonl, write_json, write_jsonl
 from codit.tinyworld.constraints import check_all

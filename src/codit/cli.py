@@ -21,6 +21,7 @@ STAGES = {
         "normalise an instruction source into the pool to answer",
     ),
     "generate": ("codit.generation", "generate CoDIT or direct responses for an instruction file"),
+    "gather": ("codit.datasets", "concatenate the generated shards of one dataset, with its card"),
     "bestofn": (
         "codit.bestofn",
         "Best-of-N: score N direct samples per instruction (oracle or LLM judge), keep the best",

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from codit.datasets import FINISH_LENGTH, FINISH_STOP  # the record schema
 from codit.decoding import (
     CODIT_MODE,
     DecodingSettings,
@@ -41,9 +42,6 @@ from codit.decoding import (
     single_token_heads,
 )
 
-FINISH_STOP = "stop"
-FINISH_LENGTH = "length"
-FINISH_REASONS = (FINISH_STOP, FINISH_LENGTH)
 CACHE_KINDS = ("dynamic", "static")
 # Drop finished rows once this share of the batch is done: each drop copies both caches.
 COMPACT_FRACTION = 0.25

@@ -14,13 +14,13 @@ model, so data missing from an offline cache fails in seconds.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import time
 from pathlib import Path
 from typing import Any
 
 from codit.faults import fault_point
+from codit.lmeval_tasks import check_task_data, check_tasks_known, parse_tasks, task_manager
 from codit.provenance import provenance, write_json, write_jsonl
 from codit.runtime import (
     add_runtime_arguments,
@@ -114,13 +114,6 @@ def architecture_labels(args: argparse.Namespace) -> dict[str, str]:
     return labels
 
 
-def parse_tasks(text: str) -> list[str]:
-    tasks = [name.strip() for name in text.split(",") if name.strip()]
-    if not tasks:
-        raise ValueError("--tasks: no task names given")
-    return tasks
-
-
 def parse_batch_size(text: str) -> int | str:
     return text if text.startswith("auto") else int(text)
 
@@ -130,33 +123,6 @@ def parse_limit(limit: float | None) -> int | float | None:
     if limit is None or limit < 1:
         return limit
     return int(limit)
-
-
-# ----------------------------------------------------------------------------- tasks
-
-
-def task_manager(include_paths: list[str], include_defaults: bool):
-    from lm_eval.tasks import TaskManager
-
-    for path in include_paths:
-        if not Path(path).is_dir():
-            raise FileNotFoundError(f"--include-path {path}: no such directory")
-    return TaskManager(include_path=include_paths or None, include_defaults=include_defaults)
-
-
-def check_tasks_known(tasks: list[str], manager, include_paths: list[str]) -> None:
-    """Refuse unknown task names before the model is loaded, with near matches as hints."""
-    known = set(manager.all_tasks)
-    unknown = [name for name in tasks if name not in known and not Path(name).is_file()]
-    if not unknown:
-        return
-    hints = {name: difflib.get_close_matches(name, known, n=3) for name in unknown}
-    hint_text = "; ".join(f"{name}: did you mean {', '.join(h)}?" for name, h in hints.items() if h)
-    searched = ", ".join(include_paths) or "(none)"
-    raise ValueError(
-        f"unknown lm-eval task(s) {', '.join(unknown)}; include paths searched: {searched}"
-        + (f"; {hint_text}" if hint_text else "")
-    )
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -226,7 +192,6 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     check_tasks_known(tasks, manager, args.include_path)
     check_model_exists(args.model)
     require_safetensors(args.model)
-    from codit.prefetch import check_task_data  # prefetch builds on this module
 
     check_task_data(tasks, manager)
     set_threads(args.threads)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codit.generation import dataset_card, dataset_record
+from codit.datasets import dataset_card, dataset_record
 from codit.instructions import load_source_records
 from codit.naming import PUBLIC_NAME, public_arm
 from codit.provenance import file_sha256, write_json, write_jsonl

@@ -25,10 +25,10 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+import scipy.stats
 
 NO_FILTER = "none"
 """lm-eval's name of its default filter; a metric under it is named without `/FILTER`."""
@@ -368,54 +368,6 @@ def compare_files(
 # --------------------------------------------------------------------------- across seeds
 
 
-def _t_two_sided_mass(theta: float, df: int) -> float:
-    """P(|T| <= sqrt(df) * tan(theta)) for Student's t with integer df (A&S 26.7.3, 26.7.4)."""
-    sin, cos2 = math.sin(theta), math.cos(theta) ** 2
-    if df % 2 == 0:
-        term, total = 1.0, 1.0
-        for k in range(1, df // 2):
-            term *= cos2 * (2 * k - 1) / (2 * k)
-            total += term
-        return sin * total
-    if df == 1:
-        return 2 * theta / math.pi
-    term, total = math.cos(theta), math.cos(theta)
-    for k in range(1, (df - 1) // 2):
-        term *= cos2 * (2 * k) / (2 * k + 1)
-        total += term
-    return 2 / math.pi * (theta + sin * total)
-
-
-def t_quantile(probability: float, df: int) -> float:
-    """The `probability` quantile of Student's t with `df` (a positive integer) degrees of freedom.
-
-    Exact to float precision without scipy: the t distribution function of an integer df is a
-    finite trigonometric series (Abramowitz and Stegun 26.7.3 and 26.7.4), inverted by
-    bisection on theta = arctan(t / sqrt(df)). Above 10000 degrees of freedom the normal
-    quantile (statistics.NormalDist) is used: within 0.05 % of t there for p in [0.0005, 0.9995].
-    """
-    if not 0 < probability < 1:
-        raise ValueError(f"probability must lie strictly between 0 and 1, got {probability}")
-    if df < 1 or int(df) != df:
-        raise ValueError(f"degrees of freedom must be a positive integer, got {df}")
-    if probability == 0.5:
-        return 0.0
-    if df > 10000:
-        return NormalDist().inv_cdf(probability)
-    mass = abs(2 * probability - 1)  # P(|T| <= |t|)
-    low, high = 0.0, math.pi / 2
-    for _ in range(200):
-        middle = (low + high) / 2
-        if middle in (low, high):
-            break
-        if _t_two_sided_mass(middle, int(df)) < mass:
-            low = middle
-        else:
-            high = middle
-    quantile = math.sqrt(df) * math.tan((low + high) / 2)
-    return quantile if probability > 0.5 else -quantile
-
-
 def seed_interval(values: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
     """Mean of one metric across training seeds with its Student-t interval.
 
@@ -435,7 +387,7 @@ def seed_interval(values: Sequence[float], confidence: float = 0.95) -> dict[str
     sd = low = high = None
     if n > 1:
         sd = math.sqrt(math.fsum((value - mean) ** 2 for value in data) / (n - 1))
-        half_width = t_quantile((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)
+        half_width = scipy.stats.t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)
         low, high = mean - half_width, mean + half_width
     return {"mean": mean, "low": low, "high": high, "n": n, "sd": sd, "confidence": confidence}
 

@@ -117,7 +117,7 @@ def load_training_records(path: str) -> list[dict]:
     The dataset is `codit generate`'s output, so a bad record is an error naming the file and
     line (not UTF-8 or JSON, not an object, no prompt/completion, wrong roles), never dropped.
     Responses cut at the generation token limit are kept or dropped when the dataset is
-    gathered (`codit generate --gather --drop-truncated`), not here.
+    gathered (`codit gather --drop-truncated`), not here.
     """
     kept = []
     for number, (line, record) in enumerate(iter_jsonl(path), start=1):

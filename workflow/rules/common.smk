@@ -245,8 +245,11 @@ def teacher_model(wildcards):
     return [GRID.pairs[wildcards.pair][0].location]
 
 
-def teacher_flag(wildcards):
-    return " ".join(f"--teacher {path}" for path in teacher_model(wildcards))
+def student_model_flags(wildcards):
+    """An evaluated student's teacher (read for the architecture label) and, if its config
+    entry allows it, --trust-remote-code."""
+    teacher = [f"--teacher {path}" for path in teacher_model(wildcards)]
+    return " ".join(filter(None, [*teacher, student_trust_remote_code(wildcards)]))
 
 
 def reference_model(wildcards):

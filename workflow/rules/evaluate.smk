@@ -1,4 +1,6 @@
-# lm-evaluation-harness on every trained student and on the untouched reference models.
+# lm-evaluation-harness on every trained student and on the untouched reference models: one
+# definition (evaluate_student); the chat-vector models and the references reuse it with their
+# own paths, labels and model flags.
 
 
 rule evaluate_student:
@@ -26,15 +28,15 @@ rule evaluate_student:
     params:
         settings=evaluation_flags(),
         labels=student_labels,
-        teacher=teacher_flag,
+        model_flags=student_model_flags,
     shell:
         OFFLINE_ENV
         + "codit evaluate --model {input.model} {params.settings} {params.labels}"
-        " {params.teacher}"
-        " --samples-dir {output.samples} --threads {threads} --out {output.results} > {log} 2>&1"
+        " {params.model_flags} --samples-dir {output.samples} --threads {threads}"
+        " --out {output.results} > {log} 2>&1"
 
 
-rule evaluate_chatvector:
+use rule evaluate_student as evaluate_chatvector with:
     input:
         task_folder_inputs,
         tasks=TASKS_MANIFEST,
@@ -49,25 +51,9 @@ rule evaluate_chatvector:
         "benchmarks/eval/{pair}/{arm}/{student}.tsv"
     wildcard_constraints:
         arm=CHAT_VECTOR_ARMS,
-    conda:
-        ENV
-    threads: stage_threads("evaluate")
-    resources:
-        gpu=student_gpus,
-        mem_mb=stage_mem_mb("evaluate"),
-        runtime=stage_runtime("evaluate"),
-    params:
-        settings=evaluation_flags(),
-        labels=student_labels,
-        trust_remote_code=student_trust_remote_code,
-    shell:
-        OFFLINE_ENV
-        + "codit evaluate --model {input.model} {params.settings} {params.labels}"
-        " --teacher {input.teacher} {params.trust_remote_code} --samples-dir {output.samples}"
-        " --threads {threads} --out {output.results} > {log} 2>&1"
 
 
-rule evaluate_reference:
+use rule evaluate_student as evaluate_reference with:
     input:
         task_folder_inputs,
         tasks=TASKS_MANIFEST,
@@ -79,9 +65,6 @@ rule evaluate_reference:
         "logs/eval/reference/{model}.log",
     benchmark:
         "benchmarks/eval/reference/{model}.tsv"
-    conda:
-        ENV
-    threads: stage_threads("evaluate")
     resources:
         gpu=reference_gpus,
         mem_mb=stage_mem_mb("evaluate"),
@@ -89,9 +72,4 @@ rule evaluate_reference:
     params:
         settings=evaluation_flags(),
         labels=reference_labels,
-        trust_remote_code=reference_trust_remote_code,
-    shell:
-        OFFLINE_ENV
-        + "codit evaluate --model {input.model} {params.settings} {params.labels}"
-        " {params.trust_remote_code} --samples-dir {output.samples} --threads {threads}"
-        " --out {output.results} > {log} 2>&1"
+        model_flags=reference_trust_remote_code,

@@ -76,5 +76,5 @@ rule gather_dataset:
     params:
         drop_truncated="--drop-truncated" if GEN["drop_truncated"] else "",
     shell:
-        "codit generate --gather {input.shards} --gather-cards {input.cards} --out {output.data}"
+        "codit gather --shards {input.shards} --cards {input.cards} --out {output.data}"
         " --card {output.card} {params.drop_truncated} > {log} 2>&1"
