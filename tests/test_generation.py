@@ -15,13 +15,8 @@ from codit.cli import main as codit_main
 from codit.datasets import repeated_ngram_share, repetition_summary
 from codit.decoding import DecodingSettings, contrast_scores
 from codit.engine import ContrastiveGenerator, generate_in_batches, left_pad
-from codit.generation import (
-    load_model,
-    prompt_seed,
-    render_prompts,
-    shard_bounds,
-    stop_token_ids,
-)
+from codit.generation import prompt_seed, render_prompts, shard_bounds, stop_token_ids
+from codit.loading import load_model
 from codit.provenance import read_jsonl
 
 CPU = torch.device("cpu")
@@ -439,7 +434,7 @@ def test_engine_outputs_are_finite_probabilities_of_the_real_vocabulary(tiny_pai
 
 
 def test_placements_on_cpu_and_bad_names():
-    from codit.generation import model_placements
+    from codit.loading import model_placements
 
     for placement in ("same", "split"):
         post, pre = model_placements(CPU, placement, codit=True)

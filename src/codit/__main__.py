@@ -1,5 +1,14 @@
-"""`python -m codit` is the same as the `codit` command."""
+"""`python -m codit` is the same as the `codit` command; `python -m codit --warm-server KEY`
+is how `codit` starts a warm server (codit.warm), whose forked jobs then run here."""
 
-from codit.cli import main
+import sys
 
-main()
+from codit import warm
+from codit.cli import main, run
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == warm.SERVER_FLAG:
+        if warm.serve_until_job(sys.argv[2]):
+            run(sys.argv[1:])  # a forked job: the client's command line
+    else:
+        main()

@@ -208,22 +208,22 @@ def load_config(source: str, trust_remote_code: bool):
 
 
 def load_tokenizer(role: str, source: str, trust_remote_code: bool):
-    from transformers import AutoTokenizer
+    """The tokenizer of one of the three models; a failure names the model's role."""
+    from codit import loading
 
     try:
-        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        return loading.load_tokenizer(source, trust_remote_code)
     except (OSError, ValueError) as error:
         raise ValueError(f"{_label(role, source)}: cannot load its tokenizer ({error})") from None
 
 
 def load_model(source: str, dtype: Any, trust_remote_code: bool):
-    from transformers import AutoModelForCausalLM
+    """One of the three models, on the CPU (the arithmetic runs there, in float32)."""
+    import torch
 
-    require_safetensors(source)
-    model = AutoModelForCausalLM.from_pretrained(
-        source, dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True
-    )
-    return model.eval()
+    from codit import loading
+
+    return loading.load_model(source, torch.device("cpu"), dtype, trust_remote_code)
 
 
 # ----------------------------------------------------------------------------- arithmetic

@@ -16,15 +16,9 @@ import json
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from codit.naming import codit_arm, direct_sample_arm
 from codit.provenance import provenance, read_jsonl, write_json, write_jsonl
-
-if TYPE_CHECKING:
-    from codit.decoding import DecodingSettings
-    from codit.engine import GenerationResult
-    from codit.generation import Instruction
 
 # Why a response ended: its stop token, or the token limit (then it is cut).
 FINISH_STOP = "stop"
@@ -38,33 +32,6 @@ SKIPPED_IDS_SHOWN = 20
 # Repetition in the cards: word 4-grams; a response with half its 4-grams repeated is degenerate.
 REPETITION_N = 4
 DEGENERATE_SHARE = 0.5
-
-
-def make_record(
-    instruction: Instruction,
-    response: str,
-    result: GenerationResult,
-    pair: str,
-    settings: DecodingSettings,
-    seed: int,
-    sample: int = 0,
-) -> dict[str, Any]:
-    """One generated record: the response to `instruction` with its arm, seed and finish reason."""
-    from codit.decoding import CODIT_MODE  # loaded already: `settings` is a DecodingSettings
-
-    is_codit = settings.mode == CODIT_MODE
-    return dataset_record(
-        instruction.id,
-        instruction.text,
-        response,
-        pair=pair,
-        arm=arm_name(settings, sample),
-        alpha=float(settings.alpha) if is_codit else None,
-        beta=float(settings.beta) if is_codit else None,
-        seed=seed,
-        num_tokens=len(result.token_ids),
-        finish_reason=result.finish_reason,
-    )
 
 
 def dataset_record(
@@ -94,15 +61,6 @@ def dataset_record(
         "num_tokens": num_tokens,
         "finish_reason": finish_reason,
     }
-
-
-def arm_name(settings: DecodingSettings, sample: int = 0) -> str:
-    """`codit_alpha<A>_beta<B>`, `direct`, or `direct_sample<j>` for Best-of-N's sample j."""
-    from codit.decoding import CODIT_MODE  # loaded already: `settings` is a DecodingSettings
-
-    if settings.mode == CODIT_MODE:
-        return codit_arm(settings.alpha, settings.beta)
-    return direct_sample_arm(sample)
 
 
 def _percentile(values: Sequence[float], fraction: float) -> float:

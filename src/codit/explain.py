@@ -449,12 +449,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from codit.generation import (
         context_limit,
-        load_model,
-        load_tokenizer,
         parse_chat_template_kwargs,
         render_prompts,
         stop_token_ids,
     )
+    from codit.loading import load_model, load_tokenizer
 
     # Every option is checked before a model loads; errors name the option.
     DecodingSettings(mode=CODIT_MODE, alpha=args.alpha, beta=args.beta, greedy=True)

@@ -29,14 +29,21 @@ from codit.checkpoint import ShardCheckpoint, checkpoint_path
 from codit.datasets import (
     SKIP_TOO_LONG,
     SKIPPED_IDS_SHOWN,
-    arm_name,
     dataset_card,
-    make_record,
+    dataset_record,
     throughput_summary,
 )
 from codit.decoding import CODIT_MODE, MODES, DecodingSettings, check_shared_vocabulary
-from codit.engine import CACHE_KINDS, ContrastiveGenerator, model_input_device, plan_batches
+from codit.engine import (
+    CACHE_KINDS,
+    ContrastiveGenerator,
+    GenerationResult,
+    model_input_device,
+    plan_batches,
+)
 from codit.faults import fault_point
+from codit.loading import PLACEMENTS, load_model, load_tokenizer, model_placements
+from codit.naming import codit_arm, direct_sample_arm
 from codit.provenance import (
     file_sha256,
     iter_jsonl,
@@ -46,16 +53,11 @@ from codit.provenance import (
 )
 from codit.runtime import (
     add_runtime_arguments,
-    require_safetensors,
     resolve_device,
     resolve_dtype,
     set_threads,
     torch_dtype,
 )
-
-# Where the two models go: both on --device; post there and pre on the next GPU; or the
-# visible GPUs halved between them, each model spread over its half by accelerate.
-PLACEMENTS = ("same", "split", "auto")
 
 # A tokenizer's model_max_length at or above this is a placeholder (transformers uses 1e30).
 SANE_MODEL_MAX_LENGTH = 10**8
@@ -129,92 +131,7 @@ def prompt_seed(global_seed: int, instruction_id: Any, sample: int = 0) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# Models, tokenizers, prompts and stop ids
-
-
-def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-
-
-@dataclass(frozen=True)
-class ModelPlacement:
-    """Where one model's weights go: all on `device`, or spread by accelerate over `spread`."""
-
-    device: torch.device
-    spread: bool = False
-    gpus: tuple[int, ...] = ()  # the GPUs it may use when spread (empty: any, or the CPU)
-
-
-def model_placements(
-    device: torch.device, placement: str, codit: bool
-) -> tuple[ModelPlacement, ModelPlacement]:
-    """Placements of the post and the pre model.
-
-    same: both on `device`. split: post on `device`, pre on the next GPU. auto: the visible
-    GPUs are halved (post gets the first half, pre the second; direct generation gets all)
-    and each model is spread over its half by accelerate, for models larger than one GPU.
-    """
-    if placement not in PLACEMENTS:
-        raise ValueError(f"--placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
-    if device.type != "cuda" or placement == "same":
-        spread = placement == "auto"
-        return ModelPlacement(device, spread), ModelPlacement(device, spread)
-    count = torch.cuda.device_count()
-    if placement == "split":
-        index = device.index or 0
-        if index + 1 >= count:
-            raise ValueError(
-                f"--placement split puts the pre model on cuda:{index + 1}, "
-                f"but only {count} GPU(s) are visible"
-            )
-        return ModelPlacement(device), ModelPlacement(torch.device("cuda", index + 1))
-    if codit and count < 2:
-        raise ValueError(f"--placement auto needs two or more GPUs for CoDIT, {count} visible")
-    half = count // 2 if codit else count
-    post_gpus, pre_gpus = tuple(range(half)), tuple(range(half, count))
-    return (
-        ModelPlacement(torch.device("cuda", post_gpus[0]), True, post_gpus),
-        ModelPlacement(torch.device("cuda", pre_gpus[0] if pre_gpus else 0), True, pre_gpus),
-    )
-
-
-def load_model(
-    name_or_path: str,
-    placement: ModelPlacement | torch.device,
-    dtype: torch.dtype,
-    trust_remote_code: bool = False,
-) -> Any:
-    """A causal LM in eval mode, placed as `placement` says (a device: all on it).
-
-    Local directories and Hub ids load the same way; weights load from safetensors only.
-    """
-    from transformers import AutoModelForCausalLM
-
-    require_safetensors(name_or_path)
-    if isinstance(placement, torch.device):
-        placement = ModelPlacement(placement)
-    options: dict[str, Any] = {}
-    if placement.spread:
-        options["device_map"] = "auto"
-        if placement.gpus:
-            # Only this model's GPUs, each up to its free memory: the pair shares the machine.
-            free = {gpu: torch.cuda.mem_get_info(gpu)[0] for gpu in placement.gpus}
-            options["max_memory"] = {gpu: int(0.9 * size) for gpu, size in free.items()}
-    elif placement.device.type == "cuda":
-        # Load straight onto the GPU instead of staging the weights in CPU memory.
-        options["device_map"] = str(placement.device)
-    model = AutoModelForCausalLM.from_pretrained(
-        name_or_path,
-        dtype=dtype,
-        trust_remote_code=trust_remote_code,
-        use_safetensors=True,
-        **options,
-    )
-    if "device_map" not in options:
-        model = model.to(placement.device)
-    return model.eval()
+# Prompts, stop ids and context limits (models load in codit.loading)
 
 
 def render_prompts(
@@ -285,6 +202,42 @@ def too_long_for_context(
     if limit is None:
         return [False] * len(prompts)
     return [len(prompt) + max_new_tokens > limit for prompt in prompts]
+
+
+# --------------------------------------------------------------------------------------------
+# Records of this stage (the record schema and cards are in codit.datasets)
+
+
+def make_record(
+    instruction: Instruction,
+    response: str,
+    result: GenerationResult,
+    pair: str,
+    settings: DecodingSettings,
+    seed: int,
+    sample: int = 0,
+) -> dict[str, Any]:
+    """One generated record: the response to `instruction` with its arm, seed and finish reason."""
+    is_codit = settings.mode == CODIT_MODE
+    return dataset_record(
+        instruction.id,
+        instruction.text,
+        response,
+        pair=pair,
+        arm=arm_name(settings, sample),
+        alpha=float(settings.alpha) if is_codit else None,
+        beta=float(settings.beta) if is_codit else None,
+        seed=seed,
+        num_tokens=len(result.token_ids),
+        finish_reason=result.finish_reason,
+    )
+
+
+def arm_name(settings: DecodingSettings, sample: int = 0) -> str:
+    """`codit_alpha<A>_beta<B>`, `direct`, or `direct_sample<j>` for Best-of-N's sample j."""
+    if settings.mode == CODIT_MODE:
+        return codit_arm(settings.alpha, settings.beta)
+    return direct_sample_arm(sample)
 
 
 # --------------------------------------------------------------------------------------------

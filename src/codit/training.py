@@ -35,7 +35,6 @@ from codit.faults import fault_point
 from codit.provenance import file_sha256, iter_jsonl, package_versions, provenance, write_json
 from codit.runtime import (
     add_runtime_arguments,
-    require_safetensors,
     resolve_device,
     resolve_dtype,
     set_threads,
@@ -225,12 +224,12 @@ def load_tokenizer(student: str, template_source: str | None, trust_remote_code:
 
     Returns the tokenizer and the template tokens that had to be added to its vocabulary.
     """
-    from transformers import AutoTokenizer
+    from codit.loading import load_tokenizer as load_tokenizer_of
 
-    tokenizer = AutoTokenizer.from_pretrained(student, trust_remote_code=trust_remote_code)
+    tokenizer = load_tokenizer_of(student, trust_remote_code)
     added: list[str] = []
     if template_source:
-        source = AutoTokenizer.from_pretrained(template_source, trust_remote_code=trust_remote_code)
+        source = load_tokenizer_of(template_source, trust_remote_code)
         if not source.chat_template:
             raise ValueError(f"--chat-template-from {template_source}: no chat template there")
         tokenizer.chat_template = source.chat_template
@@ -278,16 +277,12 @@ def end_of_turn_token(tokenizer) -> str:
 
 
 def load_student(student: str, dtype: str, trust_remote_code: bool):
+    """The student as loaded for training: the Trainer places it and switches its modes."""
     import torch
-    from transformers import AutoModelForCausalLM
 
-    require_safetensors(student)
-    return AutoModelForCausalLM.from_pretrained(
-        student,
-        dtype=getattr(torch, dtype),
-        trust_remote_code=trust_remote_code,
-        use_safetensors=True,
-    )
+    from codit.loading import load_causal_lm
+
+    return load_causal_lm(student, getattr(torch, dtype), trust_remote_code)
 
 
 def grow_embeddings(model, tokenizer, seed: int = 0) -> None:

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import IO
 
 WARM_VARIABLE = "CODIT_WARM"
+SERVER_FLAG = "--warm-server"  # `python -m codit --warm-server KEY` runs a server
 # Where sockets, locks and server logs live (tests point it at a temporary folder).
 DIRECTORY_VARIABLE = "CODIT_WARM_DIR"
 IDLE_SECONDS = 60.0
@@ -180,7 +181,7 @@ def _start_server(directory: Path, key: str) -> None:
     try:
         with open(directory / f"{key}.log", "ab") as log:
             subprocess.Popen(
-                [sys.executable, "-m", "codit.warm", "--serve", key],
+                [sys.executable, "-m", "codit", SERVER_FLAG, key],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -351,8 +352,8 @@ def _become_job_process(handler_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def run_job(job: StartJob) -> None:
-    """Become the client's `codit` process: its stdio, folder, environment and argv."""
+def become_job(job: StartJob) -> None:
+    """Become the client's `codit` process: its stdio, folder, environment, argv and path."""
     sys.stdout.flush()
     sys.stderr.flush()
     for target, descriptor in enumerate(job.descriptors):
@@ -367,9 +368,6 @@ def run_job(job: StartJob) -> None:
     sys.argv = list(job.request["argv"])
     sys.path[:] = job.request["path"]  # codit's modules resolve as in the client
     _reseed_numpy()
-    from codit.cli import run
-
-    run(sys.argv[1:])
 
 
 def _reseed_numpy() -> None:
@@ -384,18 +382,17 @@ def _log(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
-def main() -> None:
-    if sys.argv[1:2] != ["--serve"] or len(sys.argv) != 3:
-        sys.exit("usage: python -m codit.warm --serve KEY (started by `codit` itself)")
+def serve_until_job(key: str) -> bool:
+    """The server process's life (`python -m codit --warm-server KEY`): False when it ends,
+    True in a forked job process that has become the client's command (its caller then runs
+    that command, `codit.cli.run(sys.argv[1:])`)."""
     # `-m` put the working directory first on sys.path; a folder there must not shadow a
     # library.
     if sys.path and sys.path[0] == os.getcwd():
         del sys.path[0]
     try:
-        serve(sys.argv[2])
+        serve(key)
     except StartJob as job:
-        run_job(job)
-
-
-if __name__ == "__main__":
-    main()
+        become_job(job)
+        return True
+    return False
