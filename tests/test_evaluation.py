@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tiny_models_sft import save_tiny_llama, write_dataset
+from tiny_models import save_tiny_llama, write_dataset
 
 from codit.cli import main
 

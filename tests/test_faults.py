@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import tinyworld_cache
 import yaml
-from test_workflow import BIN, REPO, results_of, small_config, snakemake
+from workflow_runs import BIN, REPO, results_of, small_config, snakemake, with_venv
 
 pytestmark = pytest.mark.slow
 PAIR, STUDENT = "tiny-llama", "tiny-llama-base"
@@ -73,11 +73,6 @@ ROUNDS = [
 
 def failed_rules(stderr: str) -> set[str]:
     return set(re.findall(r"^Error in rule (\w+):", stderr, flags=re.MULTILINE))
-
-
-def with_venv() -> dict[str, str]:
-    """This environment with the venv's commands first on PATH, as the workflow's rules need."""
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
 
 
 def run_round(config: Path, workdir: Path, targets: list[str], fault: str | None):

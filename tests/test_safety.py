@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_workflow import REPO, job_blocks, snakemake
-from tiny_models import save_tiny_pair
-from tiny_models_sft import save_tiny_llama, write_dataset
+from tiny_models import save_tiny_llama, save_tiny_pair, write_dataset
+from workflow_runs import REPO, job_blocks, snakemake
 
 from codit.cli import main
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny_models_sft import save_tiny_llama, write_dataset
+from tiny_models import save_tiny_llama, write_dataset
 
 # 24 records, batch 4: 6 optimizer steps an epoch, 18 in all; checkpoints at 4, 8, 12, 16, 18.
 RUN = ["--batch-size", "4", "--epochs", "3", "--logging-steps", "3", "--learning-rate", "0.002"]

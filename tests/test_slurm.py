@@ -12,8 +12,16 @@ import time
 import pytest
 import tinyworld_cache
 import yaml
-from test_workflow import BIN, REPO, job_counts, results_of, small_config, snakemake
 from warm_runtime import warm_jobs
+from workflow_runs import (
+    BIN,
+    REPO,
+    job_counts,
+    results_of,
+    small_config,
+    snakemake,
+    with_venv,
+)
 
 pytestmark = pytest.mark.slow
 CLUSTER_SCRIPT = REPO / "tools/local-slurm.sh"
@@ -100,8 +108,7 @@ def test_slurm_run_equals_local_run(cluster, tinyworld_build, warm_directory, tm
                str(tmp_path / "often.yaml")]  # fmt: skip
     command = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), *profile,
                "--directory", str(on_slurm), f"{student}/train_record.json"]  # fmt: skip
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    run = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+    run = subprocess.Popen(command, cwd=REPO, env=with_venv(), stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 600
     while not list((on_slurm / "results/sft").rglob("*.checkpoints/checkpoint-*")):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models_sft import END_OF_TURN, save_tiny_gpt2, save_tiny_llama, write_dataset
+from tiny_models import END_OF_TURN, save_tiny_gpt2, save_tiny_llama, write_dataset
 
 from codit import training
 from codit.cli import main

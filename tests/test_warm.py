@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny_models_sft import save_tiny_llama, write_dataset
+from tiny_models import save_tiny_llama, write_dataset
 from warm_runtime import jobs_in
 
 from codit import warm

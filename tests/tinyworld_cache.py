@@ -14,16 +14,13 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from importlib.metadata import version
 from pathlib import Path
 
 import yaml
 from filelock import FileLock
+from workflow_runs import REPO, snakemake
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 CACHE_ROOT = Path(os.environ.get("CODIT_TEST_CACHE", REPO / ".test-cache"))
 MODELS = ("llama-base", "llama-instruct", "gpt2-base")
 # What the build reads: change any of these and the world is built anew.
@@ -63,12 +60,9 @@ def built() -> Path:
         folder.mkdir()
         targets = ["resources/tinyworld/data_card.json"]
         targets += [f"resources/tinyworld/models/{name}" for name in MODELS]
-        environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-        result = subprocess.run(
-            [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
-             "--configfile", str(REPO / "config/config.yaml"), "--directory", str(folder),
-             *targets],
-            env=environment, capture_output=True, text=True, timeout=40 * 60,
+        result = snakemake(
+            "--cores", "2", "--configfile", str(REPO / "config/config.yaml"),
+            "--directory", str(folder), *targets, timeout=40 * 60,
         )  # fmt: skip
         if result.returncode != 0:
             raise RuntimeError(f"building the test tiny world failed:\n{result.stderr[-5000:]}")
