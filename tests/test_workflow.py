@@ -58,6 +58,11 @@ def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
         # Only the fetch rules run with network access to the hub cache.
         assert (rule in FETCH_RULES) == command.startswith(f"{HUB_ENV} codit "), (rule, command)
     assert {rule for rule, _, _ in jobs} >= COMPUTE_RULES | FETCH_RULES
+    # Best-of-N asks for its own stage's memory and time (resources.bestofn of paper.yaml).
+    best_of_n = [resources for rule, resources, _ in jobs if rule == "best_of_n"]
+    assert best_of_n and all((r["mem_mb"], r["runtime"]) == ("8000", "720") for r in best_of_n), (
+        best_of_n
+    )
     pairs, shards, students, references, seeds = 3, 32, 3, 9, 3
     # per pair and seed: direct, 3 more direct samples for Best-of-4, 5 CoDIT alphas generated;
     # direct, Best-of-4 and the 5 CoDIT arms trained; 2 public datasets trained once per seed

@@ -18,9 +18,8 @@ rule best_of_n:
     conda:
         ENV
     resources:
-        # as long as a generation job: the judge answers once per candidate
-        mem_mb=stage_mem_mb("tinyworld"),
-        runtime=stage_runtime("generate"),
+        mem_mb=stage_mem_mb("bestofn"),
+        runtime=stage_runtime("bestofn"),
     params:
         scorer=best_of_n_scorer_flags,
         seed=generation_seed,
