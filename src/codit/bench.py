@@ -55,7 +55,8 @@ from codit.engine import (
     result_from_tokens,
     run_planned_batches,
 )
-from codit.generation import load_instructions, prompt_seed, render_prompts, stop_token_ids
+from codit.generation import prompt_seed, render_prompts, stop_token_ids
+from codit.instructions import load_instructions
 from codit.loading import load_model, load_tokenizer
 from codit.provenance import package_versions
 from codit.runtime import (

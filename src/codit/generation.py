@@ -19,8 +19,6 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -42,12 +40,11 @@ from codit.engine import (
     plan_batches,
 )
 from codit.faults import fault_point
+from codit.instructions import Instruction, load_instructions
 from codit.loading import PLACEMENTS, load_model, load_tokenizer, model_placements
 from codit.naming import codit_arm, direct_sample_arm
 from codit.provenance import (
     file_sha256,
-    iter_jsonl,
-    json_kind,
     write_json,
     write_jsonl,
 )
@@ -64,48 +61,7 @@ SANE_MODEL_MAX_LENGTH = 10**8
 
 
 # --------------------------------------------------------------------------------------------
-# Instructions, shards and per-prompt seeds
-
-
-@dataclass(frozen=True)
-class Instruction:
-    id: Any
-    text: str
-
-
-def load_instructions(
-    path: str | Path,
-    id_field: str = "id",
-    instruction_field: str = "instruction",
-    limit: int | None = None,
-) -> list[Instruction]:
-    """Read the instruction JSONL (first `limit` records); ids must be present and unique.
-
-    The file is the output of `codit instructions`, so any bad record is an error naming the
-    file and line, as is a file without records.
-    """
-    instructions: list[Instruction] = []
-    seen: set[str] = set()
-    for line, record in iter_jsonl(path):
-        if limit is not None and len(instructions) >= limit:
-            break
-        where = f"{path}:{line}"
-        if not isinstance(record, dict):
-            raise ValueError(f"{where}: expected a JSON object, got {json_kind(record)}")
-        for field in (id_field, instruction_field):
-            if field not in record:
-                raise ValueError(f"{where}: record has no field {field!r}")
-        text = record[instruction_field]
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{where}: field {instruction_field!r} must be a non-empty string")
-        key = str(record[id_field])
-        if key in seen:
-            raise ValueError(f"{where}: duplicate id {record[id_field]!r}")
-        seen.add(key)
-        instructions.append(Instruction(record[id_field], text))
-    if not instructions and limit != 0:
-        raise ValueError(f"{path}: no instructions (the file is empty or has only blank lines)")
-    return instructions
+# Shards and per-prompt seeds (the pool is read by codit.instructions.load_instructions)
 
 
 def shard_bounds(num_items: int, num_shards: int, shard_index: int) -> tuple[int, int]:

@@ -12,9 +12,11 @@ import argparse
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from codit.provenance import provenance, read_jsonl, write_json, write_jsonl
+from codit.provenance import iter_jsonl, json_kind, provenance, read_jsonl, write_json, write_jsonl
 
 # Why a source record is left out of the pool, in the order the checks run.
 DROP_REASONS = (
@@ -159,3 +161,49 @@ def run(args: argparse.Namespace) -> None:
     card = {"num_instructions": len(kept), "dropped": dict(dropped), **provenance(settings)}
     write_json(args.card, card)
     print(f"{len(kept)} instructions -> {args.out}; dropped {dict(dropped)}")
+
+
+# ---- reading the pool (what every generation job answers)
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One instruction of the pool: its id and its text."""
+
+    id: Any
+    text: str
+
+
+def load_instructions(
+    path: str | Path,
+    id_field: str = "id",
+    instruction_field: str = "instruction",
+    limit: int | None = None,
+) -> list[Instruction]:
+    """Read the instruction JSONL (first `limit` records); ids must be present and unique.
+
+    The file is the output of `codit instructions`, so any bad record is an error naming the
+    file and line, as is a file without records.
+    """
+    instructions: list[Instruction] = []
+    seen: set[str] = set()
+    for line, record in iter_jsonl(path):
+        if limit is not None and len(instructions) >= limit:
+            break
+        where = f"{path}:{line}"
+        if not isinstance(record, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {json_kind(record)}")
+        for field in (id_field, instruction_field):
+            if field not in record:
+                raise ValueError(f"{where}: record has no field {field!r}")
+        text = record[instruction_field]
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{where}: field {instruction_field!r} must be a non-empty string")
+        key = str(record[id_field])
+        if key in seen:
+            raise ValueError(f"{where}: duplicate id {record[id_field]!r}")
+        seen.add(key)
+        instructions.append(Instruction(record[id_field], text))
+    if not instructions and limit != 0:
+        raise ValueError(f"{path}: no instructions (the file is empty or has only blank lines)")
+    return instructions
