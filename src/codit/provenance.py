@@ -10,6 +10,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -84,6 +85,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def replace_dir(staging: Path, target: Path, previous: Path) -> None:
+    """Swap the finished folder `staging` in as `target`. An existing `target` is renamed to
+    `previous` first and removed only after the swap, so a kill leaves the old folder or the
+    new one (then possibly beside `previous`), never a half-written one."""
+    shutil.rmtree(previous, ignore_errors=True)
+    if target.exists():
+        os.replace(target, previous)
+    os.replace(staging, target)
+    shutil.rmtree(previous, ignore_errors=True)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -45,7 +45,6 @@ class DirectoryInUse(RuntimeError):
 def claim_when_read(directory: Path | str = ".") -> None:
     """Take the lease if it is free and remove a dead run's Snakemake locks; else say who
     holds it and leave everything as it is."""
-    global _held
     if _held is not None:
         return
     directory = Path(directory)
@@ -54,15 +53,14 @@ def claim_when_read(directory: Path | str = ".") -> None:
         holder = _holder(lease)
         lease.close()
         print(
-            f"codit: another Snakemake is working in {directory.resolve()}: {holder}. This one "
-            "may look (a dry run), but a run waits for it at most "
-            f"{START_WAIT_SECONDS:.0f} s and then stops: two runs must not share a directory.",
+            f"codit: {_in_use(directory, holder)} This one may look (a dry run), but a run "
+            f"waits for it at most {START_WAIT_SECONDS:.0f} s and then stops: two runs must "
+            "not share a directory.",
             file=sys.stderr,
         )
         return
     previous = _holder(lease)
-    _record(lease)
-    _held = lease
+    _hold(lease)
     locks = directory / SNAKEMAKE_LOCKS
     if locks.is_dir() and any(locks.iterdir()):
         shutil.rmtree(locks)
@@ -75,7 +73,6 @@ def claim_when_read(directory: Path | str = ".") -> None:
 
 def claim_for_jobs(directory: Path | str = ".", wait: float = START_WAIT_SECONDS) -> None:
     """Hold the lease before any job runs: wait up to `wait` seconds for it, then stop."""
-    global _held
     if _held is not None:
         return
     lease = _open(Path(directory))
@@ -85,21 +82,11 @@ def claim_for_jobs(directory: Path | str = ".", wait: float = START_WAIT_SECONDS
             holder = _holder(lease)
             lease.close()
             raise DirectoryInUse(
-                f"another Snakemake is working in {Path(directory).resolve()}: {holder}. Two "
-                "runs must not share a directory: wait for it to end or stop it, then run "
-                "this command again."
+                f"{_in_use(Path(directory), holder)} Two runs must not share a directory: "
+                "wait for it to end or stop it, then run this command again."
             )
         time.sleep(0.5)
-    _record(lease)
-    _held = lease
-
-
-def release() -> None:
-    """Give the lease back (the kernel does it anyway when the process ends)."""
-    global _held
-    if _held is not None:
-        _held.close()
-        _held = None
+    _hold(lease)
 
 
 def _open(directory: Path) -> IO[str]:
@@ -114,6 +101,17 @@ def _try_lock(lease: IO[str]) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+def _hold(lease: IO[str]) -> None:
+    """Keep the locked `lease` for this process's life, with this process as its holder."""
+    global _held
+    _record(lease)
+    _held = lease
+
+
+def _in_use(directory: Path, holder: str) -> str:
+    return f"another Snakemake is working in {directory.resolve()}: {holder}."
 
 
 def _record(lease: IO[str]) -> None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codit.provenance import replace_dir
+
 CHECKPOINT_VERSION = 1
 
 
@@ -35,6 +37,11 @@ class LoopState:
 def checkpoint_dir(target: Path) -> Path:
     """`models/llama-base` -> `models/.llama-base.checkpoint`."""
     return target.with_name(f".{target.name}.checkpoint")
+
+
+def previous_of(folder: Path) -> Path:
+    """Where the checkpoint being replaced waits while `save` swaps in the new one."""
+    return folder.with_name(folder.name + ".old")
 
 
 def save(folder: Path, identity: dict[str, Any], model, optimizer, state: LoopState) -> None:
@@ -66,12 +73,7 @@ def save(folder: Path, identity: dict[str, Any], model, optimizer, state: LoopSt
         for path in staging.iterdir():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
-        old = folder.with_name(folder.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(staging, folder)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(staging, folder, previous_of(folder))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -82,9 +84,9 @@ def load(folder: Path, identity: dict[str, Any], model, optimizer) -> LoopState 
     import torch
     from safetensors.torch import load_file
 
-    old = folder.with_name(folder.name + ".old")
-    if not folder.exists() and old.exists():
-        os.replace(old, folder)  # killed between the two renames of `save`
+    previous = previous_of(folder)
+    if not folder.exists() and previous.exists():
+        os.replace(previous, folder)  # killed between the two renames of `save`
     if not (folder / "state.json").is_file():
         discard(folder)
         return None
@@ -118,7 +120,7 @@ def remove_staging_leftovers(target: Path) -> None:
     """Remove the half-written folders a killed run of `target` left: its own staging folder
     (`.<name>.<random>`) and a checkpoint's (`.<name>.checkpoint.<random>`). The checkpoint
     and its predecessor, mid-swap, are kept for `load`."""
-    keep = {checkpoint_dir(target).name, checkpoint_dir(target).name + ".old"}
+    keep = {checkpoint_dir(target).name, previous_of(checkpoint_dir(target)).name}
     for path in target.parent.glob(f".{target.name}.*"):
         if path.name not in keep:
             shutil.rmtree(path, ignore_errors=True)
@@ -127,4 +129,4 @@ def remove_staging_leftovers(target: Path) -> None:
 def discard(folder: Path) -> None:
     """Remove a checkpoint (and a half-swapped predecessor)."""
     shutil.rmtree(folder, ignore_errors=True)
-    shutil.rmtree(folder.with_name(folder.name + ".old"), ignore_errors=True)
+    shutil.rmtree(previous_of(folder), ignore_errors=True)

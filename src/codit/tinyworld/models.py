@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from codit.faults import fault_point
-from codit.provenance import file_sha256, provenance, read_jsonl, write_json
+from codit.provenance import file_sha256, provenance, read_jsonl, replace_dir, write_json
 from codit.tinyworld import checkpoint as training_checkpoint
 from codit.tinyworld.chatformat import DOC_SEPARATOR, END_OF_TURN
 
@@ -311,7 +311,7 @@ def train_model(
         record["wall_seconds"] = round(time.perf_counter() - wall0, 2)
         record["cpu_seconds"] = round(time.process_time() - cpu0, 2)
         write_json(staging / "train_record.json", record)
-        _replace_dir(staging, target)
+        replace_dir(staging, target, target.with_name(f".{target.name}.old"))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     training_checkpoint.discard(checkpoint)
@@ -321,15 +321,3 @@ def train_model(
 def _require(data_path: Path) -> None:
     if not data_path.is_file():
         raise FileNotFoundError(f"training data missing: {data_path} (run `codit tinyworld data`)")
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    """Swap a finished directory into place; an old version is removed only after the swap."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
