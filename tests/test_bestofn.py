@@ -12,23 +12,24 @@ import pytest
 
 from codit import bestofn, cli
 from codit.bestofn import Candidate, JudgeScorer, OracleScorer
+from codit.datasets import dataset_record
 
 PAIR = "tinypair"
 
 
 def record(key: str, instruction: str, response: str, arm: str = "direct") -> dict:
-    return {
-        "id": key,
-        "prompt": [{"role": "user", "content": instruction}],
-        "completion": [{"role": "assistant", "content": response}],
-        "pair": PAIR,
-        "arm": arm,
-        "alpha": None,
-        "beta": None,
-        "seed": 0,
-        "num_tokens": len(response.split()),
-        "finish_reason": "stop",
-    }
+    return dataset_record(
+        key,
+        instruction,
+        response,
+        pair=PAIR,
+        arm=arm,
+        alpha=None,
+        beta=None,
+        seed=0,
+        num_tokens=len(response.split()),
+        finish_reason="stop",
+    )
 
 
 def write_lines(path: Path, records: list[dict]) -> Path:

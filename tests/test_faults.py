@@ -85,26 +85,35 @@ def run_round(config: Path, workdir: Path, targets: list[str], fault: str | None
 def sigterm_round(args: list[str], workdir: Path) -> subprocess.CompletedProcess:
     """Start Snakemake, wait until an SFT job has saved a new checkpoint (so it is training), then
     SIGTERM Snakemake and its jobs together, as a pre-empted allocation or a closed session does."""
-    # Earlier rounds left checkpoints of killed jobs: wait for one this run saves.
-    before = set((workdir / "results/sft").rglob("*.checkpoints/checkpoint-*"))
+    return interrupted_round(args, workdir, "results/sft/**/*.checkpoints/checkpoint-*",
+                             signal.SIGTERM)  # fmt: skip
+
+
+def interrupted_round(
+    args: list[str], workdir: Path, pattern: str, kill: signal.Signals
+) -> subprocess.CompletedProcess:
+    """Run Snakemake with `args` until `pattern` matches a path that was not there before (earlier
+    rounds left theirs), then send `kill` to Snakemake's whole process group; returns once every
+    process of the group has exited."""
+    before = set(workdir.glob(pattern))
     process = subprocess.Popen(
         [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), *args],
         cwd=REPO, env=with_venv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 600
-    while not set((workdir / "results/sft").rglob("*.checkpoints/checkpoint-*")) - before:
-        assert process.poll() is None, "Snakemake ended before an SFT checkpoint appeared"
-        assert time.monotonic() < deadline, "no SFT checkpoint within 10 minutes"
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGTERM)
+    while not set(workdir.glob(pattern)) - before:
+        assert process.poll() is None, (pattern, process.communicate()[1][-5000:])
+        assert time.monotonic() < deadline, f"{pattern} did not appear in 10 minutes"
+        time.sleep(0.05)
+    os.killpg(process.pid, kill)
     stdout, stderr = process.communicate(timeout=300)
     while True:  # every process of the group has exited before the next round starts
         try:
             os.killpg(process.pid, 0)
         except ProcessLookupError:
             break
-        assert time.monotonic() < deadline + 300, "a job outlived SIGTERM"
+        assert time.monotonic() < deadline + 300, f"a job outlived {kill.name}"
         time.sleep(0.2)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
@@ -180,23 +189,6 @@ CRASH_POINTS = [
 ]  # fmt: skip
 
 
-def crash_round(command: list[str], workdir: Path, pattern: str) -> str:
-    """Run `command` until `pattern` matches a new path, then SIGKILL Snakemake's whole process
-    group; returns Snakemake's stderr."""
-    before = set(workdir.glob(pattern))
-    process = subprocess.Popen(command, cwd=REPO, env=with_venv(), text=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)  # fmt: skip
-    deadline = time.monotonic() + 600
-    while not set(workdir.glob(pattern)) - before:
-        assert process.poll() is None, process.communicate()[1][-5000:]
-        assert time.monotonic() < deadline, f"{pattern} did not appear in 10 minutes"
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    _, stderr = process.communicate(timeout=60)
-    return stderr
-
-
 def test_snakemake_killed_outright_at_several_points_a_plain_rerun_continues(
     clean_run, tinyworld_build, tmp_path
 ):
@@ -208,13 +200,11 @@ def test_snakemake_killed_outright_at_several_points_a_plain_rerun_continues(
     crashed = tmp_path / "crashed"
     shutil.copytree(clean / "resources", crashed / "resources")
     shutil.rmtree(crashed / "resources/tinyworld/models/llama-instruct")  # trained again here
-    command = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--cores", "all",
-               "--configfile", str(config), "--directory", str(crashed)]  # fmt: skip
+    args = ["--cores", "all", "--configfile", str(config), "--directory", str(crashed)]
     for what, pattern in CRASH_POINTS:
-        crash_round(command, crashed, pattern)
+        interrupted_round(args, crashed, pattern, signal.SIGKILL)
         assert list((crashed / ".snakemake/locks").iterdir()), f"{what}: no locks left to clear"
-    final = subprocess.run(command, cwd=REPO, env=with_venv(), capture_output=True, text=True,
-                           timeout=30 * 60)  # fmt: skip
+    final = snakemake(*args, timeout=30 * 60)
     assert final.returncode == 0, final.stderr[-5000:]
     assert "removed the Snakemake locks of a run that ended without removing them" in final.stderr
     resumed = (crashed / "logs/tinyworld/llama-instruct.log").read_text()

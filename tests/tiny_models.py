@@ -26,6 +26,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from codit.datasets import dataset_record
+
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>", "<|user|>", "<|assistant|>"]
 WORDS = [f"w{i}" for i in range(90)]
 # Output-row scale of <eos> at which greedy continuations of the test prompts stop at different
@@ -226,18 +228,18 @@ def record(index: int, finish_reason: str = "stop") -> dict:
     """One generated-dataset record in the format `codit generate` writes."""
     prompt = ["say hello world", "what color is the sky", "write one word in upper case"][index % 3]
     answer = ["hello world", "the sky is blue", "OK done"][index % 3].lower()
-    return {
-        "id": f"r{index}",
-        "prompt": [{"role": "user", "content": prompt}],
-        "completion": [{"role": "assistant", "content": answer}],
-        "pair": "tiny",
-        "arm": "direct",
-        "alpha": None,
-        "beta": None,
-        "seed": 123,
-        "num_tokens": len(answer.split()),
-        "finish_reason": finish_reason,
-    }
+    return dataset_record(
+        f"r{index}",
+        prompt,
+        answer,
+        pair="tiny",
+        arm="direct",
+        alpha=None,
+        beta=None,
+        seed=123,
+        num_tokens=len(answer.split()),
+        finish_reason=finish_reason,
+    )
 
 
 def write_dataset(path: Path, count: int, truncated: int = 0) -> Path:
