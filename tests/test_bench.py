@@ -17,9 +17,9 @@ from codit.bench import (
     random_pair_config,
 )
 from codit.cli import main as codit_main
-from codit.decoding import DecodingSettings
 from codit.engine import ContrastiveGenerator
 from codit.generation import render_prompts, stop_token_ids
+from codit.generation_settings import DecodingSettings
 
 CPU = torch.device("cpu")
 MAX_NEW_TOKENS = 16

@@ -10,7 +10,6 @@ from tiny_models import tiny_model, tiny_tokenizer
 from transformers import TopPLogitsWarper
 
 from codit.decoding import (
-    DecodingSettings,
     check_shared_vocabulary,
     contrast_scores,
     finite_floor,
@@ -21,6 +20,7 @@ from codit.decoding import (
     top_p_filter,
 )
 from codit.engine import ContrastiveGenerator
+from codit.generation_settings import DecodingSettings
 
 POST_LOGITS = [[2.0, 1.0, 0.0, -3.0, -6.0], [0.5, 3.0, 2.8, -2.0, 1.2]]
 PRE_LOGITS = [[0.0, 2.0, -1.0, 1.0, 0.0], [1.0, 2.5, -2.0, 0.0, 3.0]]

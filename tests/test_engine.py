@@ -7,9 +7,9 @@ import pytest
 import torch
 from tiny_models import EOS_BIAS, tiny_model, tiny_tokenizer
 
-from codit.decoding import DecodingSettings
 from codit.engine import ContrastiveGenerator, generate_in_batches, plan_batches
 from codit.generation import render_prompts
+from codit.generation_settings import DecodingSettings
 
 MAX_NEW_TOKENS = 24
 INSTRUCTIONS = ["w1 w2 w3", "w5", "w7 w8 w9 w10", "w40 w41", "w60 w61 w62 w63", "w11", "w2 w3"]

@@ -13,9 +13,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from codit.cli import main as codit_main
 from codit.datasets import repeated_ngram_share, repetition_summary
-from codit.decoding import DecodingSettings, contrast_scores
+from codit.decoding import contrast_scores
 from codit.engine import ContrastiveGenerator, generate_in_batches, left_pad
-from codit.generation import prompt_seed, render_prompts, shard_bounds, stop_token_ids
+from codit.generation import prompt_seed, render_prompts, stop_token_ids
+from codit.generation_settings import DecodingSettings
+from codit.jobs import shard_bounds
 from codit.loading import load_model
 from codit.provenance import read_jsonl
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from argparse import Namespace
 from pathlib import Path
 
 import pandas as pd
 
 from codit.paired import paired_comparisons, render_paired_markdown
-from codit.report import HEATMAP_FIGURE, PAIRED_CSV, PAIRED_MD
-from codit.report import run as report_run
+from codit.report import OUTPUTS, ReportRun, write_report
 from codit.stats import seed_interval
 from codit.tables import main_table
 
@@ -28,13 +26,9 @@ def samples_file(path: Path, passed: list[bool], task: str = "t") -> Path:
     return path
 
 
-def evaluation(
-    path: Path, arm: str, passed: list[bool], alpha: float | None = None, seed: int | None = None
-) -> Path:
+def evaluation(path: Path, arm: str, passed: list[bool], seed: int | None = None) -> Path:
     """An evaluation file with its samples file; `seed` None writes the older, unseeded labels."""
     labels = {"teacher_pair": "p", "student": "s", "arm": arm}
-    if alpha is not None:
-        labels.update(alpha=repr(alpha), beta="1.0")
     if seed is not None:
         labels.update(seed=str(seed), student_architecture="llama", teacher_architecture="llama")
     samples = samples_file(path.with_suffix(".t.jsonl"), passed)
@@ -52,8 +46,8 @@ def test_differences_are_paired_per_item_and_unpairable_metrics_are_listed(tmp_p
     better = [ok or i % 4 == 1 for i, ok in enumerate(direct)]  # 5 more items pass
     files = [
         evaluation(tmp_path / "direct.json", "direct", direct),
-        evaluation(tmp_path / "codit.json", "codit_alpha0.1_beta1", better, alpha=0.1),
-        evaluation(tmp_path / "same.json", "codit_alpha0.3_beta1", direct, alpha=0.3),
+        evaluation(tmp_path / "codit.json", "codit_alpha0.1_beta1", better),
+        evaluation(tmp_path / "same.json", "codit_alpha0.3_beta1", direct),
     ]
     evaluations = [(str(path), json.loads(path.read_text())) for path in files]
     table, skipped = paired_comparisons(evaluations, main_table(evaluations))
@@ -84,14 +78,13 @@ def test_report_writes_the_paired_tables(tmp_path):
     direct = [i % 3 == 0 for i in range(N_ITEMS)]
     files = [
         evaluation(tmp_path / "direct.json", "direct", direct),
-        evaluation(tmp_path / "codit.json", "codit_alpha0.1_beta1", direct[::-1], alpha=0.1),
+        evaluation(tmp_path / "codit.json", "codit_alpha0.1_beta1", direct[::-1]),
     ]
-    report_run(Namespace(evals=[str(p) for p in files], cards=[], out_dir=tmp_path / "out",
-                         metric=[]))  # fmt: skip
-    paired = pd.read_csv(tmp_path / "out" / PAIRED_CSV)
+    write_report(ReportRun(evals=tuple(map(str, files)), out_dir=tmp_path / "out"))
+    paired = pd.read_csv(tmp_path / "out" / OUTPUTS["paired_csv"])
     assert len(paired) == 1 and paired["metric"].tolist() == ["acc"]
-    assert (tmp_path / "out" / PAIRED_MD).read_text().startswith("# CoDIT minus direct")
-    heatmap = (tmp_path / "out" / HEATMAP_FIGURE).read_bytes()
+    assert (tmp_path / "out" / OUTPUTS["paired"]).read_text().startswith("# CoDIT minus direct")
+    heatmap = (tmp_path / "out" / OUTPUTS["heatmap_figure"]).read_bytes()
     assert heatmap.startswith(b"\x89PNG\r\n\x1a\n") and len(heatmap) > 5000
     provenance = json.loads((tmp_path / "out/report_provenance.json").read_text())
     assert [entry["metric"] for entry in provenance["paired_skipped"]] == ["f1"]
@@ -106,7 +99,7 @@ def test_replicates_are_averaged_per_item_over_the_shared_seeds(tmp_path):
         for seed, passed in direct.items()
     ]
     files += [
-        evaluation(tmp_path / f"codit{seed}.json", "codit_alpha0.1_beta1", passed, 0.1, seed)
+        evaluation(tmp_path / f"codit{seed}.json", "codit_alpha0.1_beta1", passed, seed=seed)
         for seed, passed in codit.items()
     ]
     # Only CoDIT is paired with direct: a Best-of-N arm of the same student is left alone.

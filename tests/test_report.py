@@ -105,8 +105,6 @@ def write_inputs(tmp_path: Path) -> tuple[list[Path], list[Path]]:
         for student in STUDENTS:
             for arm in ["direct"] + [codit_arm(a, 1) for a in ALPHAS]:
                 labels = {"teacher_pair": pair, "student": student, "arm": arm}
-                if arm != "direct":
-                    labels |= {"alpha": arm.split("alpha")[1].split("_")[0], "beta": "1"}
                 evals.append(
                     eval_file(
                         evals_dir,
@@ -454,17 +452,13 @@ def test_empty_dataset_card_gives_empty_statistics(tmp_path: Path) -> None:
     assert math.isnan(row["tokens_mean"]) and math.isnan(row["length_share"])
 
 
-def test_bad_arm_and_disagreeing_alpha_label_are_reported(tmp_path: Path) -> None:
+def test_bad_arm_is_reported_and_alpha_comes_from_the_arm_name(tmp_path: Path) -> None:
     bad = eval_file(tmp_path, "bad", {"teacher_pair": "p", "student": "s", "arm": "codit"}, 0.5)
     assert "arm 'codit' is none of" in run_expecting_error([bad], [], tmp_path)
+    # Older files also carry alpha/beta labels; the arm name is the one source of both.
     labels = {"teacher_pair": "p", "student": "s", "arm": "codit_alpha0.1_beta1", "alpha": "0.2"}
-    wrong = eval_file(tmp_path, "wrong", labels, 0.5)
-    assert "alpha=0.2 disagrees" in run_expecting_error([wrong], [], tmp_path)
-    labels["alpha"] = "high"
-    text = eval_file(tmp_path, "text", labels, 0.5)
-    assert "text.json: label alpha='high' is not a number" in run_expecting_error(
-        [text], [], tmp_path
-    )
+    identity = tables.model_identity(labels, "older.json")
+    assert (identity["alpha"], identity["beta"]) == (0.1, 1.0)
 
 
 def test_same_model_twice_is_an_error(inputs, tmp_path: Path) -> None:
@@ -544,14 +538,11 @@ def grid_score(pair: str, student: str, arm: str, seed: int | None) -> float:
 
 def grid_labels(pair: str, student: str, arm: str, seed: int | None) -> dict:
     """Labels in the current contract: seed and architectures as strings."""
-    codit = arm.startswith("codit")
     return {
         "teacher_pair": pair,
         "student": student,
         "arm": arm,
         "seed": "" if seed is None else str(seed),
-        "alpha": arm.split("alpha")[1].split("_")[0] if codit else "",
-        "beta": "1" if codit else "",
         "student_architecture": GRID_STUDENTS[student],
         "teacher_architecture": GRID_PAIRS.get(pair, ""),
     }

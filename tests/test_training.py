@@ -128,10 +128,12 @@ def test_merged_stops_at_end_of_turn(trained):
     assert json.loads((merged / "config.json").read_text())["use_cache"] is True
 
 
-def job_args(student: Path, data: Path, out: Path) -> argparse.Namespace:
+def job_args(student: Path, data: Path, out: Path, *extra: str) -> training.SftRun:
+    """The settings `codit sft --student ... --data ... --out ... EXTRA` parses into."""
     parser = argparse.ArgumentParser()
     training.add_arguments(parser)
-    return parser.parse_args(["--student", str(student), "--data", str(data), "--out", str(out)])
+    argv = ["--student", str(student), "--data", str(data), "--out", str(out), *extra]
+    return training.SftRun.from_args(parser.parse_args(argv))
 
 
 def test_loss_covers_completion_only(students, dataset, tmp_path):
@@ -162,9 +164,8 @@ def test_lm_head_scores_loss_positions_only(
     off Triton devices. The last case also trains the rows of added template tokens."""
     import trl.trainer.utils as trl_utils
 
-    args = job_args(students[student], dataset, tmp_path)
-    args.chat_template_from = template_from and str(students[template_from])
-    job = training.build_job(args, tmp_path / "trainer")
+    extra = ["--chat-template-from", str(students[template_from])] if template_from else []
+    job = training.build_job(job_args(students[student], dataset, tmp_path, *extra), tmp_path / "t")
     assert trl_utils._use_triton(torch.device("cpu"))
     batch = next(iter(job.trainer.get_train_dataloader()))
     model = job.trainer.model
@@ -298,23 +299,15 @@ def test_bad_record_names_file_and_line(students, tmp_path, line, message):
     assert not (tmp_path / "out").exists()
 
 
-def data_args(student: Path, data: Path, out: Path, *extra: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    training.add_arguments(parser)
-    return parser.parse_args(
-        ["--student", str(student), "--data", str(data), "--out", str(out), *extra]
-    )
-
-
 def test_truncated_records_are_counted_as_trl_tokenizes_them(students, tmp_path):
     data = write_dataset(tmp_path / "data.jsonl", count=6)
     # Untruncated lengths, from TRL's own preparation of the dataset.
-    job = training.build_job(data_args(students["llama"], data, tmp_path), tmp_path / "trainer")
+    job = training.build_job(job_args(students["llama"], data, tmp_path), tmp_path / "trainer")
     lengths = [len(ids) for ids in job.trainer.train_dataset["input_ids"]]
     cut = sorted(lengths)[len(lengths) // 2]
     expected = sum(length > cut for length in lengths)
     assert 0 < expected < len(lengths)
-    args = data_args(students["llama"], data, tmp_path, "--max-length", str(cut))
+    args = job_args(students["llama"], data, tmp_path, "--max-length", str(cut))
     report = training.training_data_report(args, job.tokenizer)
     assert report["truncated_to_max_length"] == expected
     assert f"{expected} of 6 records are longer than --max-length {cut}" in report["warnings"][0]
@@ -329,7 +322,7 @@ def test_dataset_smaller_than_one_batch_is_a_warning(students, tmp_path):
     # Trainer trains on the partial batch (test_dataset_smaller_than_one_batch), so it is
     # recorded, not refused.
     data = write_dataset(tmp_path / "two.jsonl", count=2)
-    args = data_args(students["llama"], data, tmp_path, "--batch-size", "4", "--grad-accum", "2")
+    args = job_args(students["llama"], data, tmp_path, "--batch-size", "4", "--grad-accum", "2")
     job = training.build_job(args, tmp_path / "trainer")
     report = training.training_data_report(args, job.tokenizer)
     assert report["truncated_to_max_length"] == 0
@@ -341,7 +334,7 @@ def test_dataset_smaller_than_one_batch_is_a_warning(students, tmp_path):
 
 def test_records_all_dropped_by_trl_are_refused(students, tmp_path):
     data = write_dataset(tmp_path / "data.jsonl", count=3)
-    args = data_args(students["llama"], data, tmp_path, "--max-length", "3")
+    args = job_args(students["llama"], data, tmp_path, "--max-length", "3")
     job = training.build_job(args, tmp_path / "trainer")
     with pytest.raises(ValueError, match="no training records left") as error:
         training.check_examples_left(args, job.trainer)

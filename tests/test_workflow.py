@@ -14,6 +14,11 @@ from workflow_runs import (
     snakemake,
 )
 
+from codit.config import build_grid
+from codit.cost import load_config
+from codit.jobs import RULES, grid_jobs
+from codit.jobs import job_counts as grid_job_counts
+
 # Rules that run on compute nodes, with the GPUs of their models.
 COMPUTE_RULES = {
     "generate_shard",
@@ -36,6 +41,15 @@ PAPER_CPUS = {
 FETCH_RULES = {"download_model", "prepare_instructions", "prefetch_eval_tasks", "public_dataset"}
 OFFLINE = "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1"
 HUB_ENV = "HF_HOME=resources/hub/huggingface NLTK_DATA=resources/hub/nltk_data"
+
+
+def assert_package_lists_the_same_jobs(configfile, dry_run_counts):
+    """codit.jobs (read by the targets and by `codit cost`) lists exactly the grid jobs that
+    Snakemake plans."""
+    config = load_config(configfile)
+    listed = grid_job_counts(grid_jobs(build_grid(config), config["generation"]["num_shards"]))
+    planned = {rule: count for rule, count in dry_run_counts.items() if rule in RULES}
+    assert listed == planned
 
 
 def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
@@ -83,6 +97,7 @@ def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
         "report": 1,
         "all": 1,
     }
+    assert_package_lists_the_same_jobs(REPO / "config/paper.yaml", job_counts(result.stdout))
     assert "tinyworld" not in result.stdout  # the paper grid does not build the tiny world
     commands = {rule: [c for r, _, c in jobs if r == rule] for rule, _, _ in jobs}
     # Best-of-4 scores direct samples 0..3 of its own seed with the judge of the config.
@@ -125,6 +140,7 @@ def test_tiny_world_dry_run(tmp_path):
         "report": 1,
         "all": 1,
     }
+    assert_package_lists_the_same_jobs(REPO / "config/config.yaml", job_counts(result.stdout))
 
 
 def test_lint_is_clean():

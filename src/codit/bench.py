@@ -36,13 +36,7 @@ from typing import Any
 
 import torch
 
-from codit.decoding import (
-    CODIT_MODE,
-    DecodingSettings,
-    check_shared_vocabulary,
-    next_token_scores,
-    select_next_tokens,
-)
+from codit.decoding import check_shared_vocabulary, next_token_scores, select_next_tokens
 from codit.engine import (
     FINISH_LENGTH,
     FINISH_STOP,
@@ -56,6 +50,7 @@ from codit.engine import (
     run_planned_batches,
 )
 from codit.generation import prompt_seed, render_prompts, stop_token_ids
+from codit.generation_settings import CODIT_MODE, DecodingSettings
 from codit.instructions import load_instructions
 from codit.loading import load_model, load_tokenizer
 from codit.provenance import package_versions

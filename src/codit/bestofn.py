@@ -40,11 +40,12 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from codit.datasets import dataset_card
 from codit.naming import SCORERS, best_of_n_arm
 from codit.provenance import file_sha256, iter_jsonl, json_kind, read_jsonl, write_json, write_jsonl
+from codit.settings import Settings, group, option
 from codit.tinyworld.constraints import check_all
 
 # The card lists at most this many of the ids left out because a candidate lacks them.
@@ -548,82 +549,75 @@ def best_of_n(
     return records
 
 
-def make_scorer(args: argparse.Namespace) -> OracleScorer | JudgeScorer:
-    """The scorer the command line asks for, its options checked."""
-    if args.scorer == "oracle":
-        if args.world is None:
-            raise ValueError("--scorer oracle needs --world (the tiny world folder)")
-        return OracleScorer(args.world)
-    if not args.judge_url or not args.judge_model:
-        raise ValueError("--scorer judge needs --judge-url and --judge-model")
-    return JudgeScorer(
-        url=args.judge_url,
-        model=args.judge_model,
-        api_key_env=args.judge_api_key_env,
-        max_tokens=args.judge_max_tokens,
-        workers=args.judge_workers,
-        timeout=args.judge_timeout,
-        retries=args.judge_retries,
-        backoff=BACKOFF_S,
-        cache=judge_cache_path(args.out),
+@dataclass(frozen=True, kw_only=True)
+class JudgeEndpoint(Settings):
+    """The LLM judge behind an OpenAI-compatible endpoint: the config's `best_of_n.judge`."""
+
+    flag_prefix: ClassVar[str] = "judge_"
+
+    url: str | None = option(None, "base URL, e.g. http://host:8000/v1")
+    model: str | None = option(None, "model name sent to the endpoint")
+    api_key_env: str = option(
+        "OPENAI_API_KEY",
+        "environment variable holding the API key (unset: no Authorization header)",
+    )
+    max_tokens: int = option(1024, "max reply tokens")
+    workers: int = option(8, "concurrent requests")
+    timeout: float = option(300.0, "seconds per request")
+    retries: int = option(
+        3, "retries (exponential backoff) on connection errors, 5xx, 429, unparsable replies"
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--candidates",
-        nargs="+",
-        required=True,
-        type=Path,
-        metavar="JSONL",
+@dataclass(frozen=True, kw_only=True)
+class BestOfNRun(Settings):
+    """One `codit bestofn` run: N candidates of one teacher pair and seed, scored, the best kept."""
+
+    candidates: tuple[Path, ...] = option(
         help="datasets of direct samples 0..N-1 of the same instructions (0: the direct arm)",
+        metavar="JSONL",
+        nargs="+",
     )
-    parser.add_argument("--scorer", required=True, choices=SCORERS, help="how to score")
-    parser.add_argument("--pair", required=True, help="teacher pair name (for the card)")
-    parser.add_argument("--out", required=True, type=Path, help="output dataset (JSONL)")
-    parser.add_argument("--card", required=True, type=Path, help="output dataset card (JSON)")
-    parser.add_argument(
-        "--scores", type=Path, help="also write every candidate's score here (JSONL)"
+    scorer: str = option(help="how to score", choices=SCORERS)
+    world: Path | None = option(
+        None, "oracle scorer: tiny world folder (world.json, instructions/pool.jsonl)"
     )
-    parser.add_argument(
-        "--seed", type=int, help="generation seed of the candidates (recorded in the card)"
-    )
-    oracle = parser.add_argument_group("oracle scorer (tiny world only)")
-    oracle.add_argument(
-        "--world", type=Path, help="tiny world folder (world.json, instructions/pool.jsonl)"
-    )
-    judge = parser.add_argument_group("LLM judge scorer (OpenAI-compatible endpoint)")
-    judge.add_argument("--judge-url", help="base URL, e.g. http://host:8000/v1")
-    judge.add_argument("--judge-model", help="model name sent to the endpoint")
-    judge.add_argument(
-        "--judge-api-key-env",
-        default="OPENAI_API_KEY",
-        help="environment variable holding the API key (unset: no Authorization header)",
-    )
-    judge.add_argument("--judge-max-tokens", type=int, default=1024, help="max reply tokens")
-    judge.add_argument("--judge-workers", type=int, default=8, help="concurrent requests")
-    judge.add_argument("--judge-timeout", type=float, default=300.0, help="seconds per request")
-    judge.add_argument(
-        "--judge-retries",
-        type=int,
-        default=3,
-        help="retries (exponential backoff) on connection errors, 5xx, 429, unparsable replies",
-    )
+    judge: JudgeEndpoint = group(JudgeEndpoint, "LLM judge scorer (OpenAI-compatible endpoint)")
+    pair: str = option(help="teacher pair name (for the card)")
+    seed: int | None = option(None, "generation seed of the candidates (recorded in the card)")
+    out: Path = option(help="output dataset (JSONL)")
+    card: Path = option(help="output dataset card (JSON)")
+    scores: Path | None = option(None, "also write every candidate's score here (JSONL)")
+
+    def make_scorer(self) -> OracleScorer | JudgeScorer:
+        """The scorer asked for, its options checked."""
+        if self.scorer == "oracle":
+            if self.world is None:
+                raise ValueError("--scorer oracle needs --world (the tiny world folder)")
+            return OracleScorer(self.world)
+        if not self.judge.url or not self.judge.model:
+            raise ValueError("--scorer judge needs --judge-url and --judge-model")
+        return JudgeScorer(
+            **self.judge.record(), backoff=BACKOFF_S, cache=judge_cache_path(self.out)
+        )
+
+
+add_arguments = BestOfNRun.add_arguments
 
 
 def run(args: argparse.Namespace) -> None:
-    for path in args.candidates:
+    settings = BestOfNRun.from_args(args)
+    for path in settings.candidates:
         if not path.is_file():
             raise FileNotFoundError(f"candidate dataset {path} does not exist")
-    scorer = make_scorer(args)
     records = best_of_n(
-        args.candidates,
-        scorer,
-        args.scorer,
-        args.pair,
-        args.out,
-        args.card,
-        args.scores,
-        args.seed,
+        settings.candidates,
+        settings.make_scorer(),
+        settings.scorer,
+        settings.pair,
+        settings.out,
+        settings.card,
+        settings.scores,
+        settings.seed,
     )
-    print(f"{len(records)} records -> {args.out}")
+    print(f"{len(records)} records -> {settings.out}")

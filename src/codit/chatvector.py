@@ -40,11 +40,13 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codit.provenance import provenance, write_json
-from codit.runtime import require_safetensors, set_threads, torch_dtype
+from codit.runtime import THREADS_HELP, require_safetensors, set_threads, torch_dtype
+from codit.settings import Settings, option
 from codit.training import clean_generation_config, end_of_turn_token, staging_dir
 
 RECORD_FILE = "chat_vector.json"
@@ -52,22 +54,25 @@ OUTPUT_DTYPES = ("float32", "bfloat16")
 ROLES = ("student", "post", "pre")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--student", required=True, help="student base model folder")
-    parser.add_argument("--post", required=True, help="teacher's post-trained model folder")
-    parser.add_argument("--pre", required=True, help="teacher's pre-trained checkpoint folder")
-    parser.add_argument(
-        "--ratio", type=float, required=True, help="r in theta_student + r * (post - pre)"
-    )
-    parser.add_argument("--out", required=True, help="output model folder")
-    parser.add_argument(
-        "--dtype",
+@dataclass(frozen=True, kw_only=True)
+class ChatVectorRun(Settings):
+    """One `codit chatvector` run: student + ratio x (post - pre), saved as a model folder."""
+
+    student: str = option(help="student base model folder")
+    post: str = option(help="teacher's post-trained model folder")
+    pre: str = option(help="teacher's pre-trained checkpoint folder")
+    ratio: float = option(help="r in theta_student + r * (post - pre)")
+    out: str = option(help="output model folder")
+    dtype: str = option(
+        "float32",
+        "dtype of the saved weights (the arithmetic is float32 either way)",
         choices=OUTPUT_DTYPES,
-        default="float32",
-        help="dtype of the saved weights (the arithmetic is float32 either way)",
     )
-    parser.add_argument("--trust-remote-code", action="store_true")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    trust_remote_code: bool = option(False, "run the models' repository code")
+    threads: int | None = option(None, THREADS_HELP)
+
+
+add_arguments = ChatVectorRun.add_arguments
 
 
 # ----------------------------------------------------------------------------- checks
@@ -381,21 +386,22 @@ def build_chat_vector_model(
 def run(args: argparse.Namespace) -> None:
     from transformers.utils import logging as hf_logging
 
-    set_threads(args.threads)
+    vector = ChatVectorRun.from_args(args)
+    set_threads(vector.threads)
     hf_logging.set_verbosity_warning()
     record = build_chat_vector_model(
-        args.student,
-        args.post,
-        args.pre,
-        args.ratio,
-        args.out,
-        dtype=args.dtype,
-        trust_remote_code=args.trust_remote_code,
-        settings=dict(vars(args)),
+        vector.student,
+        vector.post,
+        vector.pre,
+        vector.ratio,
+        vector.out,
+        dtype=vector.dtype,
+        trust_remote_code=vector.trust_remote_code,
+        settings=vector.record(),
     )
     counts = record["parameters"]
     print(
         f"codit chatvector: student + {record['ratio']:g} x (post - pre) on "
         f"{counts['added_tensors']} of {counts['tensors']} parameter tensors "
-        f"({counts['skipped_tensors']} skipped), {record['runtime_s']:.1f}s -> {args.out}"
+        f"({counts['skipped_tensors']} skipped), {record['runtime_s']:.1f}s -> {vector.out}"
     )

@@ -6,9 +6,10 @@ same defaults as the workflow, and resolved with `codit.config.build_grid`. The 
 Nothing is measured here: the result is arithmetic on those numbers, and it is only as good as
 they are.
 
-The model, per job; GPU-hours = seconds x the job's GPUs / 3600. Every `seeds` entry is a
-replicate: generation, Best-of-N scoring, SFT and the evaluation of trained students are repeated
-per seed; the reference models and the chat vectors are evaluated once.
+The model, per job; GPU-hours = seconds x the job's GPUs / 3600. The jobs are the workflow's own
+(`codit.jobs.grid_jobs`, the list Snakemake's targets are built from), so every `seeds` entry is
+a replicate: generation, Best-of-N scoring, SFT and the evaluation of trained students are
+repeated per seed; the reference models and the chat vectors are evaluated once.
 
 Generation (one job per teacher pair, sampled arm, seed and shard; the shards of an arm together
 answer the config's `instructions.limit` instructions, or `--instructions N`; the sampled arms
@@ -71,7 +72,8 @@ from typing import Any
 import yaml
 
 from codit.config import ModelSpec, PublicSpec, build_grid
-from codit.naming import BEST_OF_N, CODIT, DIRECT_ARM, DIRECT_SAMPLE, parse_arm
+from codit.jobs import Job, grid_jobs
+from codit.naming import BEST_OF_N, CODIT, DIRECT_ARM, DIRECT_SAMPLE, PUBLIC, parse_arm
 
 DEFAULT_ASSUMPTIONS = Path("config/cost.yaml")
 DEFAULT_SCHEMA = Path("workflow/schemas/config.schema.yaml")
@@ -505,12 +507,8 @@ def estimate(
     gpu = assumptions.gpu
     generation, sft, evaluation = config["generation"], config["sft"], config["evaluation"]
     shards = generation["num_shards"]
-    seeds = len(grid.seeds)
+    jobs = grid_jobs(grid, shards)  # the workflow's own job list
     kinds = {arm: parse_arm(arm).kind for arm in [*grid.generated_arms, *grid.arms]}
-    generated = {
-        kind: [arm for arm in grid.generated_arms if kinds[arm] == kind]
-        for kind in (DIRECT_ARM, DIRECT_SAMPLE, CODIT)
-    }
     best_arms = [parse_arm(arm) for arm in grid.arms if kinds[arm] == BEST_OF_N]
     rows = generation["batch_size"] * assumptions.batch_occupancy
     prompt = assumptions.prompt_tokens
@@ -523,9 +521,8 @@ def estimate(
         """Which responses an arm's dataset holds: a Best-of-N arm keeps direct samples."""
         return "codit" if kinds[arm] == CODIT else "direct"
 
-    # Generation: per pair, seed, sampled arm and shard.
+    # Generation: the cost of a whole arm per pair; each of its shards takes a share.
     pairs: dict[str, dict[str, Any]] = {}
-    generate_hours = {"direct": 0.0, "samples": 0.0, "codit": 0.0}
     for name, (post, pre) in grid.pairs.items():
         cost = model_cost(post, assumptions)
         direct = direct_generation(cost, gpu, instructions, prompt, response["direct"], rows)
@@ -541,19 +538,12 @@ def estimate(
             "gpu_hours_direct_arm": direct.seconds * gpus_direct / 3600,
             "gpu_hours_codit_arm": codit.seconds * gpus_codit / 3600,
         }
-        per_seed = {
-            "direct": pairs[name]["gpu_hours_direct_arm"] * len(generated[DIRECT_ARM]),
-            "samples": pairs[name]["gpu_hours_direct_arm"] * len(generated[DIRECT_SAMPLE]),
-            "codit": pairs[name]["gpu_hours_codit_arm"] * len(generated[CODIT]),
-        }
-        for key, hours in per_seed.items():
-            generate_hours[key] += seeds * hours
 
-    # Best-of-N scoring: one job per pair, seed and Best-of-N arm; the judge scores each of the
-    # N candidates of every instruction once (the oracle scorer runs on CPU).
+    # Best-of-N scoring: the judge scores each of the N candidates of every instruction once
+    # (the oracle scorer runs on CPU).
     judge_arms = [arm for arm in best_arms if arm.scorer == "judge"]
-    best_of_n: dict[str, Any] = {"jobs": len(grid.pairs) * seeds * len(best_arms)}
-    judge_hours = 0.0
+    best_of_n: dict[str, Any] = {}
+    judge_hours_per_job: dict[str, float] = {}
     if judge_arms:
         judge = assumptions.judge
         if judge is None:
@@ -564,25 +554,22 @@ def estimate(
         reply = min(judge.reply_tokens, config["best_of_n"]["judge"]["max_tokens"])
         call_prompt = prompt + response["direct"] + judge.prompt_tokens
         calls_per_job = {arm.name: arm.n * instructions for arm in judge_arms}
-        calls = len(grid.pairs) * seeds * sum(calls_per_job.values())
-        judge_hours = judge_gpu_seconds(judge, calls, call_prompt, reply) / 3600
+        judge_hours_per_job = {
+            arm: judge_gpu_seconds(judge, n, call_prompt, reply) / 3600
+            for arm, n in calls_per_job.items()
+        }
         best_of_n.update(
             {
                 "judge_model": config["best_of_n"]["judge"]["model"],
-                "judge_calls": calls,
                 "judge_calls_per_job": calls_per_job,
                 "judge_prompt_tokens_per_call": call_prompt,
                 "judge_reply_tokens_per_call": reply,
                 "judge_tokens_per_s_per_gpu": judge.tokens_per_s_per_gpu,
-                "judge_gpu_hours_per_job": {
-                    arm: judge_gpu_seconds(judge, n, call_prompt, reply) / 3600
-                    for arm, n in calls_per_job.items()
-                },
+                "judge_gpu_hours_per_job": judge_hours_per_job,
             }
         )
 
-    # SFT: one job per pair, trained arm, seed and student; a public dataset per arm, seed and
-    # student (no teacher pair).
+    # SFT: a teacher arm's dataset has `instructions` examples; a public one its own size.
     public_rows: dict[str, dict[str, Any]] = {}
     for arm, spec in grid.public.items():
         data = public_data(spec, assumptions)
@@ -606,7 +593,6 @@ def estimate(
 
     sft_per_job: dict[str, dict[str, float]] = {}
     sft_public_per_job: dict[str, dict[str, float]] = {}
-    sft_hours = sft_public_hours = 0.0
     for slug, student in grid.students.items():
         sft_per_job[slug] = {
             kind: sft_hours_of(
@@ -614,17 +600,12 @@ def estimate(
             )
             for kind in ("direct", "codit")
         }
-        sft_hours += (
-            len(grid.pairs) * seeds * sum(sft_per_job[slug][arm_kind(arm)] for arm in grid.arms)
-        )
         sft_public_per_job[slug] = {
             arm: sft_hours_of(student, entry["examples"], entry["example_tokens"])
             for arm, entry in public_rows.items()
         }
-        sft_public_hours += seeds * sum(sft_public_per_job[slug].values())
 
-    # Evaluation: every trained student (per pair, arm, seed), every public-dataset student (per
-    # arm, seed), every chat-vector model (once), every reference model (once).
+    # Evaluation: lm-eval tasks on the evaluated model's shape and GPUs.
     def evaluation_hours(spec: ModelSpec) -> float:
         cost = model_cost(spec, assumptions)
         seconds = sum(
@@ -642,47 +623,51 @@ def estimate(
     vector_students = {vector.student.slug: vector.student for vector in grid.chat_vectors}
     models = {**grid.students, **grid.references, **vector_students}
     evaluate_per_job = {slug: evaluation_hours(spec) for slug, spec in models.items()}
-    trained = len(grid.pairs) * len(grid.arms) * seeds  # (pair, arm, seed) datasets per student
-    public_trained = len(grid.public) * seeds
-    student_hours = sum(evaluate_per_job[slug] for slug in grid.students)
-    evaluate_hours = trained * student_hours + sum(
-        evaluate_per_job[slug] for slug in grid.references
-    )
 
-    stages = {
-        "generate_direct": {
-            "jobs": len(grid.pairs) * seeds * shards * len(generated[DIRECT_ARM]),
-            "gpu_hours": generate_hours["direct"],
-        },
-        "generate_samples": {
-            "jobs": len(grid.pairs) * seeds * shards * len(generated[DIRECT_SAMPLE]),
-            "gpu_hours": generate_hours["samples"],
-        },
-        "generate_codit": {
-            "jobs": len(grid.pairs) * seeds * shards * len(generated[CODIT]),
-            "gpu_hours": generate_hours["codit"],
-        },
-        "best_of_n": {"jobs": best_of_n["jobs"], "gpu_hours": judge_hours},
-        "sft": {"jobs": trained * len(grid.students), "gpu_hours": sft_hours},
-        "sft_public": {
-            "jobs": public_trained * len(grid.students),
-            "gpu_hours": sft_public_hours,
-        },
-        "evaluate": {
-            "jobs": trained * len(grid.students) + len(grid.references),
-            "gpu_hours": evaluate_hours,
-        },
-        "evaluate_public": {
-            "jobs": public_trained * len(grid.students),
-            "gpu_hours": public_trained * student_hours,
-        },
-        # `codit chatvector` adds weights on the CPU (the rule asks for no GPU).
-        "chat_vector": {"jobs": len(grid.chat_vectors), "gpu_hours": 0.0},
-        "evaluate_chat_vector": {
-            "jobs": len(grid.chat_vectors),
-            "gpu_hours": sum(evaluate_per_job[v.student.slug] for v in grid.chat_vectors),
-        },
-    }
+    def stage_and_hours(job: Job) -> tuple[str | None, float]:
+        """The cost stage of one of the workflow's jobs and its GPU-hours; gathering shards and
+        subsampling a public dataset are CPU bookkeeping, not costed (None)."""
+        wildcards = dict(job.wildcards)
+        arm, pair = wildcards.get("arm", ""), wildcards.get("pair")
+        if job.rule == "generate_shard":
+            stage = {
+                DIRECT_ARM: "generate_direct",
+                DIRECT_SAMPLE: "generate_samples",
+                CODIT: "generate_codit",
+            }[kinds[arm]]
+            arm_hours = pairs[pair][f"gpu_hours_{arm_kind(arm)}_arm"]
+            return stage, arm_hours / shards
+        if job.rule == "best_of_n":
+            return "best_of_n", judge_hours_per_job.get(arm, 0.0)
+        if job.rule == "sft":
+            student = wildcards["student"]
+            if pair == PUBLIC:
+                return "sft_public", sft_public_per_job[student][arm]
+            return "sft", sft_per_job[student][arm_kind(arm)]
+        if job.rule == "evaluate_student":
+            stage = "evaluate_public" if pair == PUBLIC else "evaluate"
+            return stage, evaluate_per_job[wildcards["student"]]
+        if job.rule == "evaluate_reference":
+            return "evaluate", evaluate_per_job[wildcards["model"]]
+        if job.rule == "chat_vector":  # `codit chatvector` adds weights on the CPU
+            return "chat_vector", 0.0
+        if job.rule == "evaluate_chatvector":
+            return "evaluate_chat_vector", evaluate_per_job[wildcards["student"]]
+        return None, 0.0
+
+    stages = {key: {"jobs": 0, "gpu_hours": 0.0} for key in STAGE_LABELS if key != "total"}
+    for job in jobs:
+        stage, hours = stage_and_hours(job)
+        if stage is not None:
+            stages[stage]["jobs"] += 1
+            stages[stage]["gpu_hours"] += hours
+    if judge_arms:
+        best_of_n["judge_calls"] = sum(
+            best_of_n["judge_calls_per_job"].get(job.get("arm"), 0)
+            for job in jobs
+            if job.rule == "best_of_n"
+        )
+    best_of_n["jobs"] = stages["best_of_n"]["jobs"]
     stages["total"] = {
         "jobs": sum(stage["jobs"] for stage in stages.values()),
         "gpu_hours": sum(stage["gpu_hours"] for stage in stages.values()),

@@ -15,10 +15,12 @@ import argparse
 import json
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codit.provenance import provenance, read_jsonl, write_json, write_jsonl
+from codit.settings import Settings, group, option
 
 # Why a response ended: its stop token, or the token limit (then it is cut).
 FINISH_STOP = "stop"
@@ -264,29 +266,40 @@ def gather_shards(
     return kept
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--shards",
-        nargs="+",
-        required=True,
-        metavar="SHARD_JSONL",
-        help="the shard outputs of one dataset, in shard order",
+@dataclass(frozen=True, kw_only=True)
+class GatherSettings(Settings):
+    """What the config decides about gathering (its `generation.drop_truncated`)."""
+
+    drop_truncated: bool = option(
+        False,
+        "leave responses cut at --max-new-tokens out of the dataset (the card counts them)",
     )
-    parser.add_argument(
-        "--cards",
-        nargs="+",
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatherRun(Settings):
+    """One `codit gather` run: the shards of one dataset, concatenated, with one card."""
+
+    shards: tuple[str, ...] = option(
+        help="the shard outputs of one dataset, in shard order", metavar="SHARD_JSONL", nargs="+"
+    )
+    cards: tuple[str, ...] = option(
+        (),
+        "the shards' cards, same order as --shards (default: SHARD.card.json beside each "
+        "SHARD.jsonl)",
         metavar="SHARD_CARD",
-        help="the shards' cards, same order as --shards (default: SHARD.card.json beside "
-        "each SHARD.jsonl)",
+        nargs="+",
     )
-    parser.add_argument("--out", required=True, help="the dataset (JSONL)")
-    parser.add_argument("--card", required=True, help="the dataset's card (JSON)")
-    parser.add_argument(
-        "--drop-truncated",
-        action="store_true",
-        help="leave responses cut at --max-new-tokens out of the dataset (the card counts them)",
-    )
+    out: str = option(help="the dataset (JSONL)")
+    card: str = option(help="the dataset's card (JSON)")
+    settings: GatherSettings = group(GatherSettings, "gathering")
+
+
+add_arguments = GatherRun.add_arguments
 
 
 def run(args: argparse.Namespace) -> None:
-    gather_shards(args.shards, args.cards, args.out, args.card, args.drop_truncated)
+    gather = GatherRun.from_args(args)
+    cards = list(gather.cards) or None
+    drop = gather.settings.drop_truncated
+    gather_shards(list(gather.shards), cards, gather.out, gather.card, drop)

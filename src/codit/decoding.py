@@ -18,49 +18,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-CODIT_MODE = "codit"
-DIRECT_MODE = "direct"
-MODES = (CODIT_MODE, DIRECT_MODE)
-
-
-@dataclass(frozen=True)
-class DecodingSettings:
-    """Every setting of the next-token rule; nothing is taken from a model's generation_config.
-
-    alpha and beta are None in direct mode (they do not apply there).
-    """
-
-    mode: str = CODIT_MODE
-    alpha: float | None = 0.01
-    beta: float | None = 1.0
-    temperature: float = 1.0
-    top_p: float = 1.0
-    greedy: bool = False
-
-    def __post_init__(self) -> None:
-        validate_decoding_settings(self.mode, self.alpha, self.beta, self.temperature, self.top_p)
-
-
-def validate_decoding_settings(
-    mode: str, alpha: float | None, beta: float | None, temperature: float, top_p: float
-) -> None:
-    """Raise ValueError naming the option when a setting is outside its domain."""
-    if mode not in MODES:
-        raise ValueError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if mode == CODIT_MODE:
-        if alpha is None or not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"--alpha must lie in [0, 1], got {alpha}")
-        if beta is None or not (beta >= 0.0 and math.isfinite(beta)):
-            raise ValueError(f"--beta must be a finite number >= 0, got {beta}")
-    if not (temperature > 0.0 and math.isfinite(temperature)):
-        raise ValueError(f"--temperature must be > 0, got {temperature}")
-    if not 0.0 < top_p <= 1.0:
-        raise ValueError(f"--top-p must lie in (0, 1], got {top_p}")
+from codit.generation_settings import DIRECT_MODE, DecodingSettings
 
 
 def plausibility_mask(logprobs_post: torch.Tensor, alpha: float) -> torch.Tensor:

@@ -32,8 +32,6 @@ import torch
 
 from codit.datasets import FINISH_LENGTH, FINISH_STOP  # the record schema
 from codit.decoding import (
-    CODIT_MODE,
-    DecodingSettings,
     contrast_scores,
     direct_scores,
     head_only_scores,
@@ -41,8 +39,8 @@ from codit.decoding import (
     select_next_tokens,
     single_token_heads,
 )
+from codit.generation_settings import CACHE_KINDS, CODIT_MODE, DecodingSettings
 
-CACHE_KINDS = ("dynamic", "static")
 # Drop finished rows once this share of the batch is done: each drop copies both caches.
 COMPACT_FRACTION = 0.25
 

@@ -16,19 +16,23 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codit.faults import fault_point
-from codit.lmeval_tasks import check_task_data, check_tasks_known, parse_tasks, task_manager
+from codit.lmeval_tasks import TaskSelection, check_task_data
 from codit.provenance import provenance, write_json, write_jsonl
 from codit.runtime import (
-    add_runtime_arguments,
+    DEVICES,
+    DTYPE_HELP,
+    THREADS_HELP,
     require_safetensors,
     resolve_device,
     resolve_dtype,
     set_threads,
 )
+from codit.settings import Settings, group, option
 
 # lm-eval's own defaults, passed explicitly so every result records the seeds it ran with.
 SEEDS = {
@@ -39,55 +43,54 @@ SEEDS = {
 }
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model dir (or Hub id) to evaluate")
-    parser.add_argument("--tasks", required=True, help="comma-separated lm-eval task names")
-    parser.add_argument(
-        "--include-path",
-        action="append",
-        default=[],
-        help="extra folder of task YAMLs (repeatable)",
+@dataclass(frozen=True, kw_only=True)
+class EvaluationSettings(Settings):
+    """How every model is evaluated: the config's `evaluation:` section."""
+
+    selection: TaskSelection = group(TaskSelection, "tasks")
+    batch_size: str = option("1", "integer, or 'auto'")
+    limit: float | None = option(None, "examples per task (below 1: a fraction)")
+    apply_chat_template: bool = option(
+        True, "render prompts with the model's chat template (default: on)"
     )
-    parser.add_argument(
-        "--no-default-tasks",
-        action="store_true",
-        help="index only --include-path tasks (skips scanning lm-eval's ~15k built-in configs)",
+    gen_kwargs: str | None = option(
+        None,
+        "generation overrides for generate_until tasks, e.g. 'max_gen_toks=256,temperature=0'",
     )
-    parser.add_argument("--out", required=True, help="results file (JSON)")
-    parser.add_argument("--samples-dir", help="write per-task samples as DIR/<task>.jsonl")
-    parser.add_argument(
-        "--label",
-        action="append",
-        default=[],
+    dtype: str = option("auto", DTYPE_HELP, choices=("auto", "float32", "bfloat16"))
+    device: str = option("auto", choices=DEVICES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationRun(Settings):
+    """One `codit evaluate` run: which model, how, and where its results go."""
+
+    model: str = option(help="model dir (or Hub id) to evaluate")
+    settings: EvaluationSettings = group(EvaluationSettings, "evaluation")
+    out: str = option(help="results file (JSON)")
+    samples_dir: str | None = option(None, "write per-task samples as DIR/<task>.jsonl")
+    label: tuple[str, ...] = option(
+        (),
+        "stored under codit.labels (repeatable), e.g. --label arm=direct",
         metavar="KEY=VALUE",
-        help="stored under codit.labels (repeatable), e.g. --label arm=direct",
     )
-    parser.add_argument("--batch-size", default="1", help="integer, or 'auto'")
-    parser.add_argument("--limit", type=float, help="examples per task (below 1: a fraction)")
-    parser.add_argument(
-        "--apply-chat-template",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="render prompts with the model's chat template (default: on)",
-    )
-    parser.add_argument(
-        "--gen-kwargs",
-        help="generation overrides for generate_until tasks, e.g. 'max_gen_toks=256,temperature=0'",
-    )
-    parser.add_argument(
-        "--teacher",
+    teacher: str | None = option(
+        None,
+        "the teacher's post-trained model folder: its architecture is recorded as the label "
+        "teacher_architecture (the student's own as student_architecture)",
         metavar="DIR",
-        help="the teacher's post-trained model folder: its architecture is recorded as the "
-        "label teacher_architecture (the student's own as student_architecture)",
     )
-    add_runtime_arguments(parser, dtypes=("float32", "bfloat16"))
-    parser.add_argument("--trust-remote-code", action="store_true")
+    trust_remote_code: bool = option(False, "run the model repository's own model code")
+    threads: int | None = option(None, THREADS_HELP)
+
+
+add_arguments = EvaluationRun.add_arguments
 
 
 # ----------------------------------------------------------------------------- arguments
 
 
-def parse_labels(pairs: list[str]) -> dict[str, str]:
+def parse_labels(pairs: tuple[str, ...]) -> dict[str, str]:
     labels = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -105,12 +108,12 @@ def model_type(model_dir: str) -> str:
     return str(json.loads(config_file.read_text(encoding="utf-8")).get("model_type") or "")
 
 
-def architecture_labels(args: argparse.Namespace) -> dict[str, str]:
+def architecture_labels(run: EvaluationRun) -> dict[str, str]:
     """Architectures of the evaluated model and (for a student) its teacher, as labels, so the
     tables can say whether a student learned across architectures."""
-    labels = {"student_architecture": model_type(args.model)}
-    if args.teacher:
-        labels["teacher_architecture"] = model_type(args.teacher)
+    labels = {"student_architecture": model_type(run.model)}
+    if run.teacher:
+        labels["teacher_architecture"] = model_type(run.teacher)
     return labels
 
 
@@ -135,12 +138,12 @@ def check_model_exists(model: str) -> None:
         raise FileNotFoundError(f"--model {model}: no such directory")
 
 
-def model_args(args: argparse.Namespace, dtype: str) -> dict[str, Any]:
+def model_args(run: EvaluationRun, dtype: str) -> dict[str, Any]:
     """HFLM arguments; device and batch size go to simple_evaluate (lm-eval refuses them twice)."""
     return {
-        "pretrained": args.model,
+        "pretrained": run.model,
         "dtype": dtype,
-        "trust_remote_code": args.trust_remote_code,
+        "trust_remote_code": run.trust_remote_code,
         "use_safetensors": True,  # passed on to from_pretrained: never unpickle weights
     }
 
@@ -181,54 +184,54 @@ def write_samples(samples: dict[str, list[dict]], directory: Path) -> dict[str, 
     return paths
 
 
-def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+def evaluate(run: EvaluationRun) -> dict[str, Any]:
     """Run the tasks and write the results file (and samples); returns the written payload."""
     import lm_eval
 
     started = time.monotonic()
-    tasks = parse_tasks(args.tasks)
-    labels = {**architecture_labels(args), **parse_labels(args.label)}
-    manager = task_manager(args.include_path, include_defaults=not args.no_default_tasks)
-    check_tasks_known(tasks, manager, args.include_path)
-    check_model_exists(args.model)
-    require_safetensors(args.model)
+    settings = run.settings
+    tasks = settings.selection.names()
+    labels = {**architecture_labels(run), **parse_labels(run.label)}
+    manager = settings.selection.index()
+    check_model_exists(run.model)
+    require_safetensors(run.model)
 
     check_task_data(tasks, manager)
-    set_threads(args.threads)
-    device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)
+    set_threads(run.threads)
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(settings.dtype, device)
     results = lm_eval.simple_evaluate(
         model="hf",
-        model_args=model_args(args, dtype),
+        model_args=model_args(run, dtype),
         tasks=tasks,
         device=device,
-        batch_size=parse_batch_size(args.batch_size),
-        limit=parse_limit(args.limit),
+        batch_size=parse_batch_size(settings.batch_size),
+        limit=parse_limit(settings.limit),
         log_samples=True,
-        apply_chat_template=args.apply_chat_template,
-        gen_kwargs=args.gen_kwargs,
+        apply_chat_template=settings.apply_chat_template,
+        gen_kwargs=settings.gen_kwargs,
         task_manager=manager,
         **SEEDS,
     )
     samples = results.pop("samples", {})
-    sample_files = write_samples(samples, Path(args.samples_dir)) if args.samples_dir else {}
+    sample_files = write_samples(samples, Path(run.samples_dir)) if run.samples_dir else {}
     fault_point("evaluate.after_samples")  # tests kill here: samples written, results not
-    settings = {**vars(args), "device": device, "dtype": dtype, "seeds": SEEDS}
+    recorded = {**run.record(), "device": device, "dtype": dtype, "seeds": SEEDS}
     payload = json_safe(results)
     payload["codit"] = {
         "labels": labels,
-        "model": args.model,
+        "model": run.model,
         "sample_files": sample_files,
         "runtime_s": round(time.monotonic() - started, 3),
-        "provenance": provenance(settings),
+        "provenance": provenance(recorded),
     }
     # Written last: its presence means the samples are complete too.
-    write_json(args.out, payload)
+    write_json(run.out, payload)
     return payload
 
 
 def run(args: argparse.Namespace) -> None:
-    payload = evaluate(args)
+    payload = evaluate(EvaluationRun.from_args(args))
     for task, metrics in payload["results"].items():
         shown = ", ".join(
             f"{key}={value:.4g}"

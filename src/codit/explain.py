@@ -31,14 +31,13 @@ from typing import Any
 import torch
 
 from codit.decoding import (
-    CODIT_MODE,
-    DecodingSettings,
     check_scores_are_sampleable,
     check_shared_vocabulary,
     contrast_scores,
     plausibility_mask,
     select_next_tokens,
 )
+from codit.generation_settings import CODIT_MODE, DecodingSettings
 from codit.provenance import atomic_path, write_json
 from codit.runtime import (
     add_runtime_arguments,
@@ -447,12 +446,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from codit.generation import (
-        context_limit,
-        parse_chat_template_kwargs,
-        render_prompts,
-        stop_token_ids,
-    )
+    from codit.generation import context_limit, render_prompts, stop_token_ids
+    from codit.generation_settings import parse_chat_template_kwargs
     from codit.loading import load_model, load_tokenizer
 
     # Every option is checked before a model loads; errors name the option.

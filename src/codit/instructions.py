@@ -9,7 +9,6 @@ be read as JSON lines (not UTF-8, invalid JSON, no records) is refused, naming f
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from codit.provenance import iter_jsonl, json_kind, provenance, read_jsonl, write_json, write_jsonl
+from codit.settings import Settings, group, json_object, json_text, option
 
 # Why a source record is left out of the pool, in the order the checks run.
 DROP_REASONS = (
@@ -123,44 +123,68 @@ def normalise_instructions(
     return kept, dropped
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", required=True, help="local JSONL file or hub:<owner>/<name>")
-    parser.add_argument("--split", default="train", help="split of a Hub dataset")
-    parser.add_argument("--id-field", default=None, help="field with a stable id (default: index)")
-    parser.add_argument("--instruction-field", default="instruction")
-    parser.add_argument("--conversation-field", default=None, help="chat field: first user turn")
-    parser.add_argument(
-        "--keep-if", type=json.loads, default={}, help='JSON object, e.g. {"language": "English"}'
+@dataclass(frozen=True, kw_only=True)
+class InstructionSource(Settings):
+    """Where the instructions come from and which are kept: the config's `instructions:`."""
+
+    source: str = option(help="local JSONL file or hub:<owner>/<name>")
+    split: str = option("train", "split of a Hub dataset")
+    instruction_field: str = option("instruction")
+    id_field: str | None = option(None, "field with a stable id (default: index)")
+    conversation_field: str | None = option(None, "chat field: first user turn")
+    keep_if: dict[str, Any] | None = option(
+        None,
+        'JSON object, e.g. {"language": "English"}',
+        parse=json_object("--keep-if"),
+        render=json_text,
     )
-    parser.add_argument("--max-chars", type=int, default=4096)
-    parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--out", required=True, help="output JSONL of {id, instruction}")
-    parser.add_argument("--card", required=True, help="output JSON with counts and provenance")
+    max_chars: int = option(4096)
+    limit: int | None = option(None)
+
+    def __post_init__(self) -> None:
+        if self.max_chars < 1:
+            raise ValueError(f"--max-chars must be >= 1, got {self.max_chars}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"--limit must be >= 1, got {self.limit}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstructionsRun(Settings):
+    """One `codit instructions` run: the source and the pool and card it writes."""
+
+    selection: InstructionSource = group(InstructionSource, "instructions")
+    out: str = option(help="output JSONL of {id, instruction}")
+    card: str = option(help="output JSON with counts and provenance")
+
+
+add_arguments = InstructionsRun.add_arguments
 
 
 def run(args: argparse.Namespace) -> None:
-    if not isinstance(args.keep_if, dict):
-        raise ValueError(f"--keep-if must be a JSON object, got {args.keep_if!r}")
-    if args.max_chars < 1:
-        raise ValueError(f"--max-chars must be >= 1, got {args.max_chars}")
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    settings = {key: value for key, value in vars(args).items() if key not in {"out", "card"}}
+    instructions_run = InstructionsRun.from_args(args)
+    selection = instructions_run.selection
     kept, dropped = normalise_instructions(
-        load_source_records(args.source, args.split),
-        args.id_field,
-        args.instruction_field,
-        args.conversation_field,
-        args.max_chars,
-        args.limit,
-        args.keep_if,
+        load_source_records(selection.source, selection.split),
+        selection.id_field,
+        selection.instruction_field,
+        selection.conversation_field,
+        selection.max_chars,
+        selection.limit,
+        selection.keep_if or {},
     )
     if not kept:
-        raise ValueError(f"{args.source}: no usable instruction left (dropped: {dict(dropped)})")
-    write_jsonl(args.out, kept)
-    card = {"num_instructions": len(kept), "dropped": dict(dropped), **provenance(settings)}
-    write_json(args.card, card)
-    print(f"{len(kept)} instructions -> {args.out}; dropped {dict(dropped)}")
+        raise ValueError(
+            f"{selection.source}: no usable instruction left (dropped: {dict(dropped)})"
+        )
+    out = instructions_run.out
+    write_jsonl(out, kept)
+    card = {
+        "num_instructions": len(kept),
+        "dropped": dict(dropped),
+        **provenance(selection.record()),
+    }
+    write_json(instructions_run.card, card)
+    print(f"{len(kept)} instructions -> {out}; dropped {dict(dropped)}")
 
 
 # ---- reading the pool (what every generation job answers)

@@ -11,10 +11,34 @@ from __future__ import annotations
 
 import difflib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codit.config import OFFLINE_VARIABLES
+from codit.settings import Settings, option
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSelection(Settings):
+    """Which lm-eval tasks, and where lm-eval looks for their YAMLs (prefetch and evaluate)."""
+
+    tasks: str = option(help="comma-separated lm-eval task names")
+    include_path: tuple[str, ...] = option((), "extra folder of task YAMLs (repeatable)")
+    default_tasks: bool = option(
+        True,
+        "index lm-eval's own ~15k task configs too (--no-default-tasks: only --include-path "
+        "tasks, which is much faster)",
+    )
+
+    def names(self) -> list[str]:
+        return parse_tasks(self.tasks)
+
+    def index(self):
+        """lm-eval's task index, after checking that every task name is in it."""
+        manager = task_manager(list(self.include_path), include_defaults=self.default_tasks)
+        check_tasks_known(self.names(), manager, list(self.include_path))
+        return manager
 
 
 def parse_tasks(text: str) -> list[str]:

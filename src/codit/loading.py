@@ -15,11 +15,8 @@ from typing import Any
 
 import torch
 
+from codit.generation_settings import PLACEMENTS
 from codit.runtime import require_safetensors
-
-# Where the two models go: both on --device; post there and pre on the next GPU; or the
-# visible GPUs halved between them, each model spread over its half by accelerate.
-PLACEMENTS = ("same", "split", "auto")
 
 
 def load_causal_lm(

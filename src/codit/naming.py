@@ -123,8 +123,3 @@ def parse_arm(arm: str) -> Arm:
         f"arm {arm!r} is none of: direct, direct_sample<j>, codit_alpha<A>_beta<B>, "
         "bestof<N>_<oracle|judge>, public_<name>, chatvector_r<R>"
     )
-
-
-def seed_dir(seed: int) -> str:
-    """The path component of one replicate: `seed0`."""
-    return f"seed{seed}"

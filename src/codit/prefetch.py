@@ -12,27 +12,28 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 
 from codit.config import OFFLINE_VARIABLES
-from codit.lmeval_tasks import check_task_data, check_tasks_known, parse_tasks, task_manager
+from codit.lmeval_tasks import TaskSelection, check_task_data
 from codit.provenance import provenance, write_json
+from codit.settings import Settings, group, option
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tasks", required=True, help="comma-separated lm-eval task names")
-    parser.add_argument(
-        "--include-path", action="append", default=[], help="extra folder of task YAMLs"
-    )
-    parser.add_argument(
-        "--no-default-tasks", action="store_true", help="index only --include-path tasks"
-    )
-    parser.add_argument("--out", required=True, help="manifest of the fetched tasks (JSON)")
+@dataclass(frozen=True, kw_only=True)
+class PrefetchRun(Settings):
+    """One `codit prefetch` run: the tasks, and the manifest it writes."""
+
+    selection: TaskSelection = group(TaskSelection, "tasks")
+    out: str = option(help="manifest of the fetched tasks (JSON)")
+
+
+add_arguments = PrefetchRun.add_arguments
 
 
 def run(args: argparse.Namespace) -> None:
-    tasks = parse_tasks(args.tasks)
-    manager = task_manager(args.include_path, include_defaults=not args.no_default_tasks)
-    check_tasks_known(tasks, manager, args.include_path)
+    prefetch = PrefetchRun.from_args(args)
+    tasks, manager = prefetch.selection.names(), prefetch.selection.index()
     described = check_task_data(tasks, manager)
     environment = {
         name: os.environ.get(name)
@@ -40,8 +41,12 @@ def run(args: argparse.Namespace) -> None:
         if os.environ.get(name)
     }
     write_json(
-        args.out,
-        {"tasks": described, "environment": environment, "provenance": provenance(vars(args))},
+        prefetch.out,
+        {
+            "tasks": described,
+            "environment": environment,
+            "provenance": provenance(prefetch.record()),
+        },
     )
     for name, info in described.items():
         splits = ", ".join(f"{split} {rows}" for split, rows in info["splits"].items())

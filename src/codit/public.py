@@ -27,6 +27,7 @@ from codit.datasets import dataset_card, dataset_record
 from codit.instructions import load_source_records
 from codit.naming import PUBLIC_NAME, public_arm
 from codit.provenance import file_sha256, write_json, write_jsonl
+from codit.settings import Settings, group, option
 
 # Why a source row is left out, in the order the checks run.
 SKIP_REASONS = (
@@ -209,84 +210,105 @@ def make_record(item: Mapping[str, str], arm: str) -> dict[str, Any]:
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", required=True, help="dataset name; the arm is public_<name>")
-    parser.add_argument("--source", required=True, help="local JSONL file or hub:<owner>/<name>")
-    parser.add_argument("--split", default="train", help="split of a Hub dataset")
-    parser.add_argument("--instruction-field", default=None, help="field with the instruction")
-    parser.add_argument("--response-field", default=None, help="field with the response")
-    parser.add_argument(
-        "--context-field", default=None, help="optional input/context appended to the instruction"
+@dataclass(frozen=True, kw_only=True)
+class PublicSource(Settings):
+    """One public dataset of the config's `public_datasets:`: where it is, how its fields map,
+    and how much of it is kept."""
+
+    name: str = option(help="dataset name; the arm is public_<name>")
+    source: str = option(help="local JSONL file or hub:<owner>/<name>")
+    split: str = option("train", "split of a Hub dataset")
+    instruction_field: str | None = option(None, "field with the instruction")
+    response_field: str | None = option(None, "field with the response")
+    context_field: str | None = option(None, "optional input/context appended to the instruction")
+    id_field: str | None = option(None, "stable id field (default: name-index)")
+    messages_field: str | None = option(
+        None, "chat field instead: first user turn and the assistant turn right after it"
     )
-    parser.add_argument("--id-field", default=None, help="stable id field (default: name-index)")
-    parser.add_argument(
-        "--messages-field",
-        default=None,
-        help="chat field instead: first user turn and the assistant turn right after it",
-    )
-    size = parser.add_mutually_exclusive_group(required=True)
-    size.add_argument("--size", type=int, default=None, help="number of examples to keep")
-    size.add_argument(
-        "--match-cards",
-        nargs="+",
-        default=None,
+    size: int | None = option(None, "number of examples to keep")
+    match_cards: tuple[str, ...] = option(
+        (),
+        "dataset cards of the CoDIT datasets: keep as many as the smallest has",
         metavar="CARD",
-        help="dataset cards of the CoDIT datasets: keep as many as the smallest has",
+        nargs="+",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the subsample")
-    parser.add_argument("--out", required=True, help="output JSONL of prompt/completion records")
-    parser.add_argument("--card", required=True, help="output JSON dataset card")
+    seed: int = option(0, "seed of the subsample")
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(PUBLIC_NAME, self.name):
+            raise ValueError(
+                f"--name {self.name!r}: use letters, digits, '.' and '-' only, starting with a "
+                "letter or digit (no '_', so the arm name public_<name> parses back)"
+            )
+        if (self.size is None) == (not self.match_cards):
+            raise ValueError("give one of --size and --match-cards")
+        if self.size is not None and self.size < 1:
+            raise ValueError(f"--size must be >= 1, got {self.size}")
+        self.fields().check()
+
+    def fields(self) -> FieldMapping:
+        return FieldMapping(
+            instruction=self.instruction_field,
+            response=self.response_field,
+            context=self.context_field,
+            id=self.id_field,
+            messages=self.messages_field,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublicRun(Settings):
+    """One `codit public` run: the dataset, and the records and card it writes."""
+
+    dataset: PublicSource = group(PublicSource, "dataset")
+    out: str = option(help="output JSONL of prompt/completion records")
+    card: str = option(help="output JSON dataset card")
+
+
+add_arguments = PublicRun.add_arguments
 
 
 def run(args: argparse.Namespace) -> None:
-    if not re.fullmatch(PUBLIC_NAME, args.name):
-        raise ValueError(
-            f"--name {args.name!r}: use letters, digits, '.' and '-' only, starting with a letter "
-            "or digit (no '_', so the arm name public_<name> parses back)"
-        )
-    fields = FieldMapping(
-        instruction=args.instruction_field,
-        response=args.response_field,
-        context=args.context_field,
-        id=args.id_field,
-        messages=args.messages_field,
-    )
-    fields.check()
-    if args.size is not None:
-        if args.size < 1:
-            raise ValueError(f"--size must be >= 1, got {args.size}")
-        size_rule: dict[str, Any] = {"rule": "size", "size": args.size}
-        target = args.size
+    public_run = PublicRun.from_args(args)
+    build(public_run.dataset, public_run.out, public_run.card)
+
+
+def build(dataset: PublicSource, out: str, card_path: str) -> None:
+    """Subsample the dataset to its target size; write its records and card."""
+    fields = dataset.fields()
+    if dataset.size is not None:
+        size_rule: dict[str, Any] = {"rule": "size", "size": dataset.size}
+        target = dataset.size
     else:
-        sizes = {card: card_size(card) for card in args.match_cards}
+        sizes = {card: card_size(card) for card in dataset.match_cards}
         size_rule = {"rule": "match_cards", "cards": sizes}
         target = min(sizes.values())
-    is_hub = args.source.startswith("hub:")
-    if not is_hub and not Path(args.source).is_file():
+    is_hub = dataset.source.startswith("hub:")
+    if not is_hub and not Path(dataset.source).is_file():
         raise FileNotFoundError(
-            f"{args.source}: no such file (give a Hub dataset as hub:<owner>/<name>)"
+            f"{dataset.source}: no such file (give a Hub dataset as hub:<owner>/<name>)"
         )
-    arm = public_arm(args.name)
+    arm = public_arm(dataset.name)
     rows, skipped, source_rows = usable_rows(
-        load_source_records(args.source, args.split), fields, args.name
+        load_source_records(dataset.source, dataset.split), fields, dataset.name
     )
     if not rows:
-        raise ValueError(f"{args.source}: no usable row (skipped: {dict(skipped)})")
+        raise ValueError(f"{dataset.source}: no usable row (skipped: {dict(skipped)})")
     warnings = []
     if len(rows) < target:
         # The comparison is then unequal in size; the card says so rather than failing the run.
         warnings.append(
-            f"{args.source} has {len(rows)} usable rows, fewer than the target size {target}: "
+            f"{dataset.source} has {len(rows)} usable rows, fewer than the target size {target}: "
             "all of them are kept"
         )
-    records = [make_record(item, arm) for item in subsample(rows, target, args.seed)]
+    records = [make_record(item, arm) for item in subsample(rows, target, dataset.seed)]
     settings = {
-        "name": args.name,
+        "name": dataset.name,
         "arm": arm,
         "pair": "",
-        "source": args.source,
-        "split": args.split if is_hub else None,
-        "source_sha256": None if is_hub else file_sha256(args.source),
+        "source": dataset.source,
+        "split": dataset.split if is_hub else None,
+        "source_sha256": None if is_hub else file_sha256(dataset.source),
         "fields": {
             "instruction": fields.instruction,
             "response": fields.response,
@@ -296,7 +318,7 @@ def run(args: argparse.Namespace) -> None:
         },
         "size_rule": size_rule,
         "target_size": target,
-        "seed": args.seed,
+        "seed": dataset.seed,
     }
     card = dataset_card(records, settings)
     card.pop("skipped_ids", None)  # generation's per-reason ids; our skips are counted below
@@ -308,9 +330,9 @@ def run(args: argparse.Namespace) -> None:
             "warnings": warnings,
         }
     )
-    write_jsonl(args.out, records)
-    write_json(args.card, card)
+    write_jsonl(out, records)
+    write_json(card_path, card)
     print(
-        f"{len(records)} of {len(rows)} usable rows ({source_rows} read) -> {args.out}; "
+        f"{len(records)} of {len(rows)} usable rows ({source_rows} read) -> {out}; "
         f"skipped {dict(skipped)}" + "".join(f"\nwarning: {text}" for text in warnings)
     )

@@ -4,12 +4,12 @@ Inputs are the evaluation JSON files written by `codit evaluate` (lm-evaluation-
 plus a `codit` block whose `labels` name the model) and the dataset cards of `codit generate`.
 Labels of an evaluated student: teacher_pair (empty for public arms, which belong to no pair),
 student, arm (`direct`, `codit_alpha<A>_beta<B>`, `bestof<N>_<oracle|judge>`, `public_<name>`,
-`chatvector_r<R>`), seed (the replicate seed; empty for chat vectors), alpha, beta, and the
-model types student_architecture and teacher_architecture (optional). Labels of an untouched
-reference model: arm `reference`, the model name in `student`, and teacher_pair set only for a
-pair's instruct (post-trained) model; the figure draws those as the dotted grey "teacher
-instruct" lines. Base models are references with an empty teacher_pair. Files without seed or
-architecture labels (older ones) still load.
+`chatvector_r<R>`; alpha and beta are read from it), seed (the replicate seed; empty for chat
+vectors), and the model types student_architecture and teacher_architecture (optional). Labels
+of an untouched reference model: arm `reference`, the model name in `student`, and teacher_pair
+set only for a pair's instruct (post-trained) model; the figure draws those as the dotted grey
+"teacher instruct" lines. Base models are references with an empty teacher_pair. Files without
+seed or architecture labels (older ones) still load.
 
 Outputs, under --out-dir: tables/main.csv (tidy, one row per evaluation, task and metric),
 tables/summary.csv (each model's replicates: mean across seeds and 95% t interval; public arms
@@ -26,69 +26,46 @@ import argparse
 import fnmatch
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from codit import paired, plots, tables
+from codit.jobs import REPORT_OUTPUTS
 from codit.provenance import atomic_path, file_sha256, provenance, write_json
+from codit.settings import Settings, option
 
-MAIN_CSV = Path("tables/main.csv")
-SUMMARY_CSV = Path("tables/summary.csv")
-DATASETS_CSV = Path("tables/datasets.csv")
-MAIN_MD = Path("tables/main.md")
-MAIN_TEX = Path("tables/main.tex")
-METRIC_FIGURE = Path("figures/metric_vs_alpha.png")
-LENGTH_FIGURE = Path("figures/length_vs_alpha.png")
-HEATMAP_FIGURE = Path("figures/paired_heatmap.png")
-PAIRED_CSV = Path("tables/paired.csv")
-PAIRED_MD = Path("tables/paired.md")
-PROVENANCE_JSON = Path("report_provenance.json")
-OUTPUTS = (
-    MAIN_CSV,
-    SUMMARY_CSV,
-    DATASETS_CSV,
-    MAIN_MD,
-    MAIN_TEX,
-    PAIRED_CSV,
-    PAIRED_MD,
-    METRIC_FIGURE,
-    LENGTH_FIGURE,
-    HEATMAP_FIGURE,
-    PROVENANCE_JSON,
-)
+# Output names below --out-dir: one list, which the report rule's outputs also read.
+OUTPUTS = {name: Path(path) for name, path in REPORT_OUTPUTS.items()}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--evals",
-        nargs="+",
-        required=True,
-        metavar="JSON",
+@dataclass(frozen=True, kw_only=True)
+class ReportRun(Settings):
+    """One `codit report` run: the evaluations and cards it reads, and where it writes."""
+
+    evals: tuple[str, ...] = option(
         help="evaluation result files of `codit evaluate` (one per model)",
-    )
-    parser.add_argument(
-        "--cards",
-        nargs="*",
-        default=[],
         metavar="JSON",
-        help="dataset cards of `codit generate` (one per generated dataset)",
+        nargs="+",
     )
-    parser.add_argument(
-        "--out-dir",
-        required=True,
-        type=Path,
-        help="results folder; tables/, figures/ and report_provenance.json",
+    cards: tuple[str, ...] = option(
+        (),
+        "dataset cards of `codit generate` (one per generated dataset)",
+        metavar="JSON",
+        nargs="*",
     )
-    parser.add_argument(
-        "--metric",
-        action="append",
-        default=[],
+    out_dir: Path = option(help="results folder; tables/, figures/ and report_provenance.json")
+    metric: tuple[str, ...] = option(
+        (),
+        "show only matching metrics (shell pattern, repeatable) in main.md, main.tex and the "
+        "figures; main.csv and summary.csv always hold every metric",
         metavar="TASK/METRIC",
-        help="show only matching metrics (shell pattern, repeatable) in main.md, "
-        "main.tex and the figures; main.csv and summary.csv always hold every metric",
     )
+
+
+add_arguments = ReportRun.add_arguments
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -130,10 +107,10 @@ def write_text(text: str, path: Path) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def report_settings(args: argparse.Namespace) -> dict[str, Any]:
+def report_settings(report: ReportRun) -> dict[str, Any]:
     return {
-        "out_dir": str(args.out_dir),
-        "metric_patterns": list(args.metric),
+        "out_dir": str(report.out_dir),
+        "metric_patterns": list(report.metric),
         "figure_dpi": plots.DPI,
         "percent_rule": "a metric whose values all lie in [0, 1] is shown in %",
         "best_rule": "per row, on the mean across seeds, lm-eval's higher_is_better direction "
@@ -155,7 +132,7 @@ def seeds_per_arm(table: pd.DataFrame) -> dict[str, int]:
 
 
 def provenance_record(
-    args: argparse.Namespace,
+    report: ReportRun,
     table: pd.DataFrame,
     datasets: pd.DataFrame,
     skipped_comparisons: list[dict[str, str]],
@@ -163,10 +140,10 @@ def provenance_record(
     """Inputs with digests, outputs, counts, and the shared provenance block."""
     return {
         "inputs": {
-            "evals": [{"path": str(p), "sha256": file_sha256(p)} for p in args.evals],
-            "cards": [{"path": str(p), "sha256": file_sha256(p)} for p in args.cards],
+            "evals": [{"path": str(p), "sha256": file_sha256(p)} for p in report.evals],
+            "cards": [{"path": str(p), "sha256": file_sha256(p)} for p in report.cards],
         },
-        "outputs": [str(args.out_dir / output) for output in OUTPUTS],
+        "outputs": [str(report.out_dir / output) for output in OUTPUTS.values()],
         "counts": {
             "main_rows": len(table),
             "metrics": int(table.groupby(["task", "metric"]).ngroups),
@@ -176,32 +153,37 @@ def provenance_record(
         },
         # Metrics without a per-item score cannot be paired; each says why.
         "paired_skipped": skipped_comparisons,
-        "provenance": provenance(report_settings(args)),
+        "provenance": provenance(report_settings(report)),
     }
 
 
 def run(args: argparse.Namespace) -> None:
-    evaluations = read_inputs(args.evals)
+    write_report(ReportRun.from_args(args))
+
+
+def write_report(report: ReportRun) -> None:
+    """Every table and figure of the report, and its provenance."""
+    evaluations = read_inputs(report.evals)
     table = tables.main_table(evaluations)
     summary = tables.summary_table(table)
-    datasets = tables.datasets_table(read_inputs(args.cards))
-    shown = select_metrics(summary, args.metric)
+    datasets = tables.datasets_table(read_inputs(report.cards))
+    shown = select_metrics(summary, report.metric)
     metric_tables = tables.metric_tables(shown, tables.higher_is_better(evaluations))
 
-    out = Path(args.out_dir)
-    write_csv(table, out / MAIN_CSV)
-    write_csv(summary, out / SUMMARY_CSV)
-    write_csv(datasets, out / DATASETS_CSV)
-    write_text(tables.render_markdown(metric_tables), out / MAIN_MD)
-    write_text(tables.render_latex(metric_tables), out / MAIN_TEX)
+    out = Path(report.out_dir)
+    write_csv(table, out / OUTPUTS["table"])
+    write_csv(summary, out / OUTPUTS["summary"])
+    write_csv(datasets, out / OUTPUTS["datasets"])
+    write_text(tables.render_markdown(metric_tables), out / OUTPUTS["markdown"])
+    write_text(tables.render_latex(metric_tables), out / OUTPUTS["latex"])
     comparisons, skipped = paired.paired_comparisons(evaluations, table)
-    write_csv(comparisons, out / PAIRED_CSV)
-    write_text(paired.render_paired_markdown(comparisons), out / PAIRED_MD)
-    plots.plot_metric_vs_alpha(shown, out / METRIC_FIGURE)
-    plots.plot_length_vs_alpha(datasets, out / LENGTH_FIGURE)
-    shown_pairs = select_metrics(comparisons, args.metric, strict=False)
-    plots.plot_paired_heatmap(shown_pairs, out / HEATMAP_FIGURE)
-    write_json(out / PROVENANCE_JSON, provenance_record(args, table, datasets, skipped))
+    write_csv(comparisons, out / OUTPUTS["paired_csv"])
+    write_text(paired.render_paired_markdown(comparisons), out / OUTPUTS["paired"])
+    plots.plot_metric_vs_alpha(shown, out / OUTPUTS["metric_figure"])
+    plots.plot_length_vs_alpha(datasets, out / OUTPUTS["length_figure"])
+    shown_pairs = select_metrics(comparisons, report.metric, strict=False)
+    plots.plot_paired_heatmap(shown_pairs, out / OUTPUTS["heatmap_figure"])
+    write_json(out / OUTPUTS["provenance"], provenance_record(report, table, datasets, skipped))
     print(
         f"codit report: {len(table)} result rows, {len(metric_tables)} metrics, "
         f"{len(datasets)} datasets -> {out}"

@@ -6,6 +6,9 @@ import argparse
 from pathlib import Path
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPE_HELP = "auto: bfloat16 on a CUDA device that supports it, else float32"
+THREADS_HELP = "torch CPU threads (default: torch's choice)"
 
 
 def add_runtime_arguments(
@@ -13,14 +16,9 @@ def add_runtime_arguments(
     dtypes: tuple[str, ...] = DTYPE_NAMES,
 ) -> None:
     """The --device, --dtype and --threads options every model-running stage takes."""
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument(
-        "--dtype",
-        choices=("auto", *dtypes),
-        default="auto",
-        help="auto: bfloat16 on a CUDA device that supports it, else float32",
-    )
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--dtype", choices=("auto", *dtypes), default="auto", help=DTYPE_HELP)
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
 
 
 def resolve_device(device: str) -> str:

@@ -147,17 +147,6 @@ def _label(labels: Mapping[str, Any], key: str, source: str, required: bool) -> 
     return text
 
 
-def _check_label_number(labels: Mapping[str, Any], key: str, parsed: float, source: str) -> None:
-    """The alpha/beta labels, when given, must agree with the numbers in the arm name."""
-    text = str(labels.get(key) or "").strip()
-    try:
-        labelled = float(text) if text else parsed
-    except ValueError:
-        raise ValueError(f"{source}: label {key}={text!r} is not a number") from None
-    if not math.isclose(labelled, parsed, rel_tol=1e-12, abs_tol=0.0):
-        raise ValueError(f"{source}: label {key}={text} disagrees with arm {labels['arm']!r}")
-
-
 def seed_label(labels: Mapping[str, Any], source: str) -> float:
     """The replicate seed as a float (NaN when absent: chat vectors, references, older files)."""
     text = str(labels.get("seed") if labels.get("seed") is not None else "").strip()
@@ -200,9 +189,7 @@ def model_identity(labels: Mapping[str, Any], source: str) -> dict[str, Any]:
     pair = _label(labels, "teacher_pair", source, required=arm.kind != PUBLIC)
     if arm.kind == PUBLIC and pair:
         raise ValueError(f"{source}: public arm {name!r} has teacher_pair {pair!r}; expected ''")
-    if arm.kind == CODIT:
-        _check_label_number(labels, "alpha", arm.alpha, source)
-        _check_label_number(labels, "beta", arm.beta, source)
+    if arm.kind == CODIT:  # alpha and beta have one source: the arm name
         identity |= {"alpha": arm.alpha, "beta": arm.beta}
     return {"teacher_pair": pair, "arm": arm.kind, **identity}
 

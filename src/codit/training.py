@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import math
 import os
@@ -28,17 +27,21 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codit.faults import fault_point
 from codit.provenance import file_sha256, iter_jsonl, package_versions, provenance, write_json
 from codit.runtime import (
-    add_runtime_arguments,
+    DEVICES,
+    DTYPE_HELP,
+    THREADS_HELP,
     resolve_device,
     resolve_dtype,
     set_threads,
 )
+from codit.settings import Settings, group, option
 
 if TYPE_CHECKING:
     import torch
@@ -58,53 +61,61 @@ TRAINING_PACKAGES = ("codit-workflow", "python", "torch", "transformers", "token
 TRAINING_PACKAGES += ("peft", "trl", "accelerate", "datasets")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    io = parser.add_argument_group("inputs and outputs")
-    io.add_argument("--student", required=True, help="base model: local dir or Hub id")
-    io.add_argument("--data", required=True, help="generated dataset (JSONL, prompt/completion)")
-    io.add_argument("--out", required=True, help="output dir: adapter/, merged/, train_record.json")
-    io.add_argument(
-        "--chat-template-from",
-        help="dir or Hub id of a tokenizer whose chat template the student adopts "
+@dataclass(frozen=True, kw_only=True)
+class TrainingSettings(Settings):
+    """The hyper-parameters every arm is trained with: the config's `sft:` section."""
+
+    lora_r: int = option(16, "LoRA rank")
+    lora_alpha: int = option(32, "LoRA scale numerator (the update is scaled by alpha / r)")
+    lora_dropout: float = option(0.05)
+    target_modules: str = option(
+        "all-linear", "'all-linear' or a comma list of module names (e.g. q_proj,v_proj)"
+    )
+    learning_rate: float = option(2e-4)
+    lr_scheduler: str = option("cosine")
+    warmup_ratio: float = option(0.03)
+    epochs: float = option(2.0)
+    batch_size: int = option(8, "per-device micro-batch size")
+    grad_accum: int = option(1, "gradient accumulation steps")
+    max_length: int = option(2048, "tokens per example (cut)")
+    dtype: str = option("auto", DTYPE_HELP, choices=("auto", "float32", "bfloat16"))
+    device: str = option("auto", choices=DEVICES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SftRun(Settings):
+    """One `codit sft` run: what is trained on what, where it goes, and how."""
+
+    student: str = option(help="base model: local dir or Hub id")
+    data: str = option(help="generated dataset (JSONL, prompt/completion)")
+    out: str = option(help="output dir: adapter/, merged/, train_record.json")
+    chat_template_from: str | None = option(
+        None,
+        "dir or Hub id of a tokenizer whose chat template the student adopts "
         "(needed when the student's tokenizer has none; overrides the student's own)",
     )
-    io.add_argument(
-        "--eos-token",
-        help="end-of-turn token the student learns to stop on (default: the token the chat "
+    eos_token: str | None = option(
+        None,
+        "end-of-turn token the student learns to stop on (default: the token the chat "
         "template puts after an assistant turn, else the tokenizer's eos)",
     )
-    io.add_argument("--trust-remote-code", action="store_true")
-
-    lora = parser.add_argument_group("LoRA")
-    lora.add_argument("--lora-r", type=int, default=16)
-    lora.add_argument("--lora-alpha", type=int, default=32)
-    lora.add_argument("--lora-dropout", type=float, default=0.05)
-    lora.add_argument(
-        "--target-modules",
-        default="all-linear",
-        help="'all-linear' or a comma list of module names (e.g. q_proj,v_proj)",
-    )
-
-    train = parser.add_argument_group("optimisation")
-    train.add_argument("--learning-rate", type=float, default=2e-4)
-    train.add_argument("--lr-scheduler", default="cosine")
-    train.add_argument("--warmup-ratio", type=float, default=0.03)
-    train.add_argument("--epochs", type=float, default=2.0)
-    train.add_argument("--batch-size", type=int, default=8, help="per-device micro-batch size")
-    train.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
-    train.add_argument("--max-length", type=int, default=2048, help="tokens per example (cut)")
-    train.add_argument("--logging-steps", type=int, default=10)
-    train.add_argument("--seed", type=int, default=42)
-    train.add_argument(
-        "--checkpoint-steps",
-        type=int,
-        default=0,
-        help="save a checkpoint every N optimizer steps into OUT.checkpoints/ and resume from "
+    trust_remote_code: bool = option(False, "run the student repository's own model code")
+    training: TrainingSettings = group(TrainingSettings, "LoRA and optimisation")
+    logging_steps: int = option(10)
+    seed: int = option(42)
+    checkpoint_steps: int = option(
+        0,
+        "save a checkpoint every N optimizer steps into OUT.checkpoints/ and resume from "
         "the newest complete one on a rerun (0: no checkpoints); does not change the results",
     )
+    threads: int | None = option(None, THREADS_HELP)
 
-    runtime = parser.add_argument_group("runtime")
-    add_runtime_arguments(runtime, dtypes=("float32", "bfloat16"))
+    def __post_init__(self) -> None:
+        if self.checkpoint_steps < 0:
+            raise ValueError(f"--checkpoint-steps must be >= 0, got {self.checkpoint_steps}")
+
+
+add_arguments = SftRun.add_arguments
 
 
 # ----------------------------------------------------------------------------- data
@@ -158,24 +169,26 @@ def tokenized_lengths(records: list[dict], tokenizer) -> list[int]:
     ]
 
 
-def training_data_report(args: argparse.Namespace, tokenizer) -> dict[str, Any]:
+def training_data_report(run: SftRun, tokenizer) -> dict[str, Any]:
     """Train-record entries about the data: `truncated_to_max_length` (records longer than
     --max-length, which TRL cuts to it) and `warnings` (also printed)."""
-    records = load_training_records(args.data)
+    records = load_training_records(run.data)
     lengths = tokenized_lengths(records, tokenizer)
-    truncated = sum(length > args.max_length for length in lengths)
+    max_length = run.training.max_length
+    truncated = sum(length > max_length for length in lengths)
     warnings = []
     if truncated:
         warnings.append(
-            f"{args.data}: {truncated} of {len(records)} records are longer than --max-length "
-            f"{args.max_length} tokens (longest {max(lengths)}) and are cut to it"
+            f"{run.data}: {truncated} of {len(records)} records are longer than --max-length "
+            f"{max_length} tokens (longest {max(lengths)}) and are cut to it"
         )
-    batch = args.batch_size * args.grad_accum
+    batch_size, grad_accum = run.training.batch_size, run.training.grad_accum
+    batch = batch_size * grad_accum
     # A warning, not an error: Trainer keeps a partial batch (drop_last=False) and trains on it.
     if len(records) < batch:
         warnings.append(
-            f"{args.data}: {len(records)} records, fewer than one batch (--batch-size "
-            f"{args.batch_size} x --grad-accum {args.grad_accum} = {batch}); "
+            f"{run.data}: {len(records)} records, fewer than one batch (--batch-size "
+            f"{batch_size} x --grad-accum {grad_accum} = {batch}); "
             "each epoch is one optimizer step on a partial batch"
         )
     for warning in warnings:
@@ -183,13 +196,13 @@ def training_data_report(args: argparse.Namespace, tokenizer) -> dict[str, Any]:
     return {"truncated_to_max_length": truncated, "warnings": warnings}
 
 
-def check_examples_left(args: argparse.Namespace, trainer) -> None:
+def check_examples_left(run: SftRun, trainer) -> None:
     """Refuse to train when TRL dropped every record: a prompt that fills --max-length leaves no
     completion token to put loss on (TRL's own error is about a sampler's num_samples=0)."""
     if len(trainer.train_dataset) == 0:
         raise ValueError(
-            f"{args.data}: no training records left: TRL dropped all of them because each "
-            f"prompt fills --max-length {args.max_length} (raise --max-length)"
+            f"{run.data}: no training records left: TRL dropped all of them because each "
+            f"prompt fills --max-length {run.training.max_length} (raise --max-length)"
         )
 
 
@@ -296,16 +309,16 @@ def grow_embeddings(model, tokenizer, seed: int = 0) -> None:
         model.resize_token_embeddings(len(tokenizer))
 
 
-def lora_config(args: argparse.Namespace, new_token_ids: list[int], tied: bool):
+def lora_config(settings: TrainingSettings, new_token_ids: list[int], tied: bool):
     from peft import LoraConfig
 
-    targets = args.target_modules
+    targets = settings.target_modules
     if targets != "all-linear":
         targets = [name.strip() for name in targets.split(",") if name.strip()]
     config = LoraConfig(
-        r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
         target_modules=targets,
         task_type="CAUSAL_LM",
     )
@@ -317,25 +330,23 @@ def lora_config(args: argparse.Namespace, new_token_ids: list[int], tied: bool):
     return config
 
 
-def sft_config(args: argparse.Namespace, output_dir: Path, device: str, dtype: str, eos: str):
+def sft_config(run: SftRun, output_dir: Path, device: str, dtype: str, eos: str):
     from trl import SFTConfig
 
     on_gpu = device == "cuda"
-    checkpoint_steps = getattr(args, "checkpoint_steps", 0)
-    if checkpoint_steps < 0:
-        raise ValueError(f"--checkpoint-steps must be >= 0, got {checkpoint_steps}")
+    settings, checkpoint_steps = run.training, run.checkpoint_steps
     return SFTConfig(
         output_dir=str(output_dir),
-        num_train_epochs=args.epochs,
-        per_device_train_batch_size=args.batch_size,
-        gradient_accumulation_steps=args.grad_accum,
-        learning_rate=args.learning_rate,
-        lr_scheduler_type=args.lr_scheduler,
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type=settings.lr_scheduler,
         # transformers 5 dropped warmup_ratio: a float below 1 in warmup_steps is a ratio.
-        warmup_steps=args.warmup_ratio,
-        max_length=args.max_length,
-        seed=args.seed,
-        data_seed=args.seed,
+        warmup_steps=settings.warmup_ratio,
+        max_length=settings.max_length,
+        seed=run.seed,
+        data_seed=run.seed,
         eos_token=eos,
         completion_only_loss=True,
         packing=False,
@@ -345,7 +356,7 @@ def sft_config(args: argparse.Namespace, output_dir: Path, device: str, dtype: s
         # transformers 5 renamed gradient_checkpointing (TRL defaults it on); tiny CPU runs skip it.
         activation_checkpointing=on_gpu,
         dataloader_num_workers=0,
-        logging_steps=args.logging_steps,
+        logging_steps=run.logging_steps,
         logging_first_step=True,
         save_strategy="steps" if checkpoint_steps else "no",
         save_steps=checkpoint_steps or 500,
@@ -458,8 +469,9 @@ def loss_curve(log_history: list[dict]) -> list[dict]:
     return [{k: e[k] for k in keys if k in e} for e in log_history if "loss" in e]
 
 
-def run_settings(args, device: str, dtype: str, eos: str, new_tokens: list[str]) -> dict:
-    settings = dict(vars(args))
+def run_settings(run: SftRun, device: str, dtype: str, eos: str, new_tokens: list[str]) -> dict:
+    """The run's settings as recorded, with what `auto` and the template resolved to."""
+    settings = run.record()
     settings.update(device=device, dtype=dtype, eos_token=eos, added_template_tokens=new_tokens)
     return settings
 
@@ -626,7 +638,7 @@ def sigterm_exits() -> Iterator[None]:
 # ----------------------------------------------------------------------------- entry point
 
 
-@dataclasses.dataclass
+@dataclass
 class SftJob:
     """A trainer ready to run, with what the train record needs to know about how it was set up."""
 
@@ -639,54 +651,54 @@ class SftJob:
     num_records: int
 
 
-def build_job(args: argparse.Namespace, output_dir: Path) -> SftJob:
+def build_job(run: SftRun, output_dir: Path) -> SftJob:
     """Check the data, load student and tokenizer, build the SFTTrainer (nothing trained yet)."""
     from datasets import Dataset
     from trl import SFTTrainer
 
-    records = load_training_records(args.data)
-    device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)
+    records = load_training_records(run.data)
+    device = resolve_device(run.training.device)
+    dtype = resolve_dtype(run.training.dtype, device)
     if dtype == "bfloat16" and device == "cpu":
         raise ValueError("--dtype bfloat16 is not supported with --device cpu; use float32")
-    tokenizer, added = load_tokenizer(args.student, args.chat_template_from, args.trust_remote_code)
-    eos = args.eos_token or end_of_turn_token(tokenizer)
+    tokenizer, added = load_tokenizer(run.student, run.chat_template_from, run.trust_remote_code)
+    eos = run.eos_token or end_of_turn_token(tokenizer)
     if eos not in tokenizer.get_vocab():
         raise ValueError(f"--eos-token {eos!r} is not in the student's vocabulary")
 
-    model = load_student(args.student, dtype, args.trust_remote_code)
-    grow_embeddings(model, tokenizer, args.seed)
+    model = load_student(run.student, dtype, run.trust_remote_code)
+    grow_embeddings(model, tokenizer, run.seed)
     tied = bool(model.config.get_text_config().tie_word_embeddings)
     score_loss_positions_only()
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(args, output_dir, device, dtype, eos),
+        args=sft_config(run, output_dir, device, dtype, eos),
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
-        peft_config=lora_config(args, tokenizer.convert_tokens_to_ids(added), tied),
+        peft_config=lora_config(run.training, tokenizer.convert_tokens_to_ids(added), tied),
     )
     return SftJob(trainer, tokenizer, eos, device, dtype, added, len(records))
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
+def train(run: SftRun) -> dict[str, Any]:
     """Train, merge and save everything under --out at once; returns the train record."""
     from transformers.utils import logging as hf_logging
 
     started = time.monotonic()
-    set_threads(args.threads)
+    set_threads(run.threads)
     hf_logging.set_verbosity_warning()
-    out = Path(args.out)
+    out = Path(run.out)
     checkpoints = checkpoint_dir(out)
-    checkpoint_steps = getattr(args, "checkpoint_steps", 0)
+    checkpoint_steps = run.checkpoint_steps
     with sigterm_exits(), staging_dir(out) as staging:
-        job = build_job(args, checkpoints if checkpoint_steps else staging / "trainer")
-        check_examples_left(args, job.trainer)
-        data_report = training_data_report(args, job.tokenizer)  # warns before training
-        settings = run_settings(args, job.device, job.dtype, job.eos, job.added_tokens)
+        job = build_job(run, checkpoints if checkpoint_steps else staging / "trainer")
+        check_examples_left(run, job.trainer)
+        data_report = training_data_report(run, job.tokenizer)  # warns before training
+        settings = run_settings(run, job.device, job.dtype, job.eos, job.added_tokens)
         resume = None
         if checkpoint_steps:
             add_checkpoint_callbacks(job.trainer)
-            resume = resume_point(checkpoints, resume_key(settings, args.data))
+            resume = resume_point(checkpoints, resume_key(settings, run.data))
             if resume is not None:
                 log(f"resuming from {resume}")
         result = job.trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -694,7 +706,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         job.tokenizer.save_pretrained(staging / "adapter")
         merged, merge_diff = merge_adapter(job.trainer.model, sample_input(job.trainer))
         if not math.isfinite(merge_diff):
-            raise ValueError(f"merged model gives non-finite logits (student {args.student})")
+            raise ValueError(f"merged model gives non-finite logits (student {run.student})")
         save_merged(merged, job.tokenizer, job.eos, staging / "merged")
         shutil.rmtree(staging / "trainer", ignore_errors=True)
         record = {
@@ -718,8 +730,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> None:
-    record = train(args)
+    sft_run = SftRun.from_args(args)
+    record = train(sft_run)
     print(
         f"codit sft: {record['num_train_examples']} examples, "
-        f"final loss {record['final_loss']:.4f}, {record['runtime_s']:.1f}s -> {args.out}"
+        f"final loss {record['final_loss']:.4f}, {record['runtime_s']:.1f}s -> {sft_run.out}"
     )

@@ -6,13 +6,13 @@ rule best_of_n:
     input:
         unpack(best_of_n_inputs),
     output:
-        data="results/datasets/{pair}/{arm}/seed{seed}/data.jsonl",
-        card="results/datasets/{pair}/{arm}/seed{seed}/card.json",
-        scores="results/datasets/{pair}/{arm}/seed{seed}/scores.jsonl",
+        data=f"{DATASET_DIR}/data.jsonl",
+        card=f"{DATASET_DIR}/card.json",
+        scores=f"{DATASET_DIR}/scores.jsonl",
     log:
-        "logs/bestofn/{pair}/{arm}/seed{seed}.log",
+        f"logs/bestofn/{DATASET_ID}.log",
     benchmark:
-        "benchmarks/bestofn/{pair}/{arm}/seed{seed}.tsv"
+        f"benchmarks/bestofn/{DATASET_ID}.tsv"
     wildcard_constraints:
         arm=BEST_OF_N_ARMS,
     conda:
@@ -33,19 +33,19 @@ rule public_dataset:
     input:
         unpack(public_inputs),
     output:
-        data=f"results/datasets/{PUBLIC}/{{arm}}/data.jsonl",
-        card=f"results/datasets/{PUBLIC}/{{arm}}/card.json",
+        data=f"{PUBLIC_DATASET_DIR}/data.jsonl",
+        card=f"{PUBLIC_DATASET_DIR}/card.json",
     log:
-        f"logs/public/{{arm}}.log",
+        "logs/public/{arm}.log",
     benchmark:
-        f"benchmarks/public/{{arm}}.tsv"
+        "benchmarks/public/{arm}.tsv"
     wildcard_constraints:
         arm=PUBLIC_ARMS,
     localrule: True  # a Hub source is downloaded here, on the login node
     conda:
         ENV
     params:
-        settings=public_flags,
+        settings=lambda wildcards: public_source(wildcards).command_line(),
     shell:
         FETCH_ENV
         + "codit public {params.settings} --out {output.data} --card {output.card}"
@@ -56,11 +56,11 @@ rule chat_vector:
     input:
         unpack(chat_vector_models),
     output:
-        directory("results/chatvector/{pair}/{arm}/{student}"),
+        directory(CHAT_VECTOR_DIR),
     log:
-        "logs/chatvector/{pair}/{arm}/{student}.log",
+        f"logs/chatvector/{CHAT_VECTOR_ID}.log",
     benchmark:
-        "benchmarks/chatvector/{pair}/{arm}/{student}.tsv"
+        f"benchmarks/chatvector/{CHAT_VECTOR_ID}.tsv"
     wildcard_constraints:
         arm=CHAT_VECTOR_ARMS,
     conda:
@@ -72,7 +72,7 @@ rule chat_vector:
         runtime=stage_runtime("sft"),
     params:
         ratio=lambda wildcards: parse_arm(wildcards.arm).ratio,
-        trust_remote_code=chat_vector_trust_remote_code,
+        trust_remote_code=lambda wildcards: trust_flag(*chat_vector_specs(wildcards)),
     shell:
         OFFLINE_ENV
         + "codit chatvector --student {input.student} --post {input.post} --pre {input.pre}"

@@ -27,7 +27,37 @@ from codit.naming import (
     arm_pattern,
     direct_sample_arm,
     parse_arm,
-    seed_dir,
+)
+from codit.bestofn import JudgeEndpoint
+from codit.datasets import GatherSettings
+from codit.evaluation import EvaluationSettings
+from codit.generation_settings import EngineSettings, SamplingSettings
+from codit.instructions import InstructionSource
+from codit.lmeval_tasks import TaskSelection
+from codit.public import PublicSource
+from codit.training import TrainingSettings
+from codit.jobs import (
+    CHAT_VECTOR_ID,
+    CHAT_VECTOR_DIR,
+    DATASET_ID,
+    DATASET_DIR,
+    EVAL_CHAT_VECTOR,
+    EVAL_REFERENCE,
+    EVAL_TRAINED,
+    PUBLIC_DATASET_DIR,
+    REFERENCE_ID,
+    REPORT_DIR,
+    REPORT_OUTPUTS,
+    SFT_DIR,
+    SHARD_ID,
+    SHARD_PATH,
+    TRAINED_ID,
+    dataset_dir,
+    grid_jobs,
+    of_rule,
+    parse_shard,
+    shard_names,
+    trained_datasets,
 )
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -41,9 +71,9 @@ except ConfigError as error:
 GEN = config["generation"]
 HUB_CACHE = hub_cache(config)
 TASKS_MANIFEST = "results/eval/tasks.json"
-SHARDS = [
-    f"{index:03d}-of-{GEN['num_shards']:03d}" for index in range(GEN["num_shards"])
-]
+SHARDS = shard_names(GEN["num_shards"])
+# Every job of the grid (codit.jobs); the targets below, and `codit cost`, read this list.
+JOBS = grid_jobs(GRID, GEN["num_shards"])
 ENV = "../../envs/codit.yaml"
 # What each kind of job makes: arms sampled from a teacher, picked among samples, written
 # by people, edited in weight space; students are fine-tuned on the dataset arms.
@@ -121,13 +151,6 @@ def student_model(wildcards):
     return student_spec(wildcards).location
 
 
-def dataset_dir(pair, arm, seed):
-    """Where one dataset lives: per teacher pair and replicate seed, or once for a public one."""
-    if pair == PUBLIC:
-        return f"results/datasets/{PUBLIC}/{arm}"
-    return f"results/datasets/{pair}/{arm}/{seed_dir(seed)}"
-
-
 def sft_data(wildcards):
     return f"{dataset_dir(wildcards.pair, wildcards.arm, wildcards.seed)}/data.jsonl"
 
@@ -151,12 +174,8 @@ def best_of_n_scorer_flags(wildcards):
     arm = parse_arm(wildcards.arm)
     if arm.scorer == "oracle":
         return f"--scorer oracle --world {TINYWORLD_DIR}"
-    judge = config["best_of_n"]["judge"]
-    return (
-        f"--scorer judge --judge-url {judge['url']} --judge-model {shlex.quote(judge['model'])}"
-        f" --judge-api-key-env {judge['api_key_env']} --judge-max-tokens {judge['max_tokens']}"
-        f" --judge-workers {judge['workers']}"
-    )
+    judge = JudgeEndpoint.from_config(config["best_of_n"]["judge"])
+    return f"--scorer judge {judge.command_line()}"
 
 
 def public_spec(wildcards):
@@ -186,29 +205,23 @@ def codit_cards_to_match():
     ]
 
 
-def public_flags(wildcards):
+def public_source(wildcards):
+    """A `public_datasets:` entry as the settings of `codit public`."""
     spec = public_spec(wildcards)
     settings = spec.settings
-    source = f"hub:{spec.location}" if spec.kind == "hub" else spec.location
-    flags = [
-        f"--name {spec.name} --source {shlex.quote(source)} --split {settings['split']}"
-    ]
-    if settings["messages_field"]:
-        flags.append(f"--messages-field {settings['messages_field']}")
-    else:
-        flags.append(
-            f"--instruction-field {settings['instruction_field']}"
-            f" --response-field {settings['response_field']}"
-        )
-    for option in ("context_field", "id_field"):
-        if settings[option]:
-            flags.append(f"--{option.replace('_', '-')} {settings[option]}")
-    if settings["size"] is not None:
-        flags.append(f"--size {settings['size']}")
-    else:
-        flags.append(f"--match-cards {' '.join(codit_cards_to_match())}")
-    flags.append(f"--seed {settings['seed']}")
-    return " ".join(flags)
+    chat = (
+        settings["messages_field"] is not None
+    )  # instead of instruction/response fields
+    return PublicSource.from_config(
+        settings,
+        name=spec.name,
+        source=f"hub:{spec.location}" if spec.kind == "hub" else spec.location,
+        instruction_field=None if chat else settings["instruction_field"],
+        response_field=None if chat else settings["response_field"],
+        match_cards=(
+            () if settings["size"] is not None else tuple(codit_cards_to_match())
+        ),
+    )
 
 
 def chat_vector_spec(wildcards):
@@ -230,12 +243,10 @@ def chat_vector_models(wildcards):
     }
 
 
-def chat_vector_trust_remote_code(wildcards):
+def chat_vector_specs(wildcards):
+    """The three models a chat vector reads (the command loads all three alike)."""
     post, pre = GRID.pairs[wildcards.pair]
-    student = chat_vector_spec(wildcards).student
-    # One flag for all three: the command loads each with the same setting.
-    trusted = any(spec.trust_remote_code for spec in (post, pre, student))
-    return "--trust-remote-code" if trusted else ""
+    return [post, pre, chat_vector_spec(wildcards).student]
 
 
 def teacher_model(wildcards):
@@ -249,7 +260,7 @@ def student_model_flags(wildcards):
     """An evaluated student's teacher (read for the architecture label) and, if its config
     entry allows it, --trust-remote-code."""
     teacher = [f"--teacher {path}" for path in teacher_model(wildcards)]
-    return " ".join(filter(None, [*teacher, student_trust_remote_code(wildcards)]))
+    return " ".join(filter(None, [*teacher, trust_flag(student_spec(wildcards))]))
 
 
 def reference_model(wildcards):
@@ -308,17 +319,21 @@ def chat_template_kwargs(wildcards):
     )
 
 
-def trust_remote_code_flag(spec):
-    return "--trust-remote-code" if spec.trust_remote_code else ""
+def trust_flag(*models, flag="--trust-remote-code"):
+    """The one way a command is allowed to run model repositories' own code: `flag` when a
+    config entry of `models` says trust_remote_code, else nothing."""
+    return flag if any(spec.trust_remote_code for spec in models) else ""
 
 
 def pair_trust_remote_code(wildcards):
     """Each model of a pair runs its repository's code only if its own entry allows it."""
     post, pre = GRID.pairs[wildcards.pair]
-    flags = [trust_remote_code_flag(post)]
-    if uses_pre_model(wildcards) and pre.trust_remote_code:
-        flags.append("--trust-remote-code-pre")
-    return " ".join(flag for flag in flags if flag)
+    pre_flag = (
+        trust_flag(pre, flag="--trust-remote-code-pre")
+        if uses_pre_model(wildcards)
+        else ""
+    )
+    return " ".join(filter(None, [trust_flag(post), pre_flag]))
 
 
 def contrast_flags(wildcards):
@@ -329,24 +344,19 @@ def contrast_flags(wildcards):
 
 
 def shard_flags(wildcards):
-    index, total = (int(part) for part in wildcards.shard.split("-of-"))
+    index, total = parse_shard(wildcards.shard)
     return f"--shard-index {index} --num-shards {total}"
 
 
-def instruction_field_flags():
+def instruction_source_settings():
+    """The config's `instructions:` as the settings of `codit instructions`."""
     settings = config["instructions"]
-    flags = f"--instruction-field {settings['instruction_field']}"
-    if settings["id_field"]:
-        flags += f" --id-field {settings['id_field']}"
-    if settings["conversation_field"]:
-        flags += f" --conversation-field {settings['conversation_field']}"
-    if settings["keep_if"]:
-        flags += f" --keep-if '{json.dumps(settings['keep_if'], sort_keys=True)}'"
-    return flags
-
-
-def limit_flag(limit):
-    return "" if limit is None else f"--limit {limit}"
+    source = INSTRUCTIONS_LOCATION
+    return InstructionSource.from_config(
+        settings,
+        source=f"hub:{source}" if INSTRUCTIONS_KIND == "hub" else source,
+        keep_if=settings["keep_if"] or None,
+    )
 
 
 def hub_model_id(wildcards):
@@ -357,65 +367,30 @@ def hub_model_revision(wildcards):
     return GRID.models[wildcards.hubmodel].revision
 
 
-def sft_flags():
-    sft = config["sft"]
-    flags = [
-        f"--lora-r {sft['lora_r']} --lora-alpha {sft['lora_alpha']}",
-        f"--lora-dropout {sft['lora_dropout']} --target-modules {sft['target_modules']}",
-        f"--learning-rate {sft['learning_rate']} --lr-scheduler {sft['lr_scheduler']}",
-        f"--warmup-ratio {sft['warmup_ratio']} --epochs {sft['epochs']}",
-        f"--batch-size {sft['batch_size']} --grad-accum {sft['grad_accum']}",
-        f"--max-length {sft['max_length']}",
-        f"--dtype {sft['dtype']} --device {sft['device']}",
-    ]
-    return " ".join(flags)
-
-
-def student_trust_remote_code(wildcards):
-    return trust_remote_code_flag(student_spec(wildcards))
-
-
-def reference_trust_remote_code(wildcards):
-    return trust_remote_code_flag(GRID.references[wildcards.model])
-
-
-def task_flags():
+def task_selection():
     """Which lm-eval tasks, and where their YAMLs are: shared by prefetch and evaluation."""
-    flags = [f"--tasks {','.join(config['evaluation']['tasks'])}"]
-    if TASK_INCLUDE_PATH:
-        flags.append(f"--include-path {TASK_INCLUDE_PATH}")
-    if not config["evaluation"]["builtin_tasks"]:
-        flags.append("--no-default-tasks")
-    return " ".join(flags)
-
-
-def evaluation_flags():
     evaluation = config["evaluation"]
-    flags = [
-        task_flags(),
-        f"--batch-size {evaluation['batch_size']}",
-        f"--dtype {evaluation['dtype']} --device {evaluation['device']}",
-        (
-            "--apply-chat-template"
-            if evaluation["apply_chat_template"]
-            else "--no-apply-chat-template"
-        ),
-        limit_flag(evaluation["limit"]),
-    ]
-    return " ".join(flag for flag in flags if flag)
+    return TaskSelection(
+        tasks=",".join(evaluation["tasks"]),
+        include_path=(TASK_INCLUDE_PATH,) if TASK_INCLUDE_PATH else (),
+        default_tasks=evaluation["builtin_tasks"],
+    )
+
+
+def evaluation_settings():
+    return EvaluationSettings.from_config(
+        config["evaluation"], selection=task_selection()
+    )
 
 
 def student_labels(wildcards):
-    """What the report needs to place an evaluated student; a public arm has no teacher pair,
-    a chat-vector model no seed."""
-    arm = parse_arm(wildcards.arm)
+    """What the report needs to place an evaluated student (alpha and beta are read from the
+    arm name); a public arm has no teacher pair, a chat-vector model no seed."""
     labels = {
         "teacher_pair": "" if wildcards.pair == PUBLIC else wildcards.pair,
         "student": wildcards.student,
         "arm": wildcards.arm,
         "seed": wildcards.get("seed", ""),
-        "alpha": "" if arm.alpha is None else repr(arm.alpha),
-        "beta": "" if arm.beta is None else repr(arm.beta),
     }
     return " ".join(f"--label {key}={value}" for key, value in labels.items())
 
@@ -468,17 +443,6 @@ def generation_placement(wildcards):
     return "split" if gpus == [1, 1] else "same"
 
 
-def generation_engine_flags():
-    """Engine options that can change floating-point results, hence recorded as params."""
-    flags = [
-        f"--batch-size {GEN['batch_size']} --dtype {GEN['dtype']} --device {GEN['device']}",
-        f"--cache {GEN['cache']}",
-    ]
-    if GEN["compile"]:
-        flags.append("--compile")
-    return " ".join(flags)
-
-
 def student_gpus(wildcards):
     return student_spec(wildcards).gpus
 
@@ -490,30 +454,22 @@ def reference_gpus(wildcards):
 # ---- targets ------------------------------------------------------------------------------
 
 
-def trained_datasets():
-    """(pair, arm, seed) of every dataset a student is fine-tuned on; a public dataset is
-    trained once per seed under the `public` folder."""
-    runs = [(p, a, s) for p in GRID.pairs for a in GRID.arms for s in GRID.seeds]
-    return runs + [(PUBLIC, arm, s) for arm in GRID.public for s in GRID.seeds]
-
-
 def dataset_cards():
+    """The card of every dataset a student is trained on (the report's datasets table)."""
     cards = {
         f"{dataset_dir(pair, arm, seed)}/card.json"
-        for pair, arm, seed in trained_datasets()
+        for pair, arm, seed in trained_datasets(GRID)
     }
     return sorted(cards)
 
 
 def student_evaluations():
     trained = [
-        f"results/eval/{pair}/{arm}/{seed_dir(seed)}/{student}.json"
-        for pair, arm, seed in trained_datasets()
-        for student in GRID.students
+        job.fill(f"{EVAL_TRAINED}.json") for job in of_rule(JOBS, "evaluate_student")
     ]
     edited = [
-        f"results/eval/{v.pair}/{v.arm}/{v.student.slug}.json"
-        for v in GRID.chat_vectors
+        job.fill(f"{EVAL_CHAT_VECTOR}.json")
+        for job in of_rule(JOBS, "evaluate_chatvector")
     ]
     return trained + edited
 
@@ -523,17 +479,16 @@ def student_sample_dirs():
 
 
 def reference_evaluations():
-    return expand("results/eval/reference/{model}.json", model=list(GRID.references))
+    return [
+        job.fill(f"{EVAL_REFERENCE}.json")
+        for job in of_rule(JOBS, "evaluate_reference")
+    ]
+
+
+def report_path(name):
+    """One output of `codit report`, by its name in codit.jobs.REPORT_OUTPUTS."""
+    return f"{REPORT_DIR}/{REPORT_OUTPUTS[name]}"
 
 
 def final_targets():
-    return [
-        "results/tables/main.csv",
-        "results/tables/main.md",
-        "results/tables/main.tex",
-        "results/tables/summary.csv",
-        "results/tables/paired.md",
-        "results/figures/metric_vs_alpha.png",
-        "results/figures/length_vs_alpha.png",
-        "results/figures/paired_heatmap.png",
-    ]
+    return [report_path(name) for name in REPORT_OUTPUTS]

@@ -7,15 +7,15 @@ rule evaluate_student:
     input:
         task_folder_inputs,
         tasks=TASKS_MANIFEST,
-        model="results/sft/{pair}/{arm}/seed{seed}/{student}/merged",
+        model=f"{SFT_DIR}/merged",
         teacher=teacher_model,
     output:
-        results="results/eval/{pair}/{arm}/seed{seed}/{student}.json",
-        samples=directory("results/eval/{pair}/{arm}/seed{seed}/{student}.samples"),
+        results=f"{EVAL_TRAINED}.json",
+        samples=directory(f"{EVAL_TRAINED}.samples"),
     log:
-        "logs/eval/{pair}/{arm}/seed{seed}/{student}.log",
+        f"logs/eval/{TRAINED_ID}.log",
     benchmark:
-        "benchmarks/eval/{pair}/{arm}/seed{seed}/{student}.tsv"
+        f"benchmarks/eval/{TRAINED_ID}.tsv"
     wildcard_constraints:
         arm=DATASET_ARMS,
     conda:
@@ -26,7 +26,7 @@ rule evaluate_student:
         mem_mb=stage_mem_mb("evaluate"),
         runtime=stage_runtime("evaluate"),
     params:
-        settings=evaluation_flags(),
+        settings=evaluation_settings().command_line(),
         labels=student_labels,
         model_flags=student_model_flags,
     shell:
@@ -40,15 +40,15 @@ use rule evaluate_student as evaluate_chatvector with:
     input:
         task_folder_inputs,
         tasks=TASKS_MANIFEST,
-        model="results/chatvector/{pair}/{arm}/{student}",
+        model=CHAT_VECTOR_DIR,
         teacher=teacher_model,
     output:
-        results="results/eval/{pair}/{arm}/{student}.json",
-        samples=directory("results/eval/{pair}/{arm}/{student}.samples"),
+        results=f"{EVAL_CHAT_VECTOR}.json",
+        samples=directory(f"{EVAL_CHAT_VECTOR}.samples"),
     log:
-        "logs/eval/{pair}/{arm}/{student}.log",
+        f"logs/eval/{CHAT_VECTOR_ID}.log",
     benchmark:
-        "benchmarks/eval/{pair}/{arm}/{student}.tsv"
+        f"benchmarks/eval/{CHAT_VECTOR_ID}.tsv"
     wildcard_constraints:
         arm=CHAT_VECTOR_ARMS,
 
@@ -59,17 +59,17 @@ use rule evaluate_student as evaluate_reference with:
         tasks=TASKS_MANIFEST,
         model=reference_model,
     output:
-        results="results/eval/reference/{model}.json",
-        samples=directory("results/eval/reference/{model}.samples"),
+        results=f"{EVAL_REFERENCE}.json",
+        samples=directory(f"{EVAL_REFERENCE}.samples"),
     log:
-        "logs/eval/reference/{model}.log",
+        f"logs/eval/{REFERENCE_ID}.log",
     benchmark:
-        "benchmarks/eval/reference/{model}.tsv"
+        f"benchmarks/eval/{REFERENCE_ID}.tsv"
     resources:
         gpu=reference_gpus,
         mem_mb=stage_mem_mb("evaluate"),
         runtime=stage_runtime("evaluate"),
     params:
-        settings=evaluation_flags(),
+        settings=evaluation_settings().command_line(),
         labels=reference_labels,
-        model_flags=reference_trust_remote_code,
+        model_flags=lambda wildcards: trust_flag(GRID.references[wildcards.model]),

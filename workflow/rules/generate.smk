@@ -7,12 +7,12 @@ rule generate_shard:
         unpack(pair_models),
         pool="results/instructions/pool.jsonl",
     output:
-        shard="results/datasets/{pair}/{arm}/seed{seed}/shards/{shard}.jsonl",
-        card="results/datasets/{pair}/{arm}/seed{seed}/shards/{shard}.card.json",
+        shard=f"{SHARD_PATH}.jsonl",
+        card=f"{SHARD_PATH}.card.json",
     log:
-        "logs/generate/{pair}/{arm}/seed{seed}/{shard}.log",
+        f"logs/generate/{SHARD_ID}.log",
     benchmark:
-        "benchmarks/generate/{pair}/{arm}/seed{seed}/{shard}.tsv"
+        f"benchmarks/generate/{SHARD_ID}.tsv"
     wildcard_constraints:
         arm=SAMPLED_ARMS,
     conda:
@@ -28,22 +28,19 @@ rule generate_shard:
         mode=generation_mode,
         contrast=contrast_flags,
         shard=shard_flags,
-        temperature=GEN["temperature"],
-        top_p=GEN["top_p"],
-        max_new_tokens=GEN["max_new_tokens"],
+        sampling=SamplingSettings.from_config(GEN).command_line(),
         seed=generation_seed,
         sample=sample_index,
         chat_template_kwargs=chat_template_kwargs,
         # dtype, batch composition and kernels change floating-point results: recorded too
-        engine=generation_engine_flags(),
+        engine=EngineSettings.from_config(GEN).command_line(),
         placement=generation_placement,
         trust_remote_code=pair_trust_remote_code,
     shell:
         OFFLINE_ENV
         + "codit generate --mode {params.mode} --pair {wildcards.pair} {params.contrast}"
         " --post {input.post} {params.shard} --instructions {input.pool}"
-        " --temperature {params.temperature} --top-p {params.top_p}"
-        " --max-new-tokens {params.max_new_tokens} --seed {params.seed}"
+        " {params.sampling} --seed {params.seed}"
         " --sample-index {params.sample}"
         " --chat-template-kwargs '{params.chat_template_kwargs}'"
         " {params.engine} --placement {params.placement} {params.trust_remote_code}"
@@ -53,28 +50,22 @@ rule generate_shard:
 
 rule gather_dataset:
     input:
-        shards=expand(
-            "results/datasets/{{pair}}/{{arm}}/seed{{seed}}/shards/{shard}.jsonl",
-            shard=SHARDS,
-        ),
-        cards=expand(
-            "results/datasets/{{pair}}/{{arm}}/seed{{seed}}/shards/{shard}.card.json",
-            shard=SHARDS,
-        ),
+        shards=expand(f"{SHARD_PATH}.jsonl", shard=SHARDS, allow_missing=True),
+        cards=expand(f"{SHARD_PATH}.card.json", shard=SHARDS, allow_missing=True),
     output:
-        data="results/datasets/{pair}/{arm}/seed{seed}/data.jsonl",
-        card="results/datasets/{pair}/{arm}/seed{seed}/card.json",
+        data=f"{DATASET_DIR}/data.jsonl",
+        card=f"{DATASET_DIR}/card.json",
     log:
-        "logs/gather/{pair}/{arm}/seed{seed}.log",
+        f"logs/gather/{DATASET_ID}.log",
     benchmark:
-        "benchmarks/gather/{pair}/{arm}/seed{seed}.tsv"
+        f"benchmarks/gather/{DATASET_ID}.tsv"
     wildcard_constraints:
         arm=SAMPLED_ARMS,
     localrule: True
     conda:
         ENV
     params:
-        drop_truncated="--drop-truncated" if GEN["drop_truncated"] else "",
+        drop_truncated=GatherSettings.from_config(GEN).command_line(),
     shell:
         "codit gather --shards {input.shards} --cards {input.cards} --out {output.data}"
         " --card {output.card} {params.drop_truncated} > {log} 2>&1"

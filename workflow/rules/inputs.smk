@@ -16,19 +16,10 @@ rule prepare_instructions:
     conda:
         ENV
     params:
-        source=(
-            INSTRUCTIONS_LOCATION
-            if INSTRUCTIONS_KIND != "hub"
-            else f"hub:{INSTRUCTIONS_LOCATION}"
-        ),
-        split=config["instructions"]["split"],
-        fields=instruction_field_flags(),
-        max_chars=config["instructions"]["max_chars"],
-        limit=limit_flag(config["instructions"]["limit"]),
+        settings=instruction_source_settings().command_line(),
     shell:
         FETCH_ENV
-        + "codit instructions --source {params.source} --split {params.split} {params.fields}"
-        " --max-chars {params.max_chars} {params.limit} --out {output.pool} --card {output.card}"
+        + "codit instructions {params.settings} --out {output.pool} --card {output.card}"
         " > {log} 2>&1"
 
 
@@ -64,6 +55,6 @@ rule prefetch_eval_tasks:
     conda:
         ENV
     params:
-        tasks=task_flags(),
+        tasks=task_selection().command_line(),
     shell:
         FETCH_ENV + "codit prefetch {params.tasks} --out {output} > {log} 2>&1"

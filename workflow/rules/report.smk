@@ -9,56 +9,56 @@ rule report:
         samples=student_sample_dirs(),
     output:
         table=report(
-            "results/tables/main.csv",
+            report_path("table"),
             caption="../report/main_table.rst",
             category="Tables",
             labels={"table": "main (tidy CSV)"},
         ),
         markdown=report(
-            "results/tables/main.md",
+            report_path("markdown"),
             caption="../report/main_table.rst",
             category="Tables",
             labels={"table": "main (Markdown)"},
         ),
-        latex="results/tables/main.tex",
+        latex=report_path("latex"),
         summary=report(
-            "results/tables/summary.csv",
+            report_path("summary"),
             caption="../report/summary.rst",
             category="Tables",
             labels={"table": "mean and 95% interval across seeds"},
         ),
         paired=report(
-            "results/tables/paired.md",
+            report_path("paired"),
             caption="../report/paired.rst",
             category="Tables",
             labels={"table": "CoDIT - direct, paired"},
         ),
-        paired_csv="results/tables/paired.csv",
+        paired_csv=report_path("paired_csv"),
         datasets=report(
-            "results/tables/datasets.csv",
+            report_path("datasets"),
             caption="../report/datasets.rst",
             category="Tables",
             labels={"table": "datasets"},
         ),
         metric_figure=report(
-            "results/figures/metric_vs_alpha.png",
+            report_path("metric_figure"),
             caption="../report/metric_vs_alpha.rst",
             category="Figures",
             labels={"figure": "metric vs alpha"},
         ),
         length_figure=report(
-            "results/figures/length_vs_alpha.png",
+            report_path("length_figure"),
             caption="../report/length_vs_alpha.rst",
             category="Figures",
             labels={"figure": "length vs alpha"},
         ),
         heatmap_figure=report(
-            "results/figures/paired_heatmap.png",
+            report_path("heatmap_figure"),
             caption="../report/paired_heatmap.rst",
             category="Figures",
             labels={"figure": "CoDIT - direct heat map"},
         ),
-        provenance="results/report_provenance.json",
+        provenance=report_path("provenance"),
     log:
         "logs/report.log",
     benchmark:
@@ -67,5 +67,6 @@ rule report:
     conda:
         ENV
     shell:
-        "codit report --evals {input.evaluations} --cards {input.cards} --out-dir results"
-        " > {log} 2>&1"
+        "codit report --evals {input.evaluations} --cards {input.cards} --out-dir "
+        + REPORT_DIR
+        + " > {log} 2>&1"

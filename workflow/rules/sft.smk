@@ -7,13 +7,13 @@ rule sft:
         data=sft_data,
         student=student_model,
     output:
-        adapter=directory("results/sft/{pair}/{arm}/seed{seed}/{student}/adapter"),
-        merged=directory("results/sft/{pair}/{arm}/seed{seed}/{student}/merged"),
-        record="results/sft/{pair}/{arm}/seed{seed}/{student}/train_record.json",
+        adapter=directory(f"{SFT_DIR}/adapter"),
+        merged=directory(f"{SFT_DIR}/merged"),
+        record=f"{SFT_DIR}/train_record.json",
     log:
-        "logs/sft/{pair}/{arm}/seed{seed}/{student}.log",
+        f"logs/sft/{TRAINED_ID}.log",
     benchmark:
-        "benchmarks/sft/{pair}/{arm}/seed{seed}/{student}.tsv"
+        f"benchmarks/sft/{TRAINED_ID}.tsv"
     wildcard_constraints:
         arm=DATASET_ARMS,
     conda:
@@ -24,9 +24,9 @@ rule sft:
         mem_mb=stage_mem_mb("sft"),
         runtime=stage_runtime("sft"),
     params:
-        hyperparameters=sft_flags(),
+        hyperparameters=TrainingSettings.from_config(config["sft"]).command_line(),
         seed=sft_seed,
-        trust_remote_code=student_trust_remote_code,
+        trust_remote_code=lambda wildcards: trust_flag(student_spec(wildcards)),
         # The interval does not change results. A function of `threads` is a derived param,
         # which Snakemake leaves out of its params rerun trigger: changing it reruns nothing.
         checkpoint_steps=lambda wildcards, threads: config["sft"]["checkpoint_steps"],
