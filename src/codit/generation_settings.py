@@ -190,9 +190,16 @@ class GenerationRun(Settings):
         shard: that is the card's `shard` block)."""
         decoding = self.decoding()
         recorded = self.record()
-        for key in ("out", "card", "checkpoint", "threads", "skip_pre", "num_shards"):
+        for key in (
+            "out",
+            "card",
+            "checkpoint",
+            "threads",
+            "skip_pre",
+            "num_shards",
+            "shard_index",
+        ):
             del recorded[key]
-        del recorded["shard_index"]
         recorded["sample"] = recorded.pop("sample_index")
         recorded.update(
             pre=self.pre if decoding.mode == CODIT_MODE else None,

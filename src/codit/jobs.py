@@ -28,6 +28,10 @@ PUBLIC_DATASET_ID = PUBLIC + "/{arm}"  # a public dataset, shared by every pair 
 TRAINED_ID = DATASET_ID + "/{student}"  # a student fine-tuned on a dataset (pair `public` included)
 CHAT_VECTOR_ID = "{pair}/{arm}/{student}"  # a student edited in weight space, no seed
 REFERENCE_ID = "reference/{model}"  # an untouched model, evaluated as a reference line
+# What the jobs that every grid job reads write: the instruction pool, the lm-eval manifest.
+INSTRUCTION_POOL = "results/instructions/pool.jsonl"
+INSTRUCTION_CARD = "results/instructions/card.json"
+TASKS_MANIFEST = "results/eval/tasks.json"
 # What the jobs write (prefixes: a rule adds `.json`, `/card.json` ...).
 DATASET_DIR = "results/datasets/" + DATASET_ID
 SHARD_PATH = DATASET_DIR + "/shards/{shard}"

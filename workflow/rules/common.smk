@@ -7,6 +7,7 @@ import shlex
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from codit.bestofn import JudgeEndpoint
 from codit.config import (
     ConfigError,
     TINYWORLD_DIR,
@@ -16,6 +17,37 @@ from codit.config import (
     instruction_source,
     task_include_path,
 )
+from codit.datasets import GatherSettings
+from codit.evaluation import EvaluationSettings
+from codit.generation_settings import EngineSettings, SamplingSettings
+from codit.instructions import InstructionSource
+from codit.jobs import (
+    CHAT_VECTOR_DIR,
+    CHAT_VECTOR_ID,
+    DATASET_DIR,
+    DATASET_ID,
+    EVAL_CHAT_VECTOR,
+    EVAL_REFERENCE,
+    EVAL_TRAINED,
+    INSTRUCTION_CARD,
+    INSTRUCTION_POOL,
+    PUBLIC_DATASET_DIR,
+    REFERENCE_ID,
+    REPORT_DIR,
+    REPORT_OUTPUTS,
+    SFT_DIR,
+    SHARD_ID,
+    SHARD_PATH,
+    TASKS_MANIFEST,
+    TRAINED_ID,
+    dataset_dir,
+    grid_jobs,
+    of_rule,
+    parse_shard,
+    shard_names,
+    trained_datasets,
+)
+from codit.lmeval_tasks import TaskSelection
 from codit.naming import (
     ARM_PATTERN,
     BEST_OF_N,
@@ -28,37 +60,8 @@ from codit.naming import (
     direct_sample_arm,
     parse_arm,
 )
-from codit.bestofn import JudgeEndpoint
-from codit.datasets import GatherSettings
-from codit.evaluation import EvaluationSettings
-from codit.generation_settings import EngineSettings, SamplingSettings
-from codit.instructions import InstructionSource
-from codit.lmeval_tasks import TaskSelection
 from codit.public import PublicSource
 from codit.training import TrainingSettings
-from codit.jobs import (
-    CHAT_VECTOR_ID,
-    CHAT_VECTOR_DIR,
-    DATASET_ID,
-    DATASET_DIR,
-    EVAL_CHAT_VECTOR,
-    EVAL_REFERENCE,
-    EVAL_TRAINED,
-    PUBLIC_DATASET_DIR,
-    REFERENCE_ID,
-    REPORT_DIR,
-    REPORT_OUTPUTS,
-    SFT_DIR,
-    SHARD_ID,
-    SHARD_PATH,
-    TRAINED_ID,
-    dataset_dir,
-    grid_jobs,
-    of_rule,
-    parse_shard,
-    shard_names,
-    trained_datasets,
-)
 
 validate(config, schema="../schemas/config.schema.yaml")
 try:
@@ -70,7 +73,6 @@ except ConfigError as error:
 
 GEN = config["generation"]
 HUB_CACHE = hub_cache(config)
-TASKS_MANIFEST = "results/eval/tasks.json"
 SHARDS = shard_names(GEN["num_shards"])
 # Every job of the grid (codit.jobs); the targets below, and `codit cost`, read this list.
 JOBS = grid_jobs(GRID, GEN["num_shards"])

@@ -5,7 +5,7 @@
 rule generate_shard:
     input:
         unpack(pair_models),
-        pool="results/instructions/pool.jsonl",
+        pool=INSTRUCTION_POOL,
     output:
         shard=f"{SHARD_PATH}.jsonl",
         card=f"{SHARD_PATH}.card.json",

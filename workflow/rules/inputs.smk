@@ -6,8 +6,8 @@ rule prepare_instructions:
     input:
         instruction_inputs,
     output:
-        pool="results/instructions/pool.jsonl",
-        card="results/instructions/card.json",
+        pool=INSTRUCTION_POOL,
+        card=INSTRUCTION_CARD,
     log:
         "logs/instructions.log",
     benchmark:
