@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import sys
 from pathlib import Path
 
 import pytest
+from fake_judge import FakeJudge
 
 from codit import bestofn, cli
 from codit.bestofn import Candidate, JudgeScorer, OracleScorer
 from codit.datasets import dataset_record
+from codit.judge import JudgeEndpoint
 
 PAIR = "tinypair"
 
@@ -209,59 +210,6 @@ def test_oracle_refuses_unknown_id_and_old_pool(tmp_path):
 # --------------------------------------------------------------------------- judge
 
 
-class FakeJudge:
-    """A local OpenAI-compatible chat endpoint: rating = words of the judged response (<= 10)."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.headers: list[dict] = []
-        self.fail_first = 0  # answer this many requests with HTTP 500 first
-        self.garbage = False  # reply without a rating
-        judge = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with lock:
-                    judge.requests.append(body)
-                    judge.headers.append(dict(self.headers))
-                    fail = judge.fail_first > 0
-                    judge.fail_first -= fail
-                if self.path != "/v1/chat/completions":
-                    return self._send(404, {"error": "not found"})
-                if fail:
-                    return self._send(500, {"error": "overloaded"})
-                prompt = body["messages"][0]["content"]
-                response = re.search(r"<response>\n(.*)\n</response>", prompt, re.S).group(1)
-                rating = min(10, len(response.split()))
-                content = "no verdict" if judge.garbage else f"Fine.\nRating: [[{rating}]]"
-                message = {"role": "assistant", "content": content}
-                self._send(200, {"choices": [{"index": 0, "message": message}]})
-
-            def _send(self, code, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def fake_judge():
     judge = FakeJudge()
@@ -288,16 +236,15 @@ def test_parse_rating_takes_the_last_valid_one():
     assert bestofn.parse_rating("Rating: 7") is None
 
 
+def endpoint(url: str, model: str = "m", **settings) -> JudgeEndpoint:
+    return JudgeEndpoint(url=url, model=model, **settings)
+
+
 def test_judge_selects_and_sends_key(tmp_path, fake_judge, monkeypatch):
     monkeypatch.setenv("MY_JUDGE_KEY", "secret")
     out = tmp_path / "data.jsonl"
-    scorer = JudgeScorer(
-        fake_judge.url,
-        "judge-model",
-        "MY_JUDGE_KEY",
-        workers=4,
-        cache=bestofn.judge_cache_path(out),
-    )
+    judge = endpoint(fake_judge.url, "judge-model", api_key_env="MY_JUDGE_KEY", workers=4)
+    scorer = JudgeScorer(judge, cache=bestofn.judge_cache_path(out))
     paths = judge_candidates(tmp_path)
     bestofn.best_of_n(
         paths, scorer, "judge", PAIR, out, tmp_path / "card.json", tmp_path / "s.jsonl"
@@ -308,79 +255,32 @@ def test_judge_selects_and_sends_key(tmp_path, fake_judge, monkeypatch):
     assert records[0]["arm"] == "bestof3_judge"
     # Identical texts ("a b c" twice) are asked once: 5 distinct candidates.
     assert len(fake_judge.requests) == 5
-    assert all(h.get("Authorization") == "Bearer secret" for h in fake_judge.headers)
+    assert all(h.get("authorization") == "Bearer secret" for h in fake_judge.headers)
     body = fake_judge.requests[0]
     assert body["model"] == "judge-model" and body["temperature"] == 0
     assert body["max_tokens"] == 1024
     scores = read_lines(tmp_path / "s.jsonl")
     assert scores[1]["rating"] == 4 and "Rating: [[4]]" in scores[1]["reply"]
     card = json.loads((tmp_path / "card.json").read_text())
-    judge = card["provenance"]["settings"]["scorer_settings"]
-    assert judge["prompt_version"] == bestofn.JUDGE_PROMPT_VERSION
-    assert judge["model"] == "judge-model" and "secret" not in json.dumps(card)
+    settings = card["provenance"]["settings"]["scorer_settings"]
+    assert settings["prompt_version"] == bestofn.JUDGE_PROMPT_VERSION
+    assert settings["model"] == "judge-model" and "secret" not in json.dumps(card)
     assert not bestofn.judge_cache_path(out).exists()
 
 
-def test_judge_without_key_sends_no_authorization(tmp_path, fake_judge, monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    scorer = JudgeScorer(fake_judge.url, "m")
-    [result] = scorer.score([Candidate("a", 0, "instr", "three little words")])
-    assert result["rating"] == 3 and result["score"] == pytest.approx(2 / 9)
-    assert "Authorization" not in fake_judge.headers[0]
-
-
-def test_judge_retries_after_a_server_error(tmp_path, fake_judge):
-    fake_judge.fail_first = 1
-    scorer = JudgeScorer(fake_judge.url, "m", workers=1, retries=1, backoff=0.01)
-    [result] = scorer.score([Candidate("a", 0, "instr", "two words")])
-    assert result["rating"] == 2
-    assert len(fake_judge.requests) == 2
-
-
-def test_judge_gives_up_with_a_clear_error(tmp_path, fake_judge):
-    fake_judge.fail_first = 5
-    scorer = JudgeScorer(fake_judge.url, "m", workers=1, retries=1, backoff=0.01)
-    with pytest.raises(ValueError, match=r"id 'a' sample 3 after 2 tries; last: HTTP 500"):
-        scorer.score([Candidate("a", 3, "instr", "two words")])
-
-
-def test_judge_unparsable_reply_is_an_error(tmp_path, fake_judge):
+def test_judge_unparsable_reply_stops_the_stage_naming_the_candidate(fake_judge):
     fake_judge.garbage = True
-    scorer = JudgeScorer(fake_judge.url, "m", workers=1, retries=0)
-    with pytest.raises(ValueError, match=r"id 'q7' sample 1 .*unparsable reply: 'no verdict'"):
+    scorer = JudgeScorer(endpoint(fake_judge.url, workers=1))
+    with pytest.raises(ValueError, match=r"Best-of-N: id 'q7' sample 1: judge m at .* gave no ra"):
         scorer.score([Candidate("q7", 1, "instr", "two words")])
-
-
-def test_judge_refused_request_is_not_retried(tmp_path, fake_judge):
-    scorer = JudgeScorer(fake_judge.url.removesuffix("/v1"), "m", retries=3, backoff=0.01)
-    with pytest.raises(ValueError, match="HTTP 404"):
-        scorer.score([Candidate("a", 0, "instr", "two words")])
-    assert len(fake_judge.requests) == 1
-
-
-def test_judge_cache_resumes_without_requests(tmp_path, fake_judge):
-    out = tmp_path / "data.jsonl"
-    cache = bestofn.judge_cache_path(out)
-    candidates = [Candidate("a", j, "instr", "w " * (j + 1)) for j in range(3)]
-    first = JudgeScorer(fake_judge.url, "m", cache=cache).score(candidates[:2])
-    assert len(fake_judge.requests) == 2 and len(cache.read_text().splitlines()) == 2
-    with cache.open("a") as handle:
-        handle.write('{"key": "cut by a kill')  # a killed run's last line
-    second = JudgeScorer(fake_judge.url, "m", cache=cache).score(candidates)
-    assert second[:2] == first
-    assert len(fake_judge.requests) == 3  # only the third was asked
-    JudgeScorer(fake_judge.url, "m", cache=cache).score(candidates)
-    assert len(fake_judge.requests) == 3
-    # Another judge model is another verdict: not taken from the cache.
-    JudgeScorer(fake_judge.url, "other", cache=cache).score(candidates[:1])
-    assert len(fake_judge.requests) == 4
+    assert len(fake_judge.requests) == 3  # asked again twice before giving up
 
 
 def test_judge_rerun_of_the_stage_uses_the_cache(tmp_path, fake_judge):
     paths = judge_candidates(tmp_path)
     out = tmp_path / "data.jsonl"
     cache = bestofn.judge_cache_path(out)
-    scorer = JudgeScorer(fake_judge.url, "m", cache=cache)
+    scorer = JudgeScorer(endpoint(fake_judge.url), cache=cache)
     scorer.score(bestofn.candidate_items(*bestofn.load_candidates(paths)[:2]))  # the killed run
     asked = len(fake_judge.requests)
     bestofn.best_of_n(paths, scorer, "judge", PAIR, out, tmp_path / "card.json")
@@ -421,6 +321,23 @@ def test_cli_judge(tmp_path, fake_judge, monkeypatch):
     assert len(read_lines(scores)) == 6
 
 
+def test_cli_judge_served_for_the_job(tmp_path):
+    """--judge-serve: the job starts the judge server, asks it, and stops it."""
+    paths = judge_candidates(tmp_path)
+    out, card = tmp_path / "data.jsonl", tmp_path / "card.json"
+    serve = f"{sys.executable} {Path(__file__).with_name('fake_judge.py')} {{port}}"
+    argv = ["bestofn", "--candidates", *map(str, paths), "--scorer", "judge", "--pair", PAIR]
+    argv += ["--out", str(out), "--card", str(card), "--judge-serve", serve, "--judge-model", "m"]
+    cli.main(argv)
+    assert [r["best_of_n"]["sample"] for r in read_lines(out)] == [1, 0]
+    judge = json.loads(card.read_text())["provenance"]["settings"]["scorer_settings"]
+    assert judge["serve"] == serve and judge["url"].startswith("http://127.0.0.1:")
+    log = Path(f"{out}.judge-server.log").read_text()
+    assert log.startswith("codit: starting judge server: ") and "listening on port" in log
+    pid = int(re.search(r"judge server pid (\d+)", log).group(1))
+    assert not Path(f"/proc/{pid}").exists()  # stopped and reaped
+
+
 def test_cli_errors_are_one_line(tmp_path):
     c0 = write_lines(tmp_path / "c0.jsonl", [record("a", "one", "x")])
     base = ["bestofn", "--candidates", str(c0), "--pair", PAIR]
@@ -431,7 +348,10 @@ def test_cli_errors_are_one_line(tmp_path):
         str(error.value)
         == "codit bestofn: error: --scorer oracle needs --world (the tiny world folder)"
     )
-    with pytest.raises(SystemExit, match="needs --judge-url and --judge-model"):
+    with pytest.raises(
+        SystemExit,
+        match=r"--judge-url must be an http\(s\) URL \(or give --judge-serve\), got None",
+    ):
         cli.main([*base, "--scorer", "judge"])
     with pytest.raises(SystemExit, match="candidate dataset .*missing.jsonl does not exist"):
         cli.main([*base[:2], str(tmp_path / "missing.jsonl"), *base[3:], "--scorer", "oracle"])

@@ -214,8 +214,23 @@ def tiny_world_with(**changes) -> dict:
             "'students' given but no 'ratios'",
         ),
         (
-            {"best_of_n": {"n": [4], "scorers": ["judge"], "judge": {}}},
-            r"best_of_n\.judge: the 'judge' scorer needs 'url' and 'model'",
+            {"best_of_n": {"n": [4], "scorers": ["judge"]}, "judge": {"model": "m"}},
+            r"judge: best_of_n\.scorers: 'judge' needs a judge: give 'url' \(a running endpoint\)",
+        ),
+        (
+            {"best_of_n": {"n": [4], "scorers": ["judge"]}, "judge": {"url": "http://j/v1"}},
+            r"judge: best_of_n\.scorers: 'judge' needs the judge's 'model'",
+        ),
+        (
+            {
+                "best_of_n": {"n": [4], "scorers": ["judge"]},
+                "judge": {"url": "http://j/v1", "serve": "vllm serve m", "model": "m"},
+            },
+            r"judge: give 'url' or 'serve', not both",
+        ),
+        (
+            {"best_of_n": {"n": [4], "scorers": ["oracle"], "judge": {"url": "http://j/v1"}}},
+            r"best_of_n\.judge: moved to the top-level `judge:` section",
         ),
         ({"best_of_n": {"n": [4], "scorers": []}}, "give both 'n' and 'scorers'"),
         (

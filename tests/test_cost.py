@@ -148,11 +148,8 @@ def test_seeds_multiply_sampled_generation_sft_and_student_evaluation():
 def test_best_of_n_candidates_and_judge_hours_by_hand():
     config = synthetic_config()
     config["seeds"] = [0, 1]
-    config["best_of_n"] = {
-        "n": [3],
-        "scorers": ["judge"],
-        "judge": {"url": "http://judge:8000/v1", "model": "org/judge"},
-    }
+    config["best_of_n"] = {"n": [3], "scorers": ["judge"]}
+    config["judge"] = {"url": "http://judge:8000/v1", "model": "org/judge"}
     result = estimate(validated(config), parse_assumptions(ASSUMED))
     stages, pair = result["stages"], result["pairs"]["pair"]
     assert result["generated_arms"][:3] == ["direct", "direct_sample1", "direct_sample2"]
@@ -180,7 +177,7 @@ def test_best_of_n_candidates_and_judge_hours_by_hand():
     assert stages["evaluate"]["jobs"] == 6 + 1
 
     # A smaller reply than max_tokens is taken as is.
-    config["best_of_n"]["judge"]["max_tokens"] = 4096
+    config["judge"]["max_tokens"] = 4096
     longer = estimate(validated(config), parse_assumptions(ASSUMED))
     assert stage_hours(longer, "best_of_n") == pytest.approx(calls * 3000 / 1000 / 3600)
 
@@ -194,11 +191,8 @@ def test_best_of_n_oracle_costs_no_gpu_and_judge_needs_assumptions():
     assert result["stages"]["generate_samples"]["jobs"] == 4
 
     config = synthetic_config()
-    config["best_of_n"] = {
-        "n": [2],
-        "scorers": ["judge"],
-        "judge": {"url": "http://judge:8000/v1", "model": "org/judge"},
-    }
+    config["best_of_n"] = {"n": [2], "scorers": ["judge"]}
+    config["judge"] = {"url": "http://judge:8000/v1", "model": "org/judge"}
     assumed = copy.deepcopy(ASSUMED)
     del assumed["judge"]
     with pytest.raises(ValueError, match="judge"):

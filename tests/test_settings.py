@@ -73,8 +73,8 @@ def test_both_configs_sections_become_the_settings_their_commands_parse(configfi
         EngineSettings.from_config(config["generation"]),
         GatherSettings.from_config(config["generation"]),
     ]
-    if config.get("best_of_n", {}).get("judge"):
-        sections.append(JudgeEndpoint.from_config(config["best_of_n"]["judge"]))
+    if config["judge"]["url"]:
+        sections.append(JudgeEndpoint.from_config(config["judge"]))
     for settings in sections:
         assert parse(type(settings), settings.command_line()) == settings
     # Every key of the `sft:` section that is a flag reaches the command with its value.

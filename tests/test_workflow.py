@@ -5,6 +5,7 @@ import csv
 
 import pytest
 import tinyworld_cache
+import yaml
 from warm_runtime import warm_jobs, warm_outcomes
 from workflow_runs import (
     REPO,
@@ -112,6 +113,23 @@ def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
     assert alpaca.count("/seed0/card.json") == pairs * 5 and "/seed1/" not in alpaca
     vector = commands["chat_vector"][0]
     assert "--student resources/hub/models/qwen3-8b-base" in vector and "--ratio " in vector
+
+
+def test_a_judge_the_job_serves_runs_on_the_jobs_gpus(tmp_path):
+    config = yaml.safe_load((REPO / "config/paper.yaml").read_text())
+    serve = "vllm serve openai/gpt-oss-120b --host 127.0.0.1 --port {port}"
+    config["judge"] = {"serve": serve, "model": "openai/gpt-oss-120b", "gpus": 2}
+    (tmp_path / "served.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(
+        "-n", "-p", "--configfile", str(tmp_path / "served.yaml"), "--directory", str(tmp_path)
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    judged = [(r, c) for rule, r, c in job_blocks(result.stdout) if rule == "best_of_n"]
+    assert len(judged) == 9
+    for resources, command in judged:
+        assert resources["gpu"] == "2", resources
+        assert f"--judge-serve '{serve}' --judge-model openai/gpt-oss-120b" in command, command
+        assert "--judge-url" not in command and "--server-log logs/bestofn/" in command
 
 
 def test_tiny_world_dry_run(tmp_path):

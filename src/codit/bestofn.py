@@ -18,10 +18,11 @@ Scorers, each giving a score in [0, 1]:
   the subject's facts that the response mentions and wrong the distinct values of other
   subjects' facts (neither a value of the subject nor the subject's name) it mentions;
   0 when it mentions no world value.
-- `judge`: an LLM judge behind an OpenAI-compatible endpoint, with our own checklist prompt
-  (JUDGE_PROMPT) ending in `Rating: [[N]]`, N in 1..10, at temperature 0; score = (N - 1) / 9.
-  Replies are cached in `<out>.judge-cache.jsonl` as they arrive, so a killed run resumes
-  without asking again; the cache is removed once the outputs are written.
+- `judge`: an LLM judge behind an OpenAI-compatible endpoint (asked through codit.judge), with
+  our own checklist prompt (JUDGE_PROMPT) ending in `Rating: [[N]]`, N in 1..10, at
+  temperature 0; score = (N - 1) / 9. Verdicts are cached in `<out>.judge-cache.jsonl` as they
+  arrive, so a killed run resumes without asking again; the cache is removed once the outputs
+  are written.
 """
 
 from __future__ import annotations
@@ -30,19 +31,16 @@ import argparse
 import contextlib
 import hashlib
 import json
-import os
 import re
 import statistics
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from codit.datasets import dataset_card
+from codit.judge import REPLY_SHOWN, Judge, JudgeEndpoint, JudgeError, JudgeRequest, request_key
+from codit.judge_server import judge_at
 from codit.naming import SCORERS, best_of_n_arm
 from codit.provenance import file_sha256, iter_jsonl, json_kind, read_jsonl, write_json, write_jsonl
 from codit.settings import Settings, group, option
@@ -50,10 +48,6 @@ from codit.tinyworld.constraints import check_all
 
 # The card lists at most this many of the ids left out because a candidate lacks them.
 MISSING_IDS_SHOWN = 20
-# Seconds before the first retry of a judge request; doubled at every further retry.
-BACKOFF_S = 1.0
-# Judge replies quoted in error messages are cut to this many characters.
-REPLY_SHOWN = 200
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,173 +321,62 @@ def parse_rating(reply: str) -> int | None:
     return rating if 1 <= rating <= 10 else None
 
 
-def cache_key(model: str, instruction: str, response: str) -> str:
-    """What a judge verdict depends on: model, prompt version, instruction and response."""
-    payload = json.dumps([model, JUDGE_PROMPT_VERSION, instruction, response], ensure_ascii=False)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
 def judge_cache_path(out: str | Path) -> Path:
     return Path(f"{out}.judge-cache.jsonl")
 
 
-class _Retry(Exception):
-    """A judge request failure worth retrying (connection error, 5xx, 429, bad reply)."""
-
-
-@dataclass
 class JudgeScorer:
-    """An OpenAI-compatible chat endpoint rating each response 1..10 with JUDGE_PROMPT."""
+    """Best-of-N's LLM judge: JUDGE_PROMPT per candidate, a rating 1..10, score (N - 1) / 9.
 
-    url: str
-    model: str
-    api_key_env: str = "OPENAI_API_KEY"
-    max_tokens: int = 1024
-    workers: int = 8
-    timeout: float = 300.0
-    retries: int = 3
-    backoff: float = BACKOFF_S
-    cache: Path | None = None
+    Asked through codit.judge (the `openai` client, cached verdicts); a candidate whose replies
+    never hold a rating stops the stage, naming it: Best-of-N cannot pick without its score.
+    """
 
-    def __post_init__(self) -> None:
-        checks = {
-            "--judge-max-tokens must be >= 1": self.max_tokens >= 1,
-            "--judge-workers must be >= 1": self.workers >= 1,
-            "--judge-timeout must be positive": self.timeout > 0,
-            "--judge-retries must be >= 0": self.retries >= 0,
-        }
-        for message, ok in checks.items():
-            if not ok:
-                raise ValueError(message)
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"--judge-url must be an http(s) URL, got {self.url!r}")
-        if not self.model:
-            raise ValueError("--judge-model is required for --scorer judge")
+    def __init__(self, endpoint: JudgeEndpoint, cache: Path | None = None) -> None:
+        self.endpoint = endpoint
+        self.judge = Judge(
+            endpoint,
+            benchmark="Best-of-N",
+            prompt_version=JUDGE_PROMPT_VERSION,
+            parse=parse_rating,
+            cache=cache,
+        )
 
     def settings(self) -> dict[str, Any]:
         return {
-            "url": self.url,
-            "model": self.model,
+            **self.endpoint.provenance(),
             "prompt_version": JUDGE_PROMPT_VERSION,
             "prompt_sha256": hashlib.sha256(JUDGE_PROMPT.encode()).hexdigest(),
-            "temperature": 0,
-            "max_tokens": self.max_tokens,
-            "api_key_env": self.api_key_env,  # the name of the variable, never the key
             "score": "(rating - 1) / 9",
         }
 
-    def _request_once(self, prompt: str) -> str:
-        body = {
-            "model": self.model,
-            "messages": [{"role": "user", "content": prompt}],
-            "temperature": 0,
-            "max_tokens": self.max_tokens,
-        }
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        request = urllib.request.Request(
-            f"{self.url.rstrip('/')}/chat/completions",
-            data=json.dumps(body).encode(),
-            headers=headers,
-            method="POST",
+    def request(self, candidate: Candidate) -> JudgeRequest:
+        key = request_key(
+            self.endpoint.model, JUDGE_PROMPT_VERSION, candidate.instruction, candidate.response
         )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                payload = json.loads(answer.read().decode("utf-8"))
-        except urllib.error.HTTPError as error:
-            text = error.read().decode("utf-8", "replace")[:REPLY_SHOWN]
-            if error.code == 429 or error.code >= 500:
-                raise _Retry(f"HTTP {error.code}: {text}") from None
-            raise ValueError(f"judge request refused: HTTP {error.code}: {text}") from None
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-            # URLError, refused connections and timeouts are OSErrors: all worth a retry.
-            raise _Retry(f"{type(error).__name__}: {error}") from None
-        try:
-            content = payload["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise _Retry(f"no choices[0].message.content in {str(payload)[:REPLY_SHOWN]}") from None
-        return content if isinstance(content, str) else ""
-
-    def rate(self, candidate: Candidate) -> tuple[int, str]:
-        """(rating, reply) for one candidate, retrying with exponential backoff."""
         prompt = judge_prompt(candidate.instruction, candidate.response)
-        last = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                reply = self._request_once(prompt)
-            except _Retry as error:
-                last = str(error)
-                continue
-            rating = parse_rating(reply)
-            if rating is not None:
-                return rating, reply
-            last = f"unparsable reply: {reply[:REPLY_SHOWN]!r}"
-        raise ValueError(
-            f"judge gave no rating for id {candidate.id!r} sample {candidate.sample} after "
-            f"{self.retries + 1} tries; last: {last}"
-        )
-
-    def _read_cache(self) -> dict[str, dict[str, Any]]:
-        """Cached verdicts by key; a line cut by a killed run is ignored (asked again)."""
-        if self.cache is None or not self.cache.is_file():
-            return {}
-        cached = {}
-        for line in self.cache.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-                cached[entry["key"]] = entry
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-        return cached
+        item = f"id {candidate.id!r} sample {candidate.sample}"
+        return JudgeRequest(key, [{"role": "user", "content": prompt}], item)
 
     def score(self, candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
         """One result per candidate, in order: `score` = (rating - 1) / 9, `rating`, `reply`."""
-        cached = self._read_cache()
-        keys = [cache_key(self.model, c.instruction, c.response) for c in candidates]
-        todo: dict[str, Candidate] = {}
-        for key, candidate in zip(keys, candidates, strict=True):
-            if key not in cached and key not in todo:
-                todo[key] = candidate
-        if todo:
-            self._ask(todo, cached)
-        results = []
-        for key in keys:
-            rating = cached[key]["rating"]
-            results.append(
-                {"score": (rating - 1) / 9, "rating": rating, "reply": cached[key]["reply"]}
-            )
-        return results
-
-    def _ask(self, todo: dict[str, Candidate], cached: dict[str, dict[str, Any]]) -> None:
-        """Rate `todo` concurrently, appending each verdict to the cache as it arrives."""
-        with contextlib.ExitStack() as stack:
-            handle = None
-            if self.cache is not None:
-                self.cache.parent.mkdir(parents=True, exist_ok=True)
-                # A killed run may have left a cut last line: start ours on a fresh one.
-                cut = self.cache.is_file() and not self.cache.read_bytes().endswith(b"\n")
-                handle = stack.enter_context(open(self.cache, "a", encoding="utf-8"))
-                if cut and self.cache.stat().st_size:
-                    handle.write("\n")
-            executor = stack.enter_context(ThreadPoolExecutor(max_workers=self.workers))
-            # On the first failure, drop the requests not yet started (the cache keeps the rest).
-            stack.callback(executor.shutdown, wait=True, cancel_futures=True)
-            futures = {executor.submit(self.rate, c): key for key, c in todo.items()}
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                # Keep every verdict that arrived before raising the first failure among them.
-                for future in sorted(done, key=lambda f: f.exception() is not None):
-                    rating, reply = future.result()
-                    entry = {"key": futures[future], "rating": rating, "reply": reply}
-                    cached[entry["key"]] = entry
-                    if handle is not None:
-                        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-                        handle.flush()
+        requests = [self.request(candidate) for candidate in candidates]
+        verdicts = self.judge.ask(requests)
+        for request in requests:
+            entry = verdicts[request.key]
+            if entry["verdict"] is None:
+                raise JudgeError(
+                    f"Best-of-N: {request.item}: {self.endpoint.described()} gave no rating in "
+                    f"{entry['tries']} replies; last: {entry['reply'][:REPLY_SHOWN]!r}"
+                )
+        return [
+            {
+                "score": (verdicts[r.key]["verdict"] - 1) / 9,
+                "rating": verdicts[r.key]["verdict"],
+                "reply": verdicts[r.key]["reply"],
+            }
+            for r in requests
+        ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -550,26 +433,6 @@ def best_of_n(
 
 
 @dataclass(frozen=True, kw_only=True)
-class JudgeEndpoint(Settings):
-    """The LLM judge behind an OpenAI-compatible endpoint: the config's `best_of_n.judge`."""
-
-    flag_prefix: ClassVar[str] = "judge_"
-
-    url: str | None = option(None, "base URL, e.g. http://host:8000/v1")
-    model: str | None = option(None, "model name sent to the endpoint")
-    api_key_env: str = option(
-        "OPENAI_API_KEY",
-        "environment variable holding the API key (unset: no Authorization header)",
-    )
-    max_tokens: int = option(1024, "max reply tokens")
-    workers: int = option(8, "concurrent requests")
-    timeout: float = option(300.0, "seconds per request")
-    retries: int = option(
-        3, "retries (exponential backoff) on connection errors, 5xx, 429, unparsable replies"
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
 class BestOfNRun(Settings):
     """One `codit bestofn` run: N candidates of one teacher pair and seed, scored, the best kept."""
 
@@ -588,18 +451,18 @@ class BestOfNRun(Settings):
     out: Path = option(help="output dataset (JSONL)")
     card: Path = option(help="output dataset card (JSON)")
     scores: Path | None = option(None, "also write every candidate's score here (JSONL)")
+    server_log: Path | None = option(
+        None, "output of the judge server --judge-serve starts (default: OUT.judge-server.log)"
+    )
 
-    def make_scorer(self) -> OracleScorer | JudgeScorer:
-        """The scorer asked for, its options checked."""
+    def make_scorer(self, judge: JudgeEndpoint | None = None) -> OracleScorer | JudgeScorer:
+        """The scorer asked for, its options checked; `judge`: the endpoint to ask (the
+        configured one, or the server started for this run)."""
         if self.scorer == "oracle":
             if self.world is None:
                 raise ValueError("--scorer oracle needs --world (the tiny world folder)")
             return OracleScorer(self.world)
-        if not self.judge.url or not self.judge.model:
-            raise ValueError("--scorer judge needs --judge-url and --judge-model")
-        return JudgeScorer(
-            **self.judge.record(), backoff=BACKOFF_S, cache=judge_cache_path(self.out)
-        )
+        return JudgeScorer(judge or self.judge, cache=judge_cache_path(self.out))
 
 
 add_arguments = BestOfNRun.add_arguments
@@ -610,14 +473,19 @@ def run(args: argparse.Namespace) -> None:
     for path in settings.candidates:
         if not path.is_file():
             raise FileNotFoundError(f"candidate dataset {path} does not exist")
-    records = best_of_n(
-        settings.candidates,
-        settings.make_scorer(),
-        settings.scorer,
-        settings.pair,
-        settings.out,
-        settings.card,
-        settings.scores,
-        settings.seed,
-    )
+    judged = settings.scorer == "judge"
+    if judged:
+        settings.judge.check()  # before a server starts
+    log = settings.server_log or Path(f"{settings.out}.judge-server.log")
+    with judge_at(settings.judge, log) if judged else contextlib.nullcontext() as judge:
+        records = best_of_n(
+            settings.candidates,
+            settings.make_scorer(judge),
+            settings.scorer,
+            settings.pair,
+            settings.out,
+            settings.card,
+            settings.scores,
+            settings.seed,
+        )
     print(f"{len(records)} records -> {settings.out}")

@@ -178,9 +178,27 @@ def check_best_of_n(config: dict[str, Any]) -> None:
             "instructions.source: tinyworld "
             f"(got {config['instructions']['source']!r}); use 'judge'"
         )
-    judge = best.get("judge", {})
-    if "judge" in scorers and not (judge.get("url") and judge.get("model")):
-        raise ConfigError("best_of_n.judge: the 'judge' scorer needs 'url' and 'model'")
+    if "judge" in best:
+        raise ConfigError(
+            "best_of_n.judge: moved to the top-level `judge:` section (shared by Best-of-N and "
+            "the judged benchmarks)"
+        )
+    if "judge" in scorers:
+        check_judge(config, "best_of_n.scorers: 'judge'")
+
+
+def check_judge(config: dict[str, Any], needed_by: str) -> None:
+    """A judge that some stage (`needed_by`) asks: where it is and what it is."""
+    judge = config.get("judge", {})
+    if not (judge.get("url") or judge.get("serve")):
+        raise ConfigError(
+            f"judge: {needed_by} needs a judge: give 'url' (a running endpoint) or 'serve' "
+            "(the command that serves it)"
+        )
+    if judge.get("url") and judge.get("serve"):
+        raise ConfigError("judge: give 'url' or 'serve', not both")
+    if not judge.get("model"):
+        raise ConfigError(f"judge: {needed_by} needs the judge's 'model'")
 
 
 def public_datasets(config: dict[str, Any]) -> dict[str, PublicSpec]:

@@ -33,7 +33,7 @@ Best-of-N scoring (one job per pair, Best-of-N arm and seed): no generation beyo
 above. The `judge` scorer makes N calls per instruction (one per candidate) to an LLM judge
 served elsewhere; GPU-hours of that server = calls x (prompt + reply tokens) / its tokens/s per
 GPU (config/cost.yaml `judge`; the prompt is instruction + direct response + the judging
-prompt, the reply capped by best_of_n.judge.max_tokens). The `oracle` scorer runs on CPU: 0.
+prompt, the reply capped by judge.max_tokens). The `oracle` scorer runs on CPU: 0.
 SFT (one job per pair, trained arm, seed and student; a public dataset: one per dataset, seed
 and student, no teacher pair):
     tokens = examples x min(prompt + response, sft.max_length) x sft.epochs, where a teacher
@@ -551,7 +551,7 @@ def estimate(
                 f"best_of_n.scorers has `judge` but {assumptions.source} has no `judge:` "
                 "section (prompt_tokens, reply_tokens, tokens_per_s_per_gpu)"
             )
-        reply = min(judge.reply_tokens, config["best_of_n"]["judge"]["max_tokens"])
+        reply = min(judge.reply_tokens, config["judge"]["max_tokens"])
         call_prompt = prompt + response["direct"] + judge.prompt_tokens
         calls_per_job = {arm.name: arm.n * instructions for arm in judge_arms}
         judge_hours_per_job = {
@@ -560,7 +560,7 @@ def estimate(
         }
         best_of_n.update(
             {
-                "judge_model": config["best_of_n"]["judge"]["model"],
+                "judge_model": config["judge"]["model"],
                 "judge_calls_per_job": calls_per_job,
                 "judge_prompt_tokens_per_call": call_prompt,
                 "judge_reply_tokens_per_call": reply,

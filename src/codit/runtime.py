@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
@@ -78,3 +82,25 @@ def require_safetensors(model: str) -> None:
             "safetensors only, since unpickling can run code: convert them with "
             "`model.save_pretrained(folder)` from a trusted environment"
         )
+
+
+@contextlib.contextmanager
+def sigterm_exits(note: str = "") -> Iterator[None]:
+    """SIGTERM (a scheduler's cancel) ends the command through SystemExit, so `finally` blocks
+    and context managers clean up (checkpoints stay, a served judge is stopped)."""
+
+    def terminate(signum, frame):
+        print(
+            f"codit: terminated by signal {signum}" + (f"; {note}" if note else ""), file=sys.stderr
+        )
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import sys
 import time
 import uuid
@@ -40,6 +39,7 @@ from codit.runtime import (
     resolve_device,
     resolve_dtype,
     set_threads,
+    sigterm_exits,
 )
 from codit.settings import Settings, group, option
 
@@ -615,26 +615,6 @@ def add_checkpoint_callbacks(trainer) -> None:
     trainer.add_callback(LossAccounting())
 
 
-@contextlib.contextmanager
-def sigterm_exits() -> Iterator[None]:
-    """SIGTERM (a scheduler's cancel) ends the run through SystemExit, so `finally` blocks
-    clean up; the checkpoints stay for the rerun."""
-
-    def terminate(signum, frame):
-        log(f"terminated by signal {signum}; a rerun resumes from the last checkpoint")
-        raise SystemExit(128 + signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, terminate)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 # ----------------------------------------------------------------------------- entry point
 
 
@@ -690,7 +670,8 @@ def train(run: SftRun) -> dict[str, Any]:
     out = Path(run.out)
     checkpoints = checkpoint_dir(out)
     checkpoint_steps = run.checkpoint_steps
-    with sigterm_exits(), staging_dir(out) as staging:
+    resume_note = "a rerun resumes from the last checkpoint"
+    with sigterm_exits(resume_note), staging_dir(out) as staging:
         job = build_job(run, checkpoints if checkpoint_steps else staging / "trainer")
         check_examples_left(run, job.trainer)
         data_report = training_data_report(run, job.tokenizer)  # warns before training

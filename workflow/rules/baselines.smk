@@ -10,7 +10,9 @@ rule best_of_n:
         card=f"{DATASET_DIR}/card.json",
         scores=f"{DATASET_DIR}/scores.jsonl",
     log:
-        f"logs/bestofn/{DATASET_ID}.log",
+        main=f"logs/bestofn/{DATASET_ID}.log",
+        # the output of the judge server a job with `judge.serve` starts
+        server=f"logs/bestofn/{DATASET_ID}.judge-server.log",
     benchmark:
         f"benchmarks/bestofn/{DATASET_ID}.tsv"
     wildcard_constraints:
@@ -18,6 +20,7 @@ rule best_of_n:
     conda:
         ENV
     resources:
+        gpu=best_of_n_gpus,
         mem_mb=stage_mem_mb("bestofn"),
         runtime=stage_runtime("bestofn"),
     params:
@@ -25,8 +28,8 @@ rule best_of_n:
         seed=generation_seed,
     shell:
         "codit bestofn --candidates {input.candidates} {params.scorer} --pair {wildcards.pair}"
-        " --seed {params.seed}"
-        " --out {output.data} --card {output.card} --scores {output.scores} > {log} 2>&1"
+        " --seed {params.seed} --server-log {log.server}"
+        " --out {output.data} --card {output.card} --scores {output.scores} > {log.main} 2>&1"
 
 
 rule public_dataset:

@@ -7,7 +7,6 @@ import shlex
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from codit.bestofn import JudgeEndpoint
 from codit.config import (
     ConfigError,
     TINYWORLD_DIR,
@@ -47,6 +46,7 @@ from codit.jobs import (
     shard_names,
     trained_datasets,
 )
+from codit.judge import JudgeEndpoint
 from codit.lmeval_tasks import TaskSelection
 from codit.naming import (
     ARM_PATTERN,
@@ -176,8 +176,15 @@ def best_of_n_scorer_flags(wildcards):
     arm = parse_arm(wildcards.arm)
     if arm.scorer == "oracle":
         return f"--scorer oracle --world {TINYWORLD_DIR}"
-    judge = JudgeEndpoint.from_config(config["best_of_n"]["judge"])
+    judge = JudgeEndpoint.from_config(config["judge"])
     return f"--scorer judge {judge.command_line()}"
+
+
+def best_of_n_gpus(wildcards):
+    """A judge the job serves itself runs on the job's GPUs."""
+    judge = config["judge"]
+    served = parse_arm(wildcards.arm).scorer == "judge" and judge["serve"]
+    return judge["gpus"] if served else 0
 
 
 def public_spec(wildcards):

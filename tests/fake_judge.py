@@ -1,0 +1,85 @@
+"""A local OpenAI-compatible chat endpoint for the judge tests (a real HTTP server in a thread)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def count_words(prompt: str) -> str:
+    """Best-of-N's judge: rating = words of the judged response (at most 10)."""
+    response = re.search(r"<response>\n(.*)\n</response>", prompt, re.S).group(1)
+    return f"Fine.\nRating: [[{min(10, len(response.split()))}]]"
+
+
+class FakeJudge:
+    """Answers POST /v1/chat/completions with `reply(prompt)` (by default `count_words`);
+    keeps every request body and its headers."""
+
+    def __init__(self, reply: Callable[[str], str] = count_words, port: int = 0) -> None:
+        self.reply = reply
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.fail_first = 0  # answer this many requests with HTTP 500 first
+        self.garbage = False  # reply without a rating
+        judge = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                found = self.path == "/health"
+                self._send(200 if found else 404, {"status": "ok" if found else "not found"})
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with lock:
+                    judge.requests.append(body)
+                    judge.headers.append({k.lower(): v for k, v in self.headers.items()})
+                    fail = judge.fail_first > 0
+                    judge.fail_first -= fail
+                if self.path != "/v1/chat/completions":
+                    return self._send(404, {"error": "not found"})
+                if fail:
+                    return self._send(500, {"error": "overloaded"})
+                prompt = body["messages"][-1]["content"]
+                content = "no verdict" if judge.garbage else judge.reply(prompt)
+                message = {"role": "assistant", "content": content}
+                choice = {"index": 0, "message": message, "finish_reason": "stop"}
+                self._send(200, {"id": "c", "object": "chat.completion", "created": 0,
+                                 "model": body["model"], "choices": [choice]})  # fmt: skip
+
+            def _send(self, code, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+if __name__ == "__main__":
+    # A judge server process: `python tests/fake_judge.py PORT` (what --judge-serve starts).
+    import sys
+    import time
+
+    FakeJudge(port=int(sys.argv[1]))
+    print(f"fake judge listening on port {sys.argv[1]}", flush=True)
+    while True:
+        time.sleep(3600)
