@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from codit.tinyworld.judge import send_json
+
 
 def count_words(prompt: str) -> str:
     """Best-of-N's judge: rating = words of the judged response (at most 10)."""
@@ -51,12 +53,7 @@ class FakeJudge:
                                  "model": body["model"], "choices": [choice]})  # fmt: skip
 
             def _send(self, code, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, code, payload)
 
             def log_message(self, *args):
                 pass

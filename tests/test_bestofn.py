@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -336,6 +337,54 @@ def test_cli_judge_served_for_the_job(tmp_path):
     assert log.startswith("codit: starting judge server: ") and "listening on port" in log
     pid = int(re.search(r"judge server pid (\d+)", log).group(1))
     assert not Path(f"/proc/{pid}").exists()  # stopped and reaped
+
+
+def test_the_tiny_worlds_served_judge_rates_as_its_oracle(tmp_path):
+    """`codit tinyworld judge`, served for the Best-of-N job: ratings 1 + round(9 x oracle)."""
+    world = make_world(tmp_path / "world")
+    instructions = {item["id"]: item["instruction"] for item in POOL}
+    samples = [
+        {"q1": "The capital is Tovo.", "q2": "The vimbo has red fur."},  # oracle 0.25, 0.0
+        {"q1": "the capital is mekto.", "q2": "THE VIMBO HAS BLUE FUR AND A GREEN TAIL."},
+        {"q1": "The capital is Mekto.", "q2": "THE VIMBO IS NICE."},  # 0.75, 0.5
+    ]
+    paths = [
+        write_lines(tmp_path / f"c{j}.jsonl", [record(k, instructions[k], r[k]) for k in r])
+        for j, r in enumerate(samples)
+    ]
+    out, card, scores = tmp_path / "data.jsonl", tmp_path / "card.json", tmp_path / "s.jsonl"
+    serve = f"{sys.executable} -m codit tinyworld judge --world {world} --port {{port}}"
+    argv = ["bestofn", "--candidates", *map(str, paths), "--scorer", "judge", "--pair", PAIR]
+    argv += ["--out", str(out), "--card", str(card), "--scores", str(scores)]
+    argv += ["--judge-serve", serve, "--judge-model", "tinyworld-oracle-judge"]
+    cli.main(argv)
+    oracle = OracleScorer(world)
+    for row in read_lines(scores):
+        response = samples[row["sample"]][row["id"]]
+        candidate = Candidate(row["id"], row["sample"], instructions[row["id"]], response)
+        [truth] = oracle.score([candidate])
+        assert row["rating"] == 1 + round(9 * truth["score"]), row
+    assert [r["best_of_n"]["sample"] for r in read_lines(out)] == [1, 1]
+    log = Path(f"{out}.judge-server.log").read_text()
+    assert "tiny-world judge on http://127.0.0.1:" in log
+    pid = re.search(r"judge server pid (\d+)", log).group(1)
+    assert not Path(f"/proc/{pid}").exists()
+
+
+def test_the_tiny_worlds_judge_refuses_what_it_cannot_judge(tmp_path):
+    from codit.tinyworld.judge import make_server
+
+    server = make_server(make_world(tmp_path / "world"), 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        scorer = JudgeScorer(endpoint(url, retries=0))
+        with pytest.raises(ValueError, match=r"id 'q9' sample 0: judge m at .*HTTP 400.*no inst"):
+            scorer.score([Candidate("q9", 0, "Not in the pool.", "x")])
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_cli_errors_are_one_line(tmp_path):

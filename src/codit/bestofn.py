@@ -8,16 +8,8 @@ every candidate file are used; the others are counted in the card.
 
 Scorers, each giving a score in [0, 1]:
 
-- `oracle` (tiny world only; it knows the truth, so it is an upper bound, not a method):
-  score = (constraints + knowledge) / 2, where
-  constraints = share of the instruction's verifiable constraints met (strict check of
-  codit.tinyworld.constraints; 1 for an instruction without constraints), and
-  knowledge = for a single-fact question (pool `answer` set): 1 if the gold value occurs in
-  the response as a whole word, case-insensitive, else 0; for an open "describe" question
-  (`answer` null): correct / (correct + wrong), where correct counts the distinct values of
-  the subject's facts that the response mentions and wrong the distinct values of other
-  subjects' facts (neither a value of the subject nor the subject's name) it mentions;
-  0 when it mentions no world value.
+- `oracle` (tiny world only; it knows the truth, so it is an upper bound, not a method): the
+  tiny world's oracle (codit.tinyworld.oracle), score = (constraints met + knowledge right) / 2.
 - `judge`: an LLM judge behind an OpenAI-compatible endpoint (asked through codit.judge), with
   our own checklist prompt (JUDGE_PROMPT) ending in `Rating: [[N]]`, N in 1..10, at
   temperature 0; score = (N - 1) / 9. Verdicts are cached in `<out>.judge-cache.jsonl` as they
@@ -30,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import json
 import re
 import statistics
 from collections.abc import Sequence
@@ -42,9 +33,9 @@ from codit.datasets import dataset_card
 from codit.judge import REPLY_SHOWN, Judge, JudgeEndpoint, JudgeError, JudgeRequest, request_key
 from codit.judge_server import judge_at
 from codit.naming import SCORERS, best_of_n_arm
-from codit.provenance import file_sha256, iter_jsonl, json_kind, read_jsonl, write_json, write_jsonl
+from codit.provenance import file_sha256, iter_jsonl, json_kind, write_json, write_jsonl
 from codit.settings import Settings, group, option
-from codit.tinyworld.constraints import check_all
+from codit.tinyworld.oracle import Oracle
 
 # The card lists at most this many of the ids left out because a candidate lacks them.
 MISSING_IDS_SHOWN = 20
@@ -199,74 +190,24 @@ def select_best(
 # Oracle scorer (tiny world)
 
 
-def _mentions(value: str, text: str) -> bool:
-    """Whether `value` occurs in `text` as whole words, case-insensitive, any whitespace."""
-    words = r"\s+".join(re.escape(word) for word in value.split())
-    return re.search(rf"(?<![A-Za-z0-9]){words}(?![A-Za-z0-9])", text, re.IGNORECASE) is not None
-
-
 class OracleScorer:
-    """The tiny world's oracle: verifiable constraints plus knowledge (module docstring)."""
+    """Best-of-N's `oracle` scorer: the tiny world's oracle (codit.tinyworld.oracle) on each
+    candidate, found in the pool by its id."""
 
     def __init__(self, world_dir: str | Path) -> None:
-        self.world_dir = Path(world_dir)
-        self.world_path = self.world_dir / "world.json"
-        self.pool_path = self.world_dir / "instructions" / "pool.jsonl"
-        for path in (self.world_path, self.pool_path):
-            if not path.is_file():
-                raise FileNotFoundError(f"--world {world_dir}: {path} does not exist")
-        world = json.loads(self.world_path.read_text(encoding="utf-8"))
-        self.values: dict[str, set[str]] = {}
-        for fact in world["facts"]:
-            self.values.setdefault(fact["subject"], set()).add(fact["value"])
-        self.pool = {
-            str(record["id"]): record for record in read_jsonl(self.pool_path, objects_only=True)
-        }
+        self.oracle = Oracle(world_dir)
 
     def settings(self) -> dict[str, Any]:
-        return {
-            "oracle": True,
-            "world": str(self.world_dir),
-            "world_sha256": file_sha256(self.world_path),
-            "pool_sha256": file_sha256(self.pool_path),
-        }
-
-    def knowledge(self, item: dict[str, Any], response: str) -> float:
-        """The knowledge part of the score (module docstring)."""
-        if item["answer"] is not None:
-            return float(_mentions(str(item["answer"]), response))
-        subject = item["subject"]
-        if subject not in self.values:
-            raise ValueError(f"{self.world_path}: no facts about subject {subject!r}")
-        own = self.values[subject]
-        others = set().union(*(v for s, v in self.values.items() if s != subject)) - own
-        others.discard(subject)  # naming the subject is not a claim about another one
-        correct = sum(_mentions(value, response) for value in own)
-        wrong = sum(_mentions(value, response) for value in others)
-        return correct / (correct + wrong) if correct + wrong else 0.0
+        return self.oracle.settings()
 
     def score_one(self, candidate: Candidate) -> dict[str, Any]:
-        item = self.pool.get(str(candidate.id))
-        if item is None:
-            raise ValueError(f"{self.pool_path}: no instruction with id {candidate.id!r}")
+        item = self.oracle.item(candidate.id)
         if item["instruction"] != candidate.instruction:
             raise ValueError(
-                f"{self.pool_path}: id {candidate.id!r} has another instruction than the "
+                f"{self.oracle.pool_path}: id {candidate.id!r} has another instruction than the "
                 "candidates (another tiny world?)"
             )
-        if "answer" not in item or "subject" not in item:
-            raise ValueError(
-                f"{self.pool_path}: id {candidate.id!r} has no 'answer'/'subject' field; "
-                "rebuild the tiny world with `codit tinyworld`"
-            )
-        met = check_all(item["constraints"], candidate.response, item["request"])["strict"]
-        constraints = sum(met) / len(met) if met else 1.0
-        knowledge = self.knowledge(item, candidate.response)
-        return {
-            "score": (constraints + knowledge) / 2,
-            "constraints": constraints,
-            "knowledge": knowledge,
-        }
+        return self.oracle.score(item, candidate.response)
 
     def score(self, candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
         """One result per candidate, in order: `score` in [0, 1] and its two parts."""

@@ -1,4 +1,5 @@
-"""`codit tinyworld {data,train,all}`: build the tiny world step by step or all at once."""
+"""`codit tinyworld {data,train,all}`: build the tiny world step by step or all at once;
+`codit tinyworld judge`: serve its judge (codit.tinyworld.judge)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also train gpt2-instruct (a second teacher pair)",
     )
 
+    judge = commands.add_parser(
+        "judge", help="serve the world's judge (the oracle's verdicts) on an OpenAI-compatible API"
+    )
+    judge.add_argument("--world", required=True, type=Path, help="a built tiny-world directory")
+    judge.add_argument("--port", required=True, type=int, help="port on 127.0.0.1")
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="tiny-world directory")
@@ -63,6 +70,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.command == "judge":
+        from codit.tinyworld.judge import serve
+
+        serve(args.world, args.port)
+        return
     from codit.tinyworld import build_data
 
     if args.command in {"data", "all"}:
