@@ -43,6 +43,10 @@ STAGES = {
         "fetch the data of lm-eval tasks into the hub cache (for offline evaluation jobs)",
     ),
     "evaluate": ("codit.evaluation", "run lm-evaluation-harness tasks on a model directory"),
+    "mtbench": (
+        "codit.mtbench",
+        "MT-Bench: grade a model's two-turn answers with an LLM judge (FastChat's grading)",
+    ),
     "report": ("codit.report", "collect evaluation results into tables and figures"),
     "bench": (
         "codit.bench",

@@ -1,0 +1,231 @@
+"""MT-Bench single-answer grading (FastChat's llm_judge), asked through codit.judge.
+
+A bench folder holds FastChat's layout: `question.jsonl` ({question_id, category, turns: [q1,
+q2]}), `reference_answer/<name>.jsonl` ({question_id, choices: [{turns: [r1, r2]}]}) and
+`judge_prompts.jsonl` ({name, type, system_prompt, prompt_template, output_format}). For the
+paper grid it is FastChat's own data (Apache-2.0), fetched into the hub cache; the tiny world
+writes its own. The answers to grade are JSONL records {question_id, turns: [a1, a2]}.
+
+The grading follows FastChat's definitions (fastchat/llm_judge/common.py and show_result.py):
+
+- turn 1 is graded with `single-v1`, or `single-math-v1` (with the reference answer) for the
+  categories in NEED_REF_CATS; turn 2 with `single-v1-multi-turn` or
+  `single-math-v1-multi-turn`, which show the whole two-turn conversation;
+- the judge gets the prompt's system message and the filled template, at temperature 0;
+- the rating is the first `[[N]]` of the reply, else the first `[N]` (N may have a decimal
+  part); a reply without one is asked again (codit.judge) and, if it still has none, counted
+  as unparsable and left out of the means (FastChat's -1, filtered in show_result.py);
+- scores: the mean rating of turn 1, of turn 2, and of all valid judgments (`score`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codit.judge import Judge, JudgeEndpoint, JudgeRequest, request_key
+from codit.judge_server import judge_at
+from codit.provenance import file_sha256, provenance, read_jsonl, write_json, write_jsonl
+from codit.settings import Settings, group, option
+
+# Categories graded against the reference answer, and the answer temperature of each category
+# (FastChat common.py NEED_REF_CATS and temperature_config).
+NEED_REF_CATS = ("math", "reasoning", "coding", "arena-hard-200")
+TEMPERATURE = {
+    "writing": 0.7,
+    "roleplay": 0.7,
+    "extraction": 0.0,
+    "math": 0.0,
+    "coding": 0.0,
+    "reasoning": 0.0,
+    "stem": 0.1,
+    "humanities": 0.1,
+    "arena-hard-200": 0.0,
+}
+PROMPT_NAMES = {
+    (1, False): "single-v1",
+    (1, True): "single-math-v1",
+    (2, False): "single-v1-multi-turn",
+    (2, True): "single-math-v1-multi-turn",
+}
+RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")
+RATING_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
+BENCHMARK = "MT-Bench"
+
+
+def parse_rating(reply: str) -> float | None:
+    """FastChat's single-answer rating: `[[N]]`, else `[N]`; None when neither is there."""
+    found = RATING.search(reply) or RATING_BACKUP.search(reply)
+    return float(ast.literal_eval(found.group(1))) if found else None
+
+
+class Bench:
+    """One bench folder: its questions, reference answers and judge prompts."""
+
+    def __init__(self, folder: str | Path, reference: str = "gpt-4") -> None:
+        self.folder = Path(folder)
+        paths = {
+            "questions": self.folder / "question.jsonl",
+            "prompts": self.folder / "judge_prompts.jsonl",
+        }
+        for path in paths.values():
+            if not path.is_file():
+                raise FileNotFoundError(f"MT-Bench folder {self.folder}: no {path.name}")
+        self.questions = {
+            str(q["question_id"]): q for q in read_jsonl(paths["questions"], objects_only=True)
+        }
+        self.prompts = {p["name"]: p for p in read_jsonl(paths["prompts"], objects_only=True)}
+        missing = sorted(set(PROMPT_NAMES.values()) - set(self.prompts))
+        if missing:
+            raise ValueError(f"{paths['prompts']}: no judge prompt {', '.join(missing)}")
+        reference_path = self.folder / "reference_answer" / f"{reference}.jsonl"
+        self.references = {}
+        if reference_path.is_file():
+            for record in read_jsonl(reference_path, objects_only=True):
+                self.references[str(record["question_id"])] = record["choices"][0]["turns"]
+        self.sha256 = {name: file_sha256(path) for name, path in paths.items()}
+
+    def needs_reference(self, question: dict[str, Any]) -> bool:
+        return question["category"] in NEED_REF_CATS
+
+    def request(self, answer: dict[str, Any], turn: int, judge_model: str) -> JudgeRequest:
+        """The judge request grading turn `turn` (1 or 2) of one answer record."""
+        key = str(answer["question_id"])
+        question = self.questions.get(key)
+        if question is None:
+            raise ValueError(f"{BENCHMARK}: question {key} of the answers is not in {self.folder}")
+        with_reference = self.needs_reference(question)
+        prompt = self.prompts[PROMPT_NAMES[(turn, with_reference)]]
+        fields: dict[str, Any] = {
+            "question": question["turns"][0],
+            "answer": answer["turns"][0],
+            "question_1": question["turns"][0],
+            "question_2": question["turns"][1],
+            "answer_1": answer["turns"][0],
+            "answer_2": answer["turns"][1],
+        }
+        if with_reference:
+            reference = self.references.get(key)
+            if reference is None:
+                raise ValueError(
+                    f"{BENCHMARK}: question {key} ({question['category']}) is graded against a "
+                    f"reference answer, and {self.folder}/reference_answer has none"
+                )
+            fields |= {"ref_answer_1": reference[0], "ref_answer_2": reference[1]}
+        messages = [
+            {"role": "system", "content": prompt["system_prompt"]},
+            {"role": "user", "content": prompt["prompt_template"].format(**fields)},
+        ]
+        text = [messages[0]["content"], messages[1]["content"]]
+        return JudgeRequest(
+            request_key(judge_model, prompt["name"], *text),
+            messages,
+            f"question {key} turn {turn}",
+        )
+
+
+def grade(
+    bench: Bench, answers: Sequence[dict[str, Any]], judge: Judge
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(one judgment per answer and turn, the scores); see the module docstring."""
+    requests = [
+        (answer, turn, bench.request(answer, turn, judge.endpoint.model))
+        for answer in answers
+        for turn in (1, 2)
+    ]
+    verdicts = judge.ask([request for _, _, request in requests])
+    judgments = []
+    for answer, turn, request in requests:
+        entry = verdicts[request.key]
+        judgments.append(
+            {
+                "question_id": answer["question_id"],
+                "category": bench.questions[str(answer["question_id"])]["category"],
+                "turn": turn,
+                "rating": entry["verdict"],
+                "judge_prompt": PROMPT_NAMES[
+                    (turn, bench.needs_reference(bench.questions[str(answer["question_id"])]))
+                ],
+                "reply": entry["reply"],
+            }
+        )
+    return judgments, scores(judgments)
+
+
+def scores(judgments: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean valid rating per turn and overall; unparsable judgments counted, not averaged."""
+
+    def mean(turns: tuple[int, ...]) -> float | None:
+        ratings = [j["rating"] for j in judgments if j["turn"] in turns and j["rating"] is not None]
+        return sum(ratings) / len(ratings) if ratings else None
+
+    return {
+        "turn_1": mean((1,)),
+        "turn_2": mean((2,)),
+        "score": mean((1, 2)),
+        "judgments": len(judgments),
+        "unparsable": sum(j["rating"] is None for j in judgments),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradingRun(Settings):
+    """One `codit mtbench judge` run: one model's answers graded by the judge."""
+
+    bench: Path = option(help="MT-Bench folder (question.jsonl, judge_prompts.jsonl, ...)")
+    reference: str = option("gpt-4", "reference answers: BENCH/reference_answer/NAME.jsonl")
+    answers: Path = option(help="the model's answers: JSONL of {question_id, turns: [a1, a2]}")
+    judge: JudgeEndpoint = group(JudgeEndpoint, "judge (OpenAI-compatible endpoint)")
+    out: Path = option(help="the judgments: JSONL, one per question and turn")
+    scores: Path = option(help="the scores: JSON (turn_1, turn_2, score, unparsable)")
+    server_log: Path | None = option(
+        None, "output of the judge server --judge-serve starts (default: OUT.judge-server.log)"
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="command", required=True)
+    GradingRun.add_arguments(
+        commands.add_parser("judge", help="grade a model's two-turn answers with the judge")
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    grading = GradingRun.from_args(args)
+    bench = Bench(grading.bench, grading.reference)
+    answers = read_jsonl(grading.answers, objects_only=True)
+    grading.judge.check()  # before a server starts
+    cache = Path(f"{grading.out}.judge-cache.jsonl")
+    log = grading.server_log or Path(f"{grading.out}.judge-server.log")
+    with judge_at(grading.judge, log) as endpoint:
+        judge = Judge(
+            endpoint, benchmark=BENCHMARK, prompt_version="fastchat", parse=parse_rating,
+            cache=cache,
+        )  # fmt: skip
+        judgments, result = grade(bench, answers, judge)
+    write_jsonl(grading.out, judgments)
+    write_json(
+        grading.scores,
+        {
+            "benchmark": BENCHMARK,
+            **result,
+            "judge": endpoint.provenance(),
+            "bench_sha256": bench.sha256,
+            "answers_sha256": file_sha256(grading.answers),
+            "provenance": provenance(grading.record()),
+        },
+    )
+    cache.unlink(missing_ok=True)  # the judgments file keeps every verdict
+    print(
+        f"codit mtbench: {BENCHMARK} score {result['score']} (turn 1 {result['turn_1']}, turn 2 "
+        f"{result['turn_2']}; {result['unparsable']} unparsable) -> {grading.scores}"
+    )

@@ -1,0 +1,142 @@
+"""MT-Bench grading: FastChat's prompt choice, rating parsing and means, by hand on a few items,
+through the judge client against a real local HTTP server."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from fake_judge import FakeJudge
+
+from codit.cli import main
+from codit.judge import Judge, JudgeEndpoint
+from codit.mtbench import BENCHMARK, Bench, grade, parse_rating
+
+# Our own stand-ins for FastChat's four single-answer prompts: same names, same fields.
+PROMPTS = [
+    {"name": "single-v1", "system_prompt": "S1", "output_format": "[[rating]]",
+     "prompt_template": "[Question]\n{question}\n[Answer]\n{answer}\n[End]"},
+    {"name": "single-math-v1", "system_prompt": "S1", "output_format": "[[rating]]",
+     "prompt_template": "[Question]\n{question}\n[Reference]\n{ref_answer_1}\n"
+                        "[Answer]\n{answer}\n[End]"},
+    {"name": "single-v1-multi-turn", "system_prompt": "S2", "output_format": "[[rating]]",
+     "prompt_template": "U:{question_1}\nA:{answer_1}\nU:{question_2}\n"
+                        "[Answer]\n{answer_2}\n[End]"},
+    {"name": "single-math-v1-multi-turn", "system_prompt": "S2", "output_format": "[[rating]]",
+     "prompt_template": "R:{ref_answer_1}|{ref_answer_2}\nU:{question_1}\nA:{answer_1}\n"
+                        "U:{question_2}\n[Answer]\n{answer_2}\n[End]"},
+]  # fmt: skip
+QUESTIONS = [
+    {"question_id": 81, "category": "writing", "turns": ["Write a poem.", "Shorter."]},
+    {"question_id": 111, "category": "math", "turns": ["2 + 2?", "Times 3?"]},
+]
+REFERENCES = [{"question_id": 111, "choices": [{"turns": ["4", "12"]}]}]
+ANSWERS = [
+    {"question_id": 81, "turns": ["one two three four five six", "one two"]},
+    {"question_id": 111, "turns": ["four", "twelve it is"]},
+]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def make_bench(root: Path, references: list[dict] = REFERENCES) -> Path:
+    write_jsonl(root / "question.jsonl", QUESTIONS)
+    write_jsonl(root / "judge_prompts.jsonl", PROMPTS)
+    write_jsonl(root / "reference_answer" / "gpt-4.jsonl", references)
+    return root
+
+
+def words_of_answer(prompt: str) -> str:
+    """Rates the graded answer by its word count (at most 10)."""
+    answer = re.search(r"\[Answer\]\n(.*)\n\[End\]", prompt, re.S).group(1)
+    return f"Judged.\nRating: [[{min(10, len(answer.split()))}]]"
+
+
+@pytest.fixture
+def server():
+    fake = FakeJudge(words_of_answer)
+    yield fake
+    fake.close()
+
+
+def judge(server: FakeJudge) -> Judge:
+    endpoint = JudgeEndpoint(url=server.url, model="judge", workers=2)
+    return Judge(endpoint, benchmark=BENCHMARK, prompt_version="fastchat", parse=parse_rating)
+
+
+@pytest.mark.parametrize(
+    ("reply", "rating"),
+    [("Rating: [[7]]", 7.0), ("[[8.5]] then [[2]]", 8.5), ("no double [6]", 6.0),
+     ("[[x]] but [3]", 3.0), ("Rating: 7", None)],
+)  # fmt: skip
+def test_ratings_are_parsed_as_fastchat_parses_them(reply, rating):
+    assert parse_rating(reply) == rating
+
+
+def test_each_turn_gets_fastchats_prompt_and_the_means_are_by_hand(server, tmp_path):
+    judgments, scores = grade(Bench(make_bench(tmp_path / "bench")), ANSWERS, judge(server))
+    assert [(j["question_id"], j["turn"], j["judge_prompt"], j["rating"]) for j in judgments] == [
+        (81, 1, "single-v1", 6.0),
+        (81, 2, "single-v1-multi-turn", 2.0),
+        (111, 1, "single-math-v1", 1.0),
+        (111, 2, "single-math-v1-multi-turn", 3.0),
+    ]
+    assert scores == {"turn_1": 3.5, "turn_2": 2.5, "score": 3.0, "judgments": 4, "unparsable": 0}
+    sent = [request["messages"] for request in server.requests]
+    assert all(messages[0]["role"] == "system" for messages in sent)
+    by_system = {m[0]["content"] for m in sent}
+    assert by_system == {"S1", "S2"}
+    math_turn_2 = next(m[1]["content"] for m in sent if m[1]["content"].startswith("R:4|12"))
+    assert "U:2 + 2?\nA:four\nU:Times 3?" in math_turn_2  # the whole conversation
+    assert all(request["temperature"] == 0 for request in server.requests)
+
+
+def test_an_unparsable_judgment_is_counted_and_left_out_of_the_means(server, tmp_path):
+    server.garbage = True
+    judgments, scores = grade(Bench(make_bench(tmp_path / "bench")), ANSWERS[:1], judge(server))
+    assert [j["rating"] for j in judgments] == [None, None]
+    assert scores == {"turn_1": None, "turn_2": None, "score": None, "judgments": 2,
+                      "unparsable": 2}  # fmt: skip
+
+
+def test_missing_reference_and_unknown_question_are_named(tmp_path, server):
+    bench = Bench(make_bench(tmp_path / "bench", references=[]))
+    with pytest.raises(ValueError, match=r"question 111 \(math\) is graded against a reference"):
+        grade(bench, ANSWERS, judge(server))
+    with pytest.raises(ValueError, match=r"MT-Bench: question 7 of the answers is not in"):
+        grade(bench, [{"question_id": 7, "turns": ["a", "b"]}], judge(server))
+    (tmp_path / "bench" / "judge_prompts.jsonl").write_text(json.dumps(PROMPTS[0]) + "\n")
+    with pytest.raises(ValueError, match="no judge prompt single-math-v1, single-math-v1-multi"):
+        Bench(tmp_path / "bench")
+
+
+def test_the_command_writes_judgments_and_scores_and_a_killed_run_asks_only_the_rest(
+    server, tmp_path
+):
+    bench = make_bench(tmp_path / "bench")
+    answers = tmp_path / "answers.jsonl"
+    write_jsonl(answers, ANSWERS)
+    out, scores = tmp_path / "judgments.jsonl", tmp_path / "scores.json"
+    # The killed run: the first answer's two verdicts reached the cache.
+    cached = Judge(
+        JudgeEndpoint(url=server.url, model="judge"), benchmark=BENCHMARK,
+        prompt_version="fastchat", parse=parse_rating, cache=Path(f"{out}.judge-cache.jsonl"),
+    )  # fmt: skip
+    grade(Bench(bench), ANSWERS[:1], cached)
+    assert len(server.requests) == 2
+    argv = ["mtbench", "judge", "--bench", str(bench), "--answers", str(answers)]
+    argv += ["--out", str(out), "--scores", str(scores)]
+    main([*argv, "--judge-url", server.url, "--judge-model", "judge"])
+    assert len(server.requests) == 4  # only the second answer's turns were asked
+    assert [row["rating"] for row in map(json.loads, out.read_text().splitlines())] == [
+        6.0, 2.0, 1.0, 3.0,
+    ]  # fmt: skip
+    result = json.loads(scores.read_text())
+    assert (result["benchmark"], result["score"], result["unparsable"]) == ("MT-Bench", 3.0, 0)
+    assert result["judge"]["model"] == "judge" and len(result["answers_sha256"]) == 64
+    assert not Path(f"{out}.judge-cache.jsonl").exists()
