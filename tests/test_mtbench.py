@@ -8,7 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from fake_judge import FakeJudge
+from tiny_models import save_tiny_llama
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from codit.cli import main
 from codit.judge import Judge, JudgeEndpoint
@@ -140,3 +143,53 @@ def test_the_command_writes_judgments_and_scores_and_a_killed_run_asks_only_the_
     assert (result["benchmark"], result["score"], result["unparsable"]) == ("MT-Bench", 3.0, 0)
     assert result["judge"]["model"] == "judge" and len(result["answers_sha256"]) == 64
     assert not Path(f"{out}.judge-cache.jsonl").exists()
+
+
+ANSWERED = [  # words of the tiny SFT vocabulary
+    {"question_id": 1, "category": "writing", "turns": ["write a short reply", "say hello"]},
+    {"question_id": 2, "category": "math", "turns": ["what is one two", "and three"]},
+    {"question_id": 3, "category": "stem", "turns": ["what color is the sky", "in one word"]},
+]
+
+
+def answer(model: Path, bench: Path, out: Path, *extra: str) -> list[dict]:
+    argv = ["mtbench", "answer", "--model", str(model), "--bench", str(bench), "--out", str(out)]
+    argv += ["--card", f"{out}.card.json", "--max-new-tokens", "6", "--device", "cpu"]
+    main([*argv, "--threads", "1", *extra])
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_a_model_answers_both_turns_the_second_with_the_first_in_context(tmp_path):
+    model = save_tiny_llama(tmp_path / "model")
+    bench = tmp_path / "bench"
+    write_jsonl(bench / "question.jsonl", ANSWERED)
+    records = answer(model, bench, tmp_path / "a.jsonl")
+    assert [(r["question_id"], r["temperature"], len(r["turns"])) for r in records] == [
+        (1, 0.7, 2), (2, 0.0, 2), (3, 0.1, 2),
+    ]  # fmt: skip
+    # The same answers from another batch size: seeds belong to questions, not batches.
+    again = answer(model, bench, tmp_path / "b.jsonl", "--batch-size", "1")
+    assert [r["turns"] for r in again] == [r["turns"] for r in records]
+    # The greedy (math) answers are Hugging Face's greedy continuations of the rendered turns.
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    hf = AutoModelForCausalLM.from_pretrained(model).eval()
+    math = records[1]
+    messages = [{"role": "user", "content": ANSWERED[1]["turns"][0]}]
+    for turn in (0, 1):
+        if turn:
+            messages += [
+                {"role": "assistant", "content": math["turns"][0]},
+                {"role": "user", "content": ANSWERED[1]["turns"][1]},
+            ]
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            output = hf.generate(
+                ids, max_new_tokens=6, do_sample=False, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )[0, ids.shape[1]:]  # fmt: skip
+        expected = [t for t in output.tolist() if t != tokenizer.eos_token_id]
+        assert math["turns"][turn] == tokenizer.decode(expected, skip_special_tokens=True)
+        assert math["num_tokens"][turn] == len(expected)
+    card = json.loads(Path(f"{tmp_path / 'a.jsonl'}.card.json").read_text())
+    assert card["questions"] == 3 and sum(card["finish_reasons"].values()) == 6

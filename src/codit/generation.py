@@ -81,7 +81,19 @@ def render_prompts(
     chat_template_kwargs: dict[str, Any] | None = None,
     model_name: str = "post model",
 ) -> list[list[int]]:
-    """Token ids of each instruction as a single user turn in the post model's chat template.
+    """Token ids of each instruction as a single user turn in the post model's chat template."""
+    conversations = [[{"role": "user", "content": text}] for text in instructions]
+    return render_conversations(tokenizer, conversations, chat_template_kwargs, model_name)
+
+
+def render_conversations(
+    tokenizer: Any,
+    conversations: Sequence[Sequence[dict[str, str]]],
+    chat_template_kwargs: dict[str, Any] | None = None,
+    model_name: str = "post model",
+) -> list[list[int]]:
+    """Token ids of each conversation (user and assistant turns, the last a user turn) in the
+    model's chat template, ready for the next assistant turn.
 
     add_generation_prompt=True, no system prompt; the template supplies any BOS itself, so the
     rendered text is encoded without adding special tokens.
@@ -89,9 +101,9 @@ def render_prompts(
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"{model_name} has no chat template; CoDIT prompts need one")
     prompts = []
-    for text in instructions:
+    for messages in conversations:
         rendered = tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}],
+            list(messages),
             add_generation_prompt=True,
             tokenize=False,
             **(chat_template_kwargs or {}),

@@ -6,6 +6,12 @@ q2]}), `reference_answer/<name>.jsonl` ({question_id, choices: [{turns: [r1, r2]
 paper grid it is FastChat's own data (Apache-2.0), fetched into the hub cache; the tiny world
 writes its own. The answers to grade are JSONL records {question_id, turns: [a1, a2]}.
 
+Answers (`codit mtbench answer`): the model answers turn 1, then turn 2 with its own first
+answer in the context, through our generation engine (the model alone, direct mode), at its
+category's temperature (FastChat's temperature_config; 0 means greedy; a category it does not
+list: 0.7); a sampled answer's seed is derived from (seed, question id, turn), so answers do not
+depend on batching.
+
 The grading follows FastChat's definitions (fastchat/llm_judge/common.py and show_result.py):
 
 - turn 1 is graded with `single-v1`, or `single-math-v1` (with the reference answer) for the
@@ -28,10 +34,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codit.generation_settings import (
+    DIRECT_MODE,
+    DecodingSettings,
+    EngineSettings,
+    parse_chat_template_kwargs,
+)
 from codit.judge import Judge, JudgeEndpoint, JudgeRequest, request_key
 from codit.judge_server import judge_at
 from codit.provenance import file_sha256, provenance, read_jsonl, write_json, write_jsonl
-from codit.settings import Settings, group, option
+from codit.runtime import THREADS_HELP
+from codit.settings import Settings, group, json_text, option
 
 # Categories graded against the reference answer, and the answer temperature of each category
 # (FastChat common.py NEED_REF_CATS and temperature_config).
@@ -174,6 +187,102 @@ def scores(judgments: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# Answering
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnsweringRun(Settings):
+    """One `codit mtbench answer` run: a model answers both turns of every question."""
+
+    model: str = option(help="model folder (or Hub id) that answers")
+    bench: Path = option(help="MT-Bench folder (question.jsonl, ...)")
+    out: Path = option(help="the answers: JSONL of {question_id, category, turns: [a1, a2], ...}")
+    card: Path = option(help="the answers' card: counts, finish reasons, provenance (JSON)")
+    max_new_tokens: int = option(1024, "tokens per answer (FastChat's default: 1024)")
+    seed: int = option(0, "global seed of the per-question seeds of sampled categories")
+    engine: EngineSettings = group(EngineSettings, "engine")
+    trust_remote_code: bool = option(False, "run the model repository's own code")
+    chat_template_kwargs: dict[str, Any] | None = option(
+        None, "JSON object passed to the chat template", parse=parse_chat_template_kwargs,
+        render=json_text,
+    )  # fmt: skip
+    threads: int | None = option(None, THREADS_HELP)
+
+
+def temperature_of(category: str) -> float:
+    return TEMPERATURE.get(category, 0.7)
+
+
+def answer_questions(run: AnsweringRun) -> list[dict[str, Any]]:
+    """Both turns of every question of the bench, in question-id order."""
+    import torch
+
+    from codit.engine import ContrastiveGenerator, generate_in_batches
+    from codit.generation import prompt_seed, render_conversations, stop_token_ids
+    from codit.loading import load_model, load_tokenizer
+    from codit.runtime import resolve_device, resolve_dtype, set_threads, torch_dtype
+
+    set_threads(run.threads)
+    questions = sorted(
+        read_jsonl(Path(run.bench) / "question.jsonl", objects_only=True),
+        key=lambda question: question["question_id"],
+    )
+    device = torch.device(resolve_device(run.engine.device))
+    dtype = torch_dtype(resolve_dtype(run.engine.dtype, device.type))
+    tokenizer = load_tokenizer(run.model, run.trust_remote_code)
+    model = load_model(run.model, device, dtype, run.trust_remote_code)
+    stop_ids = stop_token_ids(model, tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+    answers = {
+        q["question_id"]: {"turns": [], "finish_reasons": [], "num_tokens": []} for q in questions
+    }
+    for turn in (1, 2):
+        for temperature in sorted({temperature_of(q["category"]) for q in questions}):
+            group = [q for q in questions if temperature_of(q["category"]) == temperature]
+            settings = DecodingSettings(
+                mode=DIRECT_MODE, alpha=None, beta=None, top_p=1.0,
+                temperature=temperature or 1.0, greedy=temperature < 1e-4,
+            )  # fmt: skip
+            generator = ContrastiveGenerator(
+                model, None, settings, len(tokenizer), stop_ids, pad_id, run.max_new_tokens,
+                cache=run.engine.cache,
+            )  # fmt: skip
+            conversations = [
+                conversation(q, answers[q["question_id"]]["turns"], turn) for q in group
+            ]
+            prompts = render_conversations(
+                tokenizer, conversations, run.chat_template_kwargs, f"model {run.model}"
+            )
+            seeds = [prompt_seed(run.seed, f"{q['question_id']}:turn{turn}") for q in group]
+            results = generate_in_batches(generator, prompts, seeds, run.engine.batch_size)
+            for question, result in zip(group, results, strict=True):
+                record = answers[question["question_id"]]
+                record["turns"].append(tokenizer.decode(result.token_ids, skip_special_tokens=True))
+                record["finish_reasons"].append(result.finish_reason)
+                record["num_tokens"].append(len(result.token_ids))
+    return [
+        {
+            "question_id": q["question_id"],
+            "category": q["category"],
+            "temperature": temperature_of(q["category"]),
+            **answers[q["question_id"]],
+        }
+        for q in questions
+    ]
+
+
+def conversation(question: dict[str, Any], answered: list[str], turn: int) -> list[dict[str, str]]:
+    """The messages before the answer to `turn`: turn 2 sees the first question and answer."""
+    messages = [{"role": "user", "content": question["turns"][0]}]
+    if turn == 2:
+        messages += [
+            {"role": "assistant", "content": answered[0]},
+            {"role": "user", "content": question["turns"][1]},
+        ]
+    return messages
+
+
+# --------------------------------------------------------------------------------------------
 # Command line
 
 
@@ -194,13 +303,34 @@ class GradingRun(Settings):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
+    AnsweringRun.add_arguments(
+        commands.add_parser("answer", help="answer both turns of every question with a model")
+    )
     GradingRun.add_arguments(
         commands.add_parser("judge", help="grade a model's two-turn answers with the judge")
     )
 
 
 def run(args: argparse.Namespace) -> None:
-    grading = GradingRun.from_args(args)
+    if args.command == "answer":
+        answering = AnsweringRun.from_args(args)
+        records = answer_questions(answering)
+        write_jsonl(answering.out, records)
+        reasons = [reason for record in records for reason in record["finish_reasons"]]
+        card = {
+            "questions": len(records),
+            "finish_reasons": {reason: reasons.count(reason) for reason in sorted(set(reasons))},
+            "questions_sha256": file_sha256(Path(answering.bench) / "question.jsonl"),
+            **provenance(answering.record()),
+        }
+        write_json(answering.card, card)
+        print(f"codit mtbench: {len(records)} questions answered -> {answering.out}")
+        return
+    grade_answers(GradingRun.from_args(args))
+
+
+def grade_answers(grading: GradingRun) -> None:
+    """Grade the answers; write the judgments and the scores."""
     bench = Bench(grading.bench, grading.reference)
     answers = read_jsonl(grading.answers, objects_only=True)
     grading.judge.check()  # before a server starts
