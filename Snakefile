@@ -41,6 +41,7 @@ include: "workflow/rules/generate.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/sft.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/judged.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -191,6 +191,12 @@ def test_model_names_never_escape_their_folder(name):
     assert (Path("results") / slug).resolve().parent == Path("results").resolve()
 
 
+def with_mt_bench(bench: str = "fastchat") -> dict:
+    """The tiny world's `evaluation:` with MT-Bench on."""
+    mt_bench = {"enabled": True, "bench": bench, "reference": "gpt-4", "max_new_tokens": 64}
+    return {**validated(load("config.yaml"))["evaluation"], "mt_bench": mt_bench}
+
+
 def tiny_world_with(**changes) -> dict:
     config = validated(load("config.yaml"))
     config.update(copy.deepcopy(changes))
@@ -231,6 +237,17 @@ def tiny_world_with(**changes) -> dict:
         (
             {"best_of_n": {"n": [4], "scorers": ["oracle"], "judge": {"url": "http://j/v1"}}},
             r"best_of_n\.judge: moved to the top-level `judge:` section",
+        ),
+        (
+            {"evaluation": with_mt_bench()},
+            r"judge: evaluation\.mt_bench needs a judge: give 'url'",
+        ),
+        (
+            {
+                "evaluation": with_mt_bench(bench="no/such/folder"),
+                "judge": {"url": "http://j/v1", "model": "m"},
+            },
+            r"evaluation\.mt_bench\.bench: 'no/such/folder' is neither 'fastchat' nor a folder",
         ),
         ({"best_of_n": {"n": [4], "scorers": []}}, "give both 'n' and 'scorers'"),
         (

@@ -328,7 +328,8 @@ def test_paper_config_end_to_end(capsys):
     # The stages split the workflow's own jobs (codit.jobs, whose counts test_workflow checks
     # against `snakemake -n`) by what they cost.
     config = load_config(PAPER)
-    listed = job_counts(grid_jobs(build_grid(config), config["generation"]["num_shards"]))
+    grid, shards = build_grid(config), config["generation"]["num_shards"]
+    listed = job_counts(grid_jobs(grid, shards, config["evaluation"]["mt_bench"]["enabled"]))
     split = {  # cost stages: the workflow rules whose jobs they are
         ("generate_direct", "generate_samples", "generate_codit"): ["generate_shard"],
         ("best_of_n",): ["best_of_n"],

@@ -193,3 +193,22 @@ def test_a_model_answers_both_turns_the_second_with_the_first_in_context(tmp_pat
         assert math["num_tokens"][turn] == len(expected)
     card = json.loads(Path(f"{tmp_path / 'a.jsonl'}.card.json").read_text())
     assert card["questions"] == 3 and sum(card["finish_reasons"].values()) == 6
+
+
+def test_fetch_copies_fastchats_layout_into_a_bench_folder(tmp_path):
+    data = tmp_path / "fastchat-data"  # FastChat's llm_judge/data, served as file:// URLs
+    write_jsonl(data / "mt_bench" / "question.jsonl", QUESTIONS)
+    write_jsonl(data / "mt_bench" / "reference_answer" / "gpt-4.jsonl", REFERENCES)
+    write_jsonl(data / "judge_prompts.jsonl", PROMPTS)
+    out = tmp_path / "hub" / "mt_bench"
+    main(["mtbench", "fetch", "--out", str(out), "--source", data.as_uri()])
+    bench = Bench(out)
+    assert list(bench.questions) == ["81", "111"] and bench.references["111"] == ["4", "12"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["questions"] == 2 and manifest["files"]["judge_prompts.jsonl"]["url"].endswith(
+        "fastchat-data/judge_prompts.jsonl"
+    )
+    (data / "judge_prompts.jsonl").unlink()
+    with pytest.raises(SystemExit, match=r"MT-Bench: cannot fetch file://.*judge_prompts.jsonl"):
+        main(["mtbench", "fetch", "--out", str(tmp_path / "other"), "--source", data.as_uri()])
+    assert not (tmp_path / "other").exists()

@@ -27,6 +27,9 @@ COMPUTE_RULES = {
     "evaluate_student",
     "evaluate_reference",
     "evaluate_chatvector",
+    "mtbench_answer_student",
+    "mtbench_answer_reference",
+    "mtbench_answer_chatvector",
 }
 
 
@@ -37,9 +40,18 @@ PAPER_CPUS = {
     "evaluate_student": 8,
     "evaluate_reference": 8,
     "evaluate_chatvector": 8,
+    "mtbench_answer_student": 8,
+    "mtbench_answer_reference": 8,
+    "mtbench_answer_chatvector": 8,
 }
 # Local rules fetch into the hub cache on the login node; nothing else may reach the network.
-FETCH_RULES = {"download_model", "prepare_instructions", "prefetch_eval_tasks", "public_dataset"}
+FETCH_RULES = {
+    "download_model",
+    "prepare_instructions",
+    "prefetch_eval_tasks",
+    "public_dataset",
+    "fetch_mtbench",
+}
 OFFLINE = "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1"
 HUB_ENV = "HF_HOME=resources/hub/huggingface NLTK_DATA=resources/hub/nltk_data"
 
@@ -48,7 +60,8 @@ def assert_package_lists_the_same_jobs(configfile, dry_run_counts):
     """codit.jobs (read by the targets and by `codit cost`) lists exactly the grid jobs that
     Snakemake plans."""
     config = load_config(configfile)
-    listed = grid_job_counts(grid_jobs(build_grid(config), config["generation"]["num_shards"]))
+    grid, shards = build_grid(config), config["generation"]["num_shards"]
+    listed = grid_job_counts(grid_jobs(grid, shards, config["evaluation"]["mt_bench"]["enabled"]))
     planned = {rule: count for rule, count in dry_run_counts.items() if rule in RULES}
     assert listed == planned
 
@@ -95,6 +108,12 @@ def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
         "chat_vector": chat_vectors,
         "evaluate_chatvector": chat_vectors,
         "evaluate_reference": references,
+        # MT-Bench: every evaluated model answers it, the judge grades every answer file
+        "fetch_mtbench": 1,
+        "mtbench_answer_student": (pairs * trained + public) * seeds * students,
+        "mtbench_answer_chatvector": chat_vectors,
+        "mtbench_answer_reference": references,
+        "mtbench_judge": (pairs * trained + public) * seeds * students + chat_vectors + references,
         "report": 1,
         "all": 1,
     }
@@ -111,6 +130,14 @@ def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
     alpaca = next(c for c in commands["public_dataset"] if "--name alpaca" in c)
     assert "--source hub:tatsu-lab/alpaca" in alpaca and "--context-field input" in alpaca
     assert alpaca.count("/seed0/card.json") == pairs * 5 and "/seed1/" not in alpaca
+    judged = commands["mtbench_judge"][0]
+    assert "--bench resources/hub/mt_bench --reference gpt-4" in judged
+    assert "--judge-url http://judge-host:8000/v1 --judge-model openai/gpt-oss-120b" in judged
+    answered = next(c for c in commands["mtbench_answer_reference"] if "qwen3-8b " in c)
+    assert "--max-new-tokens 1024 --batch-size 16 --dtype bfloat16 --device cuda" in answered
+    assert answered.endswith("--out results/eval/reference/qwen3-8b.mt_bench/answers.jsonl --card "
+                             "results/eval/reference/qwen3-8b.mt_bench/answers.card.json "
+                             "> logs/mtbench/reference/qwen3-8b.answer.log 2>&1")  # fmt: skip
     vector = commands["chat_vector"][0]
     assert "--student resources/hub/models/qwen3-8b-base" in vector and "--ratio " in vector
 

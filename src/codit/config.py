@@ -187,6 +187,20 @@ def check_best_of_n(config: dict[str, Any]) -> None:
         check_judge(config, "best_of_n.scorers: 'judge'")
 
 
+def check_mt_bench(config: dict[str, Any]) -> None:
+    """MT-Bench needs a judge, and its bench: FastChat's (fetched) or a folder that exists."""
+    mt_bench = config["evaluation"].get("mt_bench", {})
+    if not mt_bench.get("enabled"):
+        return
+    check_judge(config, "evaluation.mt_bench")
+    bench = mt_bench["bench"]
+    if bench != "fastchat" and not Path(bench, "question.jsonl").is_file():
+        raise ConfigError(
+            f"evaluation.mt_bench.bench: {bench!r} is neither 'fastchat' nor a folder with "
+            "question.jsonl"
+        )
+
+
 def check_judge(config: dict[str, Any], needed_by: str) -> None:
     """A judge that some stage (`needed_by`) asks: where it is and what it is."""
     judge = config.get("judge", {})
@@ -287,6 +301,7 @@ def build_grid(config: dict[str, Any]) -> Grid:
             f"teacher_pairs.{PUBLIC}: the name is reserved for public datasets' results; rename it"
         )
     check_best_of_n(config)
+    check_mt_bench(config)
     chat_vectors = []
     settings = config.get("chat_vector", {})
     for pair, names in settings.get("students", {}).items():

@@ -507,7 +507,8 @@ def estimate(
     gpu = assumptions.gpu
     generation, sft, evaluation = config["generation"], config["sft"], config["evaluation"]
     shards = generation["num_shards"]
-    jobs = grid_jobs(grid, shards)  # the workflow's own job list
+    # The workflow's own job list (MT-Bench jobs are listed, not costed yet).
+    jobs = grid_jobs(grid, shards, mt_bench=config["evaluation"]["mt_bench"]["enabled"])
     kinds = {arm: parse_arm(arm).kind for arm in [*grid.generated_arms, *grid.arms]}
     best_arms = [parse_arm(arm) for arm in grid.arms if kinds[arm] == BEST_OF_N]
     rows = generation["batch_size"] * assumptions.batch_occupancy

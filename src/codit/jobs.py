@@ -41,6 +41,8 @@ CHAT_VECTOR_DIR = "results/chatvector/" + CHAT_VECTOR_ID
 EVAL_TRAINED = "results/eval/" + TRAINED_ID
 EVAL_CHAT_VECTOR = "results/eval/" + CHAT_VECTOR_ID
 EVAL_REFERENCE = "results/eval/" + REFERENCE_ID
+# MT-Bench beside an evaluation (`evaluated`: the path of the evaluation below results/eval/).
+MT_BENCH = "results/eval/{evaluated}.mt_bench"
 
 # What `codit report` writes below the results folder, by the report rule's output names.
 REPORT_DIR = "results"
@@ -69,7 +71,18 @@ RULES = (
     "evaluate_student",
     "evaluate_chatvector",
     "evaluate_reference",
+    "mtbench_answer_student",
+    "mtbench_answer_chatvector",
+    "mtbench_answer_reference",
+    "mtbench_judge",
 )
+# Each evaluation rule, the rule that answers MT-Bench with the same model, and the path of the
+# evaluation below results/eval/.
+MT_BENCH_OF = {
+    "evaluate_student": ("mtbench_answer_student", TRAINED_ID),
+    "evaluate_chatvector": ("mtbench_answer_chatvector", CHAT_VECTOR_ID),
+    "evaluate_reference": ("mtbench_answer_reference", REFERENCE_ID),
+}
 
 
 @dataclass(frozen=True)
@@ -125,8 +138,9 @@ def trained_datasets(grid: Grid) -> list[tuple[str, str, int]]:
     return runs + [(PUBLIC, arm, seed) for arm in grid.public for seed in grid.seeds]
 
 
-def grid_jobs(grid: Grid, num_shards: int) -> list[Job]:
-    """Every job of the grid's rules (RULES), each once."""
+def grid_jobs(grid: Grid, num_shards: int, mt_bench: bool = False) -> list[Job]:
+    """Every job of the grid's rules (RULES), each once; `mt_bench`: every evaluated model also
+    answers MT-Bench, and the judge grades it."""
     jobs = []
     best_of_n = [arm for arm in grid.arms if parse_arm(arm).kind == BEST_OF_N]
     for pair in grid.pairs:
@@ -147,6 +161,11 @@ def grid_jobs(grid: Grid, num_shards: int) -> list[Job]:
         wildcards = {"pair": vector.pair, "arm": vector.arm, "student": vector.student.slug}
         jobs += [job("chat_vector", **wildcards), job("evaluate_chatvector", **wildcards)]
     jobs += [job("evaluate_reference", model=model) for model in grid.references]
+    if mt_bench:
+        for evaluation in [j for j in jobs if j.rule in MT_BENCH_OF]:
+            answering, evaluated = MT_BENCH_OF[evaluation.rule]
+            jobs.append(Job(answering, evaluation.wildcards))
+            jobs.append(job("mtbench_judge", evaluated=evaluation.fill(evaluated)))
     return jobs
 
 

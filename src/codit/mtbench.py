@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import ast
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,14 @@ from codit.generation_settings import (
 )
 from codit.judge import Judge, JudgeEndpoint, JudgeRequest, request_key
 from codit.judge_server import judge_at
-from codit.provenance import file_sha256, provenance, read_jsonl, write_json, write_jsonl
+from codit.provenance import (
+    file_sha256,
+    provenance,
+    read_jsonl,
+    replace_dir,
+    write_json,
+    write_jsonl,
+)
 from codit.runtime import THREADS_HELP
 from codit.settings import Settings, group, json_text, option
 
@@ -187,6 +195,56 @@ def scores(judgments: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# Fetching FastChat's data
+
+# FastChat's MT-Bench data (Apache-2.0) at a fixed commit, so every run grades the same way.
+FASTCHAT_COMMIT = "0e6e7fdc78bf64aceea1508694ce4e6472810b8b"
+FASTCHAT_DATA = "https://raw.githubusercontent.com/lm-sys/FastChat/{commit}/fastchat/llm_judge/data"
+# Bench file -> its path below FastChat's data folder.
+FASTCHAT_FILES = {
+    "question.jsonl": "mt_bench/question.jsonl",
+    "reference_answer/gpt-4.jsonl": "mt_bench/reference_answer/gpt-4.jsonl",
+    "judge_prompts.jsonl": "judge_prompts.jsonl",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchRun(Settings):
+    """One `codit mtbench fetch` run: FastChat's MT-Bench files into a bench folder."""
+
+    out: Path = option(help="the bench folder to write")
+    source: str = option(
+        FASTCHAT_DATA.format(commit=FASTCHAT_COMMIT),
+        "base URL (or file:// folder) of FastChat's llm_judge/data",
+    )
+
+
+def fetch(run: FetchRun) -> dict[str, Any]:
+    """Download the bench files into a staging folder, check them, then swap it in."""
+    import urllib.request
+
+    out = Path(run.out)
+    staging, previous = out.with_name(out.name + ".partial"), out.with_name(out.name + ".old")
+    shutil.rmtree(staging, ignore_errors=True)
+    files = {}
+    for name, remote in FASTCHAT_FILES.items():
+        url = f"{run.source.rstrip('/')}/{remote}"
+        target = staging / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as answer:
+                target.write_bytes(answer.read())
+        except OSError as error:
+            raise ValueError(f"{BENCHMARK}: cannot fetch {url}: {error}") from None
+        files[name] = {"url": url, "sha256": file_sha256(target)}
+    bench = Bench(staging)  # refuses a folder that is not MT-Bench's
+    manifest = {"questions": len(bench.questions), "files": files, **provenance(run.record())}
+    write_json(staging / "manifest.json", manifest)
+    replace_dir(staging, out, previous)
+    return manifest
+
+
+# --------------------------------------------------------------------------------------------
 # Answering
 
 
@@ -303,6 +361,9 @@ class GradingRun(Settings):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
+    FetchRun.add_arguments(
+        commands.add_parser("fetch", help="FastChat's MT-Bench data into a bench folder")
+    )
     AnsweringRun.add_arguments(
         commands.add_parser("answer", help="answer both turns of every question with a model")
     )
@@ -312,6 +373,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.command == "fetch":
+        fetch_run = FetchRun.from_args(args)
+        manifest = fetch(fetch_run)
+        print(f"codit mtbench: {manifest['questions']} questions -> {fetch_run.out}")
+        return
     if args.command == "answer":
         answering = AnsweringRun.from_args(args)
         records = answer_questions(answering)

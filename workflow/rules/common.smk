@@ -28,6 +28,7 @@ from codit.jobs import (
     EVAL_CHAT_VECTOR,
     EVAL_REFERENCE,
     EVAL_TRAINED,
+    MT_BENCH,
     INSTRUCTION_CARD,
     INSTRUCTION_POOL,
     PUBLIC_DATASET_DIR,
@@ -74,8 +75,15 @@ except ConfigError as error:
 GEN = config["generation"]
 HUB_CACHE = hub_cache(config)
 SHARDS = shard_names(GEN["num_shards"])
+MT_BENCH_SETTINGS = config["evaluation"]["mt_bench"]
+# The MT-Bench folder: FastChat's data, fetched into the hub cache, or the config's own folder.
+MT_BENCH_FOLDER = (
+    f"{HUB_CACHE}/mt_bench"
+    if MT_BENCH_SETTINGS["bench"] == "fastchat"
+    else MT_BENCH_SETTINGS["bench"]
+)
 # Every job of the grid (codit.jobs); the targets below, and `codit cost`, read this list.
-JOBS = grid_jobs(GRID, GEN["num_shards"])
+JOBS = grid_jobs(GRID, GEN["num_shards"], mt_bench=MT_BENCH_SETTINGS["enabled"])
 ENV = "../../envs/codit.yaml"
 # What each kind of job makes: arms sampled from a teacher, picked among samples, written
 # by people, edited in weight space; students are fine-tuned on the dataset arms.
@@ -180,11 +188,25 @@ def best_of_n_scorer_flags(wildcards):
     return f"--scorer judge {judge.command_line()}"
 
 
+def judge_gpus(wildcards):
+    """A judge a judging job serves itself runs on the job's GPUs."""
+    return config["judge"]["gpus"] if config["judge"]["serve"] else 0
+
+
 def best_of_n_gpus(wildcards):
-    """A judge the job serves itself runs on the job's GPUs."""
-    judge = config["judge"]
-    served = parse_arm(wildcards.arm).scorer == "judge" and judge["serve"]
-    return judge["gpus"] if served else 0
+    """Only the `judge` scorer asks the judge."""
+    return judge_gpus(wildcards) if parse_arm(wildcards.arm).scorer == "judge" else 0
+
+
+def mt_bench_answer_settings():
+    """Engine and length of MT-Bench answers: the evaluation's batch size, dtype and device."""
+    evaluation = config["evaluation"]
+    engine = EngineSettings(
+        batch_size=evaluation["batch_size"],
+        dtype=evaluation["dtype"],
+        device=evaluation["device"],
+    )
+    return f"--max-new-tokens {MT_BENCH_SETTINGS['max_new_tokens']} {engine.command_line()}"
 
 
 def public_spec(wildcards):
@@ -499,5 +521,11 @@ def report_path(name):
     return f"{REPORT_DIR}/{REPORT_OUTPUTS[name]}"
 
 
+def mt_bench_scores():
+    return [
+        job.fill(f"{MT_BENCH}/scores.json") for job in of_rule(JOBS, "mtbench_judge")
+    ]
+
+
 def final_targets():
-    return [report_path(name) for name in REPORT_OUTPUTS]
+    return [report_path(name) for name in REPORT_OUTPUTS] + mt_bench_scores()
