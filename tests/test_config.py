@@ -247,7 +247,7 @@ def tiny_world_with(**changes) -> dict:
                 "evaluation": with_mt_bench(bench="no/such/folder"),
                 "judge": {"url": "http://j/v1", "model": "m"},
             },
-            r"evaluation\.mt_bench\.bench: 'no/such/folder' is neither 'fastchat' nor a folder",
+            r"evaluation\.mt_bench\.bench: 'no/such/folder' is neither 'fastchat', 'tinyworld'",
         ),
         ({"best_of_n": {"n": [4], "scorers": []}}, "give both 'n' and 'scorers'"),
         (

@@ -212,3 +212,11 @@ def test_fetch_copies_fastchats_layout_into_a_bench_folder(tmp_path):
     with pytest.raises(SystemExit, match=r"MT-Bench: cannot fetch file://.*judge_prompts.jsonl"):
         main(["mtbench", "fetch", "--out", str(tmp_path / "other"), "--source", data.as_uri()])
     assert not (tmp_path / "other").exists()
+
+
+def test_answers_longer_than_the_context_are_refused_naming_the_questions(tmp_path):
+    model = save_tiny_llama(tmp_path / "model")
+    bench = tmp_path / "bench"
+    write_jsonl(bench / "question.jsonl", ANSWERED)
+    with pytest.raises(SystemExit, match=r"MT-Bench: questions \[2\] turn 1: the prompt plus"):
+        answer(model, bench, tmp_path / "a.jsonl", "--max-new-tokens", "100000")

@@ -418,3 +418,60 @@ def test_checkpoint_of_other_settings_is_discarded(world_dir, tmp_path):
     rerun = _train(world, "llama-base", EVERY + 1)
     assert rerun.returncode == 0 and "resumed" not in rerun.stdout
     assert not checkpoint_dir(world / "models" / "llama-base").exists()
+
+
+def test_the_tiny_mt_bench_turns_are_found_by_the_judge_server(tmp_path):
+    """The world's MT-Bench (FastChat's layout) and the judge server's reading of its prompts."""
+    from codit.mtbench import Bench
+    from codit.tinyworld.judge import judged_item, mt_bench_items
+    from codit.tinyworld.mtbench import write_bench
+
+    splits = build_splits(generate_world(0), 0, pool_size=8, posttrain_size=8)
+    write_bench(tmp_path / "mt_bench", splits["ifeval"])
+    bench = Bench(tmp_path / "mt_bench")
+    assert len(bench.questions) == 16
+    first = bench.questions["1"]
+    assert (
+        first["category"] == "extraction"
+        and first["turns"][0] == splits["ifeval"][0]["instruction"]
+    )
+    items = mt_bench_items(tmp_path)
+    answer = {"question_id": 1, "turns": ["Mekto is the capital.", "MEKTO IS THE CAPITAL."]}
+    for turn in (1, 2):
+        prompt = bench.request(answer, turn, "m").messages[1]["content"]
+        item, response = judged_item(None, items, prompt)
+        assert item == first["tinyworld"][f"turn_{turn}"] and response == answer["turns"][turn - 1]
+    assert first["tinyworld"]["turn_2"]["constraints"] == [{"type": "upper", "kwargs": {}}]
+    with pytest.raises(ValueError, match="no tiny MT-Bench question"):
+        judged_item(None, {}, bench.request(answer, 1, "m").messages[1]["content"])
+
+
+@pytest.mark.slow
+def test_the_tiny_mt_bench_is_answered_and_graded_by_the_served_judge(tinyworld_build, tmp_path):
+    """A tiny model answers the world's MT-Bench; the judge the job serves grades every turn as
+    the oracle scores it."""
+    from codit.cli import main
+    from codit.tinyworld.oracle import Oracle
+
+    root = tinyworld_build / "resources" / "tinyworld"
+    bench = root / "mt_bench"
+    answers, out, scores = (tmp_path / n for n in ("a.jsonl", "j.jsonl", "s.json"))
+    main(["mtbench", "answer", "--model", str(root / "models" / "llama-instruct"),
+          "--bench", str(bench), "--out", str(answers), "--card", str(tmp_path / "a.card.json"),
+          "--max-new-tokens", "48", "--device", "cpu", "--threads", "1"])  # fmt: skip
+    serve = f"{sys.executable} -m codit tinyworld judge --world {root} --port {{port}}"
+    main(["mtbench", "judge", "--bench", str(bench), "--answers", str(answers), "--out", str(out),
+          "--scores", str(scores), "--judge-serve", serve,
+          "--judge-model", "tinyworld-oracle-judge"])  # fmt: skip
+    oracle = Oracle(root)
+    questions = {q["question_id"]: q for q in read_jsonl(bench / "question.jsonl")}
+    answered = {a["question_id"]: a for a in read_jsonl(answers)}
+    judgments = read_jsonl(out)
+    assert len(judgments) == 32
+    for judgment in judgments:
+        turn, key = judgment["turn"], judgment["question_id"]
+        item = questions[key]["tinyworld"][f"turn_{turn}"]
+        truth = oracle.score(item, answered[key]["turns"][turn - 1])["score"]
+        assert judgment["rating"] == 1 + round(9 * truth), judgment
+    result = json.loads(scores.read_text())
+    assert result["unparsable"] == 0 and 1 <= result["score"] <= 10

@@ -159,6 +159,29 @@ def test_a_judge_the_job_serves_runs_on_the_jobs_gpus(tmp_path):
         assert "--judge-url" not in command and "--server-log logs/bestofn/" in command
 
 
+TINY_JUDGE = "codit tinyworld judge --world resources/tinyworld --port {port}"
+
+
+def test_the_tiny_worlds_mt_bench_with_its_served_judge_is_in_the_dag(tmp_path):
+    """MT-Bench on in the tiny world: every evaluated model answers it, every answer file is
+    graded by a judging job that serves the world's judge."""
+    config = derived_config(
+        tmp_path / "mt_bench.yaml",
+        {"evaluation": {"mt_bench": {"enabled": True, "bench": "tinyworld"}}},
+        {"judge": {"serve": TINY_JUDGE, "model": "tinyworld-oracle-judge"}},
+    )
+    result = snakemake("-n", "-p", "--configfile", str(config), "--directory", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    evaluated = counts["evaluate_student"] + counts["evaluate_chatvector"] + 3
+    assert counts["mtbench_judge"] == evaluated == 47
+    assert "fetch_mtbench" not in counts  # the tiny world builds its own bench
+    judged = [c for rule, _, c in job_blocks(result.stdout) if rule == "mtbench_judge"]
+    assert all(f"--judge-serve '{TINY_JUDGE}'" in c for c in judged)
+    assert all("--bench resources/tinyworld/mt_bench" in c for c in judged)
+    assert_package_lists_the_same_jobs(config, counts)
+
+
 def test_tiny_world_dry_run(tmp_path):
     result = snakemake(
         "-n", "--configfile", str(REPO / "config/config.yaml"), "--directory", str(tmp_path)

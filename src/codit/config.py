@@ -194,10 +194,12 @@ def check_mt_bench(config: dict[str, Any]) -> None:
         return
     check_judge(config, "evaluation.mt_bench")
     bench = mt_bench["bench"]
-    if bench != "fastchat" and not Path(bench, "question.jsonl").is_file():
+    if bench == "tinyworld" and config["instructions"]["source"] != "tinyworld":
+        raise ConfigError("evaluation.mt_bench.bench: 'tinyworld' needs the tiny world")
+    if bench not in {"fastchat", "tinyworld"} and not Path(bench, "question.jsonl").is_file():
         raise ConfigError(
-            f"evaluation.mt_bench.bench: {bench!r} is neither 'fastchat' nor a folder with "
-            "question.jsonl"
+            f"evaluation.mt_bench.bench: {bench!r} is neither 'fastchat', 'tinyworld' nor a "
+            "folder with question.jsonl"
         )
 
 

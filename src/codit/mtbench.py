@@ -276,7 +276,13 @@ def answer_questions(run: AnsweringRun) -> list[dict[str, Any]]:
     import torch
 
     from codit.engine import ContrastiveGenerator, generate_in_batches
-    from codit.generation import prompt_seed, render_conversations, stop_token_ids
+    from codit.generation import (
+        context_limit,
+        prompt_seed,
+        render_conversations,
+        stop_token_ids,
+        too_long_for_context,
+    )
     from codit.loading import load_model, load_tokenizer
     from codit.runtime import resolve_device, resolve_dtype, set_threads, torch_dtype
 
@@ -291,6 +297,7 @@ def answer_questions(run: AnsweringRun) -> list[dict[str, Any]]:
     model = load_model(run.model, device, dtype, run.trust_remote_code)
     stop_ids = stop_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+    limit = context_limit(model, tokenizer)
     answers = {
         q["question_id"]: {"turns": [], "finish_reasons": [], "num_tokens": []} for q in questions
     }
@@ -311,6 +318,14 @@ def answer_questions(run: AnsweringRun) -> list[dict[str, Any]]:
             prompts = render_conversations(
                 tokenizer, conversations, run.chat_template_kwargs, f"model {run.model}"
             )
+            too_long = too_long_for_context(prompts, run.max_new_tokens, limit)
+            if any(too_long):
+                keys = [q["question_id"] for q, cut in zip(group, too_long, strict=True) if cut]
+                raise ValueError(
+                    f"{BENCHMARK}: questions {keys} turn {turn}: the prompt plus "
+                    f"--max-new-tokens {run.max_new_tokens} exceeds the {limit}-token context "
+                    f"of {run.model}; lower --max-new-tokens (evaluation.mt_bench.max_new_tokens)"
+                )
             seeds = [prompt_seed(run.seed, f"{q['question_id']}:turn{turn}") for q in group]
             results = generate_in_batches(generator, prompts, seeds, run.engine.batch_size)
             for question, result in zip(group, results, strict=True):

@@ -76,12 +76,12 @@ GEN = config["generation"]
 HUB_CACHE = hub_cache(config)
 SHARDS = shard_names(GEN["num_shards"])
 MT_BENCH_SETTINGS = config["evaluation"]["mt_bench"]
-# The MT-Bench folder: FastChat's data, fetched into the hub cache, or the config's own folder.
-MT_BENCH_FOLDER = (
-    f"{HUB_CACHE}/mt_bench"
-    if MT_BENCH_SETTINGS["bench"] == "fastchat"
-    else MT_BENCH_SETTINGS["bench"]
-)
+# The MT-Bench folder: FastChat's data, fetched into the hub cache; the tiny world's, built
+# with its data; or the config's own folder.
+MT_BENCH_FOLDER = {
+    "fastchat": f"{HUB_CACHE}/mt_bench",
+    "tinyworld": f"{TINYWORLD_DIR}/mt_bench",
+}.get(MT_BENCH_SETTINGS["bench"], MT_BENCH_SETTINGS["bench"])
 # Every job of the grid (codit.jobs); the targets below, and `codit cost`, read this list.
 JOBS = grid_jobs(GRID, GEN["num_shards"], mt_bench=MT_BENCH_SETTINGS["enabled"])
 ENV = "../../envs/codit.yaml"

@@ -8,6 +8,7 @@ rule tinyworld_data:
         public=f"{TINYWORLD_DIR}/instructions/public.jsonl",
         tasks=directory(f"{TINYWORLD_DIR}/tasks"),
         tokenizer=directory(f"{TINYWORLD_DIR}/tokenizer"),
+        mt_bench=directory(f"{TINYWORLD_DIR}/mt_bench"),
         card=f"{TINYWORLD_DIR}/data_card.json",
     log:
         "logs/tinyworld/data.log",

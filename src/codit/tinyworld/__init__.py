@@ -13,6 +13,7 @@ Layout of a built world (`codit tinyworld data` / `train` / `all`):
     instructions/public.jsonl    like posttrain: the rule-written "public" dataset (tw-pub-...)
     tokenizer/                   byte-level BPE, AutoTokenizer-loadable, with chat template
     tasks/                       lm-eval include path: tinyworld_ifeval, tinyworld_knowledge
+    mt_bench/                    MT-Bench in FastChat's layout, two turns (codit.tinyworld.mtbench)
     data_card.json               counts, combos, sha256 of every file, provenance
     models/<name>/               model + tokenizer + generation_config + train_record.json
 

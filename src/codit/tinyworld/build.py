@@ -12,12 +12,21 @@ from typing import Any
 
 from codit.provenance import file_sha256, provenance, write_json, write_jsonl
 from codit.tinyworld.corpus import build_splits, pretrain_documents, split_combinations
+from codit.tinyworld.mtbench import write_bench
 from codit.tinyworld.tasks import write_task_folder
 from codit.tinyworld.tokenizer import VOCAB_SIZE, train_tokenizer
 from codit.tinyworld.world import generate_world
 
 POSTTRAIN_SIZE = 2000
-DATA_ITEMS = ("world.json", "corpus", "instructions", "tokenizer", "tasks", "data_card.json")
+DATA_ITEMS = (
+    "world.json",
+    "corpus",
+    "instructions",
+    "tokenizer",
+    "tasks",
+    "mt_bench",
+    "data_card.json",
+)
 
 
 def _instruction_record(prefix: str, index: int, item: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +82,8 @@ def build_data(
         write_jsonl(staging / "instructions" / "public.jsonl", public)
         tokenizer = train_tokenizer(docs, staging / "tokenizer")
         write_task_folder(staging / "tasks", splits["ifeval"], splits["knowledge"])
+        # MT-Bench's two turns on held-out benchmark instructions (no random draw of its own).
+        write_bench(staging / "mt_bench", splits["ifeval"])
         combos = split_combinations(seed)
         files = sorted(p for p in staging.rglob("*") if p.is_file())
         card = provenance(

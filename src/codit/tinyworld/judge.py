@@ -4,11 +4,13 @@
 
 - `GET /health`: 200 once the world is loaded;
 - `POST /v1/chat/completions`: the last user message must be a judge prompt of a format it
-  knows (Best-of-N's JUDGE_PROMPT: the instruction and the response between `<instruction>`
-  and `<response>` tags); the reply is a short reason and `Rating: [[N]]`, with
-  N = 1 + round(9 x the oracle's score) (codit.tinyworld.oracle), so (N - 1) / 9 is the
-  oracle's score to within 1/18. A prompt about an instruction the pool does not hold, or of
-  no known format, is refused with HTTP 400 and says why.
+  knows: Best-of-N's JUDGE_PROMPT (the instruction and the response between `<instruction>`
+  and `<response>` tags), or the tiny MT-Bench's turn-1 and turn-2 prompts
+  (codit.tinyworld.mtbench: turn 2 is graded on the second answer); the reply is a short
+  reason and `Rating: [[N]]`, with N = 1 + round(9 x the oracle's score)
+  (codit.tinyworld.oracle), so (N - 1) / 9 is the oracle's score to within 1/18. A prompt
+  about an instruction the world does not hold, or of no known format, is refused with HTTP
+  400 and says why.
 
 It is a real server process: a judging job starts it like any served judge (`judge.serve` in
 the config, codit.judge_server) and stops it. It stands in for a trained tiny judge model: it
@@ -26,10 +28,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from codit.provenance import read_jsonl
 from codit.tinyworld.oracle import Oracle
 
 # Best-of-N's judge prompt (codit.bestofn.JUDGE_PROMPT): what it rates sits between these tags.
 JUDGED = re.compile(r"<instruction>\n(.*?)\n</instruction>.*?<response>\n(.*?)\n</response>", re.S)
+# The tiny MT-Bench's prompts (codit.tinyworld.mtbench): turn 1, and the two-turn conversation.
+MT_BENCH_TURN_1 = re.compile(
+    r"\[Question\]\n(.*?)\n\n\[The Start of Assistant's Answer\]\n(.*?)\n"
+    r"\[The End of Assistant's Answer\]",
+    re.S,
+)
+MT_BENCH_TURN_2 = re.compile(
+    r"### User:\n(.*?)\n\n### Assistant A:\n.*?\n\n### User:\n.*?\n\n### Assistant A:\n(.*?)"
+    r"\n\n<\|The End of Assistant A's Conversation with User\|>",
+    re.S,
+)
 MODEL_NAME = "tinyworld-oracle-judge"
 
 
@@ -38,13 +52,36 @@ def rating(score: float) -> int:
     return 1 + round(9 * score)
 
 
-def verdict(oracle: Oracle, prompt: str) -> str:
-    """The judge's reply to one judge prompt; ValueError when it cannot judge it."""
+def mt_bench_items(world: Path) -> dict[str, dict[str, Any]]:
+    """The tiny MT-Bench's oracle items by turn-1 text: {"turn_1": item, "turn_2": item}."""
+    path = world / "mt_bench" / "question.jsonl"
+    if not path.is_file():
+        return {}
+    return {q["turns"][0]: q["tinyworld"] for q in read_jsonl(path, objects_only=True)}
+
+
+def judged_item(
+    oracle: Oracle, mt_bench: dict[str, dict[str, Any]], prompt: str
+) -> tuple[dict[str, Any], str]:
+    """(the oracle item, the response) a judge prompt asks about; ValueError if none."""
+    found = MT_BENCH_TURN_2.search(prompt) or MT_BENCH_TURN_1.search(prompt)
+    if found is not None:
+        question, response = found.groups()
+        turn = "turn_2" if found.re is MT_BENCH_TURN_2 else "turn_1"
+        if question not in mt_bench:
+            raise ValueError(f"no tiny MT-Bench question {question[:80]!r}")
+        return mt_bench[question][turn], response
     found = JUDGED.search(prompt)
     if found is None:
-        raise ValueError("no <instruction> and <response> in the prompt: not a known judge format")
+        raise ValueError("no judge format of the tiny world in the prompt")
     instruction, response = found.groups()
-    result = oracle.score(oracle.item_for(instruction), response)
+    return oracle.item_for(instruction), response
+
+
+def verdict(oracle: Oracle, prompt: str, mt_bench: dict[str, dict[str, Any]] | None = None) -> str:
+    """The judge's reply to one judge prompt; ValueError when it cannot judge it."""
+    item, response = judged_item(oracle, mt_bench or {}, prompt)
+    result = oracle.score(item, response)
     return (
         f"Constraints met: {result['constraints']:.2f}; knowledge: {result['knowledge']:.2f}.\n"
         f"Rating: [[{rating(result['score'])}]]"
@@ -64,6 +101,7 @@ def send_json(handler: BaseHTTPRequestHandler, code: int, payload: dict[str, Any
 def make_server(world: Path, port: int) -> ThreadingHTTPServer:
     """The server, bound to 127.0.0.1:`port` (0: any free port), not yet serving."""
     oracle = Oracle(world)
+    mt_bench = mt_bench_items(Path(world))
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
@@ -78,7 +116,7 @@ def make_server(world: Path, port: int) -> ThreadingHTTPServer:
             try:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 prompt = body["messages"][-1]["content"]
-                content = verdict(oracle, prompt)
+                content = verdict(oracle, prompt, mt_bench)
             except (ValueError, KeyError, IndexError, TypeError) as error:
                 return self._send(400, {"error": {"message": f"cannot judge: {error}"}})
             message = {"role": "assistant", "content": content}
