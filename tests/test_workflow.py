@@ -2,6 +2,9 @@
 and (slow) the whole tiny-world DAG for real."""
 
 import csv
+import json
+import re
+from pathlib import Path
 
 import pytest
 import tinyworld_cache
@@ -159,9 +162,6 @@ def test_a_judge_the_job_serves_runs_on_the_jobs_gpus(tmp_path):
         assert "--judge-url" not in command and "--server-log logs/bestofn/" in command
 
 
-TINY_JUDGE = "codit tinyworld judge --world resources/tinyworld --port {port}"
-
-
 def test_the_tiny_worlds_mt_bench_with_its_served_judge_is_in_the_dag(tmp_path):
     """MT-Bench on in the tiny world: every evaluated model answers it, every answer file is
     graded by a judging job that serves the world's judge."""
@@ -230,20 +230,25 @@ def test_bad_config_fails_at_dry_run_naming_the_key(tmp_path):
 # The smoke grid: every rule and every kind of arm once, as small as that allows (one seed, one
 # alpha, Best-of-2, the public dataset, the chat vector at r = 1, a same- and a cross-architecture
 # student). The whole grid (every alpha, three seeds) is `make run`'s job.
+TINY_JUDGE = "codit tinyworld judge --world resources/tinyworld --port {port}"
 SMOKE_GRID = {
     "instructions": {"limit": 96},
     "generation": {"alphas": [0.1]},
     "sft": {"epochs": 1},
+    # MT-Bench graded by the tiny world's judge, which each judging job serves
+    "evaluation": {"mt_bench": {"enabled": True, "bench": "tinyworld", "max_new_tokens": 32}},
 }
 SMOKE_GRID_REPLACED = {
     "seeds": [0],
     "best_of_n": {"n": [2], "scorers": ["oracle"]},
     "chat_vector": {"ratios": [1.0], "students": {"tiny-llama": ["tiny-llama-base"]}},
+    "judge": {"serve": TINY_JUDGE, "model": "tinyworld-oracle-judge"},
 }
 SMOKE_ARMS = ["direct", "bestof2_oracle", "public_tinyworld-rules", "codit_alpha0.1_beta1"]
 # Rules the smoke run itself does not run: the tiny world comes from the shared build (which
-# these rules made, tinyworld_cache.built), and the tiny world has no Hub model to download.
-NOT_IN_SMOKE_RUN = {"tinyworld_data", "tinyworld_model", "download_model"}
+# these rules made, tinyworld_cache.built), and the tiny world has no Hub model to download
+# and its own MT-Bench.
+NOT_IN_SMOKE_RUN = {"tinyworld_data", "tinyworld_model", "download_model", "fetch_mtbench"}
 
 
 def rules_of_workflow() -> set[str]:
@@ -309,6 +314,16 @@ def test_smoke_grid_runs_every_rule_and_every_arm_kind(tinyworld_build, warm_dir
     assert datasets >= set(SMOKE_ARMS)
     for figure in ("metric_vs_alpha.png", "length_vs_alpha.png", "paired_heatmap.png"):
         assert (tmp_path / "results/figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # MT-Bench: every evaluated model graded on both turns by a judge its job served, then
+    # stopped (the server logs name their pids, all gone)
+    graded = sorted((tmp_path / "results/eval").rglob("scores.json"))
+    assert len(graded) == ran["evaluate_student"] + ran["evaluate_chatvector"] + 3 == 12
+    for path in graded:
+        scores = json.loads(path.read_text())
+        assert scores["judgments"] == 32 and scores["unparsable"] == 0, path
+    for log in (tmp_path / "logs/mtbench").rglob("*.judge-server.log"):
+        pid = re.search(r"judge server pid (\d+)", log.read_text()).group(1)
+        assert not Path(f"/proc/{pid}").exists(), log
     # a second run has nothing left to do: results are complete and up to date
     again = snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path))
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -141,8 +142,16 @@ def make_server(world: Path, port: int) -> ThreadingHTTPServer:
 
 
 def serve(world: Path, port: int) -> None:
-    """Serve until terminated (SIGTERM ends the process, as judge_server.stop sends it)."""
+    """Serve until SIGTERM (what judge_server.stop sends), then exit with status 0."""
     server = make_server(world, port)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)  # out of serve_forever: a stopped judge is a finished job
+
+    signal.signal(signal.SIGTERM, stop)
     print(f"tiny-world judge on http://127.0.0.1:{port}/v1 (world {world})", file=sys.stderr)
     sys.stderr.flush()
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
