@@ -12,7 +12,6 @@ import yaml
 from snakemake.utils import validate
 
 from codit.cli import main
-from codit.config import build_grid
 from codit.cost import (
     estimate,
     format_sig,
@@ -21,7 +20,7 @@ from codit.cost import (
     read_bench_ratio,
     round_sig,
 )
-from codit.jobs import grid_jobs, job_counts
+from codit.jobs import config_jobs, job_counts
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
@@ -327,9 +326,7 @@ def test_paper_config_end_to_end(capsys):
     assert seeds == 3
     # The stages split the workflow's own jobs (codit.jobs, whose counts test_workflow checks
     # against `snakemake -n`) by what they cost.
-    config = load_config(PAPER)
-    grid, shards = build_grid(config), config["generation"]["num_shards"]
-    listed = job_counts(grid_jobs(grid, shards, config["evaluation"]["mt_bench"]["enabled"]))
+    listed = job_counts(config_jobs(load_config(PAPER)))
     split = {  # cost stages: the workflow rules whose jobs they are
         ("generate_direct", "generate_samples", "generate_codit"): ["generate_shard"],
         ("best_of_n",): ["best_of_n"],

@@ -18,9 +18,8 @@ from workflow_runs import (
     snakemake,
 )
 
-from codit.config import build_grid
 from codit.cost import load_config
-from codit.jobs import RULES, grid_jobs
+from codit.jobs import RULES, config_jobs
 from codit.jobs import job_counts as grid_job_counts
 
 # Rules that run on compute nodes, with the GPUs of their models.
@@ -62,9 +61,7 @@ HUB_ENV = "HF_HOME=resources/hub/huggingface NLTK_DATA=resources/hub/nltk_data"
 def assert_package_lists_the_same_jobs(configfile, dry_run_counts):
     """codit.jobs (read by the targets and by `codit cost`) lists exactly the grid jobs that
     Snakemake plans."""
-    config = load_config(configfile)
-    grid, shards = build_grid(config), config["generation"]["num_shards"]
-    listed = grid_job_counts(grid_jobs(grid, shards, config["evaluation"]["mt_bench"]["enabled"]))
+    listed = grid_job_counts(config_jobs(load_config(configfile)))
     planned = {rule: count for rule, count in dry_run_counts.items() if rule in RULES}
     assert listed == planned
 

@@ -72,7 +72,7 @@ from typing import Any
 import yaml
 
 from codit.config import ModelSpec, PublicSpec, build_grid
-from codit.jobs import Job, grid_jobs
+from codit.jobs import Job, config_jobs
 from codit.naming import BEST_OF_N, CODIT, DIRECT_ARM, DIRECT_SAMPLE, PUBLIC, parse_arm
 
 DEFAULT_ASSUMPTIONS = Path("config/cost.yaml")
@@ -507,8 +507,7 @@ def estimate(
     gpu = assumptions.gpu
     generation, sft, evaluation = config["generation"], config["sft"], config["evaluation"]
     shards = generation["num_shards"]
-    # The workflow's own job list (MT-Bench jobs are listed, not costed yet).
-    jobs = grid_jobs(grid, shards, mt_bench=config["evaluation"]["mt_bench"]["enabled"])
+    jobs = config_jobs(config, grid)  # the workflow's own (MT-Bench's listed, not costed yet)
     kinds = {arm: parse_arm(arm).kind for arm in [*grid.generated_arms, *grid.arms]}
     best_arms = [parse_arm(arm) for arm in grid.arms if kinds[arm] == BEST_OF_N]
     rows = generation["batch_size"] * assumptions.batch_occupancy

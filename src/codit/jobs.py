@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from codit.config import Grid
+from codit.config import Grid, build_grid
 from codit.naming import BEST_OF_N, PUBLIC, parse_arm
 
 # One replicate's folder.
@@ -167,6 +167,15 @@ def grid_jobs(grid: Grid, num_shards: int, mt_bench: bool = False) -> list[Job]:
             jobs.append(Job(answering, evaluation.wildcards))
             jobs.append(job("mtbench_judge", evaluated=evaluation.fill(evaluated)))
     return jobs
+
+
+def config_jobs(config: dict[str, Any], grid: Grid | None = None) -> list[Job]:
+    """The jobs of a validated config (pass its grid when it is built already)."""
+    return grid_jobs(
+        grid or build_grid(config),
+        config["generation"]["num_shards"],
+        mt_bench=config["evaluation"]["mt_bench"]["enabled"],
+    )
 
 
 def job_counts(jobs: list[Job]) -> dict[str, int]:

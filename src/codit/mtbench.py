@@ -114,6 +114,10 @@ class Bench:
     def needs_reference(self, question: dict[str, Any]) -> bool:
         return question["category"] in NEED_REF_CATS
 
+    def prompt_name(self, question: dict[str, Any], turn: int) -> str:
+        """FastChat's judge prompt for `turn` of `question`."""
+        return PROMPT_NAMES[(turn, self.needs_reference(question))]
+
     def request(self, answer: dict[str, Any], turn: int, judge_model: str) -> JudgeRequest:
         """The judge request grading turn `turn` (1 or 2) of one answer record."""
         key = str(answer["question_id"])
@@ -121,7 +125,7 @@ class Bench:
         if question is None:
             raise ValueError(f"{BENCHMARK}: question {key} of the answers is not in {self.folder}")
         with_reference = self.needs_reference(question)
-        prompt = self.prompts[PROMPT_NAMES[(turn, with_reference)]]
+        prompt = self.prompts[self.prompt_name(question, turn)]
         fields: dict[str, Any] = {
             "question": question["turns"][0],
             "answer": answer["turns"][0],
@@ -163,15 +167,14 @@ def grade(
     judgments = []
     for answer, turn, request in requests:
         entry = verdicts[request.key]
+        question = bench.questions[str(answer["question_id"])]
         judgments.append(
             {
                 "question_id": answer["question_id"],
-                "category": bench.questions[str(answer["question_id"])]["category"],
+                "category": question["category"],
                 "turn": turn,
                 "rating": entry["verdict"],
-                "judge_prompt": PROMPT_NAMES[
-                    (turn, bench.needs_reference(bench.questions[str(answer["question_id"])]))
-                ],
+                "judge_prompt": bench.prompt_name(question, turn),
                 "reply": entry["reply"],
             }
         )
@@ -249,6 +252,15 @@ def fetch(run: FetchRun) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AnsweringSettings(Settings):
+    """How answers are generated: the config's `evaluation.mt_bench.max_new_tokens` and the
+    evaluation's engine (batch size, dtype, device)."""
+
+    max_new_tokens: int = option(1024, "tokens per answer (FastChat's default: 1024)")
+    engine: EngineSettings = group(EngineSettings, "engine")
+
+
+@dataclass(frozen=True, kw_only=True)
 class AnsweringRun(Settings):
     """One `codit mtbench answer` run: a model answers both turns of every question."""
 
@@ -256,9 +268,8 @@ class AnsweringRun(Settings):
     bench: Path = option(help="MT-Bench folder (question.jsonl, ...)")
     out: Path = option(help="the answers: JSONL of {question_id, category, turns: [a1, a2], ...}")
     card: Path = option(help="the answers' card: counts, finish reasons, provenance (JSON)")
-    max_new_tokens: int = option(1024, "tokens per answer (FastChat's default: 1024)")
+    answering: AnsweringSettings = group(AnsweringSettings, "answering")
     seed: int = option(0, "global seed of the per-question seeds of sampled categories")
-    engine: EngineSettings = group(EngineSettings, "engine")
     trust_remote_code: bool = option(False, "run the model repository's own code")
     chat_template_kwargs: dict[str, Any] | None = option(
         None, "JSON object passed to the chat template", parse=parse_chat_template_kwargs,
@@ -287,12 +298,13 @@ def answer_questions(run: AnsweringRun) -> list[dict[str, Any]]:
     from codit.runtime import resolve_device, resolve_dtype, set_threads, torch_dtype
 
     set_threads(run.threads)
+    engine, max_new_tokens = run.answering.engine, run.answering.max_new_tokens
     questions = sorted(
         read_jsonl(Path(run.bench) / "question.jsonl", objects_only=True),
         key=lambda question: question["question_id"],
     )
-    device = torch.device(resolve_device(run.engine.device))
-    dtype = torch_dtype(resolve_dtype(run.engine.dtype, device.type))
+    device = torch.device(resolve_device(engine.device))
+    dtype = torch_dtype(resolve_dtype(engine.dtype, device.type))
     tokenizer = load_tokenizer(run.model, run.trust_remote_code)
     model = load_model(run.model, device, dtype, run.trust_remote_code)
     stop_ids = stop_token_ids(model, tokenizer)
@@ -309,8 +321,8 @@ def answer_questions(run: AnsweringRun) -> list[dict[str, Any]]:
                 temperature=temperature or 1.0, greedy=temperature < 1e-4,
             )  # fmt: skip
             generator = ContrastiveGenerator(
-                model, None, settings, len(tokenizer), stop_ids, pad_id, run.max_new_tokens,
-                cache=run.engine.cache,
+                model, None, settings, len(tokenizer), stop_ids, pad_id, max_new_tokens,
+                cache=engine.cache,
             )  # fmt: skip
             conversations = [
                 conversation(q, answers[q["question_id"]]["turns"], turn) for q in group
@@ -318,16 +330,16 @@ def answer_questions(run: AnsweringRun) -> list[dict[str, Any]]:
             prompts = render_conversations(
                 tokenizer, conversations, run.chat_template_kwargs, f"model {run.model}"
             )
-            too_long = too_long_for_context(prompts, run.max_new_tokens, limit)
+            too_long = too_long_for_context(prompts, max_new_tokens, limit)
             if any(too_long):
                 keys = [q["question_id"] for q, cut in zip(group, too_long, strict=True) if cut]
                 raise ValueError(
                     f"{BENCHMARK}: questions {keys} turn {turn}: the prompt plus "
-                    f"--max-new-tokens {run.max_new_tokens} exceeds the {limit}-token context "
+                    f"--max-new-tokens {max_new_tokens} exceeds the {limit}-token context "
                     f"of {run.model}; lower --max-new-tokens (evaluation.mt_bench.max_new_tokens)"
                 )
             seeds = [prompt_seed(run.seed, f"{q['question_id']}:turn{turn}") for q in group]
-            results = generate_in_batches(generator, prompts, seeds, run.engine.batch_size)
+            results = generate_in_batches(generator, prompts, seeds, engine.batch_size)
             for question, result in zip(group, results, strict=True):
                 record = answers[question["question_id"]]
                 record["turns"].append(tokenizer.decode(result.token_ids, skip_special_tokens=True))

@@ -41,7 +41,7 @@ from codit.jobs import (
     TASKS_MANIFEST,
     TRAINED_ID,
     dataset_dir,
-    grid_jobs,
+    config_jobs,
     of_rule,
     parse_shard,
     shard_names,
@@ -49,6 +49,7 @@ from codit.jobs import (
 )
 from codit.judge import JudgeEndpoint
 from codit.lmeval_tasks import TaskSelection
+from codit.mtbench import AnsweringSettings
 from codit.naming import (
     ARM_PATTERN,
     BEST_OF_N,
@@ -83,7 +84,7 @@ MT_BENCH_FOLDER = {
     "tinyworld": f"{TINYWORLD_DIR}/mt_bench",
 }.get(MT_BENCH_SETTINGS["bench"], MT_BENCH_SETTINGS["bench"])
 # Every job of the grid (codit.jobs); the targets below, and `codit cost`, read this list.
-JOBS = grid_jobs(GRID, GEN["num_shards"], mt_bench=MT_BENCH_SETTINGS["enabled"])
+JOBS = config_jobs(config, GRID)
 ENV = "../../envs/codit.yaml"
 # What each kind of job makes: arms sampled from a teacher, picked among samples, written
 # by people, edited in weight space; students are fine-tuned on the dataset arms.
@@ -184,8 +185,11 @@ def best_of_n_scorer_flags(wildcards):
     arm = parse_arm(wildcards.arm)
     if arm.scorer == "oracle":
         return f"--scorer oracle --world {TINYWORLD_DIR}"
-    judge = JudgeEndpoint.from_config(config["judge"])
-    return f"--scorer judge {judge.command_line()}"
+    return f"--scorer judge {JUDGE_FLAGS}"
+
+
+# The judge's flags, the same for every judging job (Best-of-N's, MT-Bench's).
+JUDGE_FLAGS = JudgeEndpoint.from_config(config["judge"]).command_line()
 
 
 def judge_gpus(wildcards):
@@ -199,14 +203,11 @@ def best_of_n_gpus(wildcards):
 
 
 def mt_bench_answer_settings():
-    """Engine and length of MT-Bench answers: the evaluation's batch size, dtype and device."""
-    evaluation = config["evaluation"]
-    engine = EngineSettings(
-        batch_size=evaluation["batch_size"],
-        dtype=evaluation["dtype"],
-        device=evaluation["device"],
-    )
-    return f"--max-new-tokens {MT_BENCH_SETTINGS['max_new_tokens']} {engine.command_line()}"
+    """Length of MT-Bench answers, on the evaluation's batch size, dtype and device."""
+    engine = EngineSettings.from_config(config["evaluation"])
+    return AnsweringSettings.from_config(
+        MT_BENCH_SETTINGS, engine=engine
+    ).command_line()
 
 
 def public_spec(wildcards):

@@ -100,10 +100,9 @@ rule mtbench_judge:
         mem_mb=stage_mem_mb("judge"),
         runtime=stage_runtime("judge"),
     params:
-        reference=lambda wildcards: config["evaluation"]["mt_bench"]["reference"],
-        judge=lambda wildcards: JudgeEndpoint.from_config(
-            config["judge"]
-        ).command_line(),
+        reference=MT_BENCH_SETTINGS["reference"],
+        # a function: a plain string param would be formatted, and `serve` holds "{port}"
+        judge=lambda wildcards: JUDGE_FLAGS,
     shell:
         "codit mtbench judge --bench {input.bench} --reference {params.reference}"
         " --answers {input.answers} {params.judge} --server-log {log.server}"
