@@ -197,6 +197,11 @@ def with_mt_bench(bench: str = "fastchat") -> dict:
     return {**validated(load("config.yaml"))["evaluation"], "mt_bench": mt_bench}
 
 
+def without_judge() -> dict:
+    """The tiny world's `judge:` with neither a url nor a served judge."""
+    return {**validated(load("config.yaml"))["judge"], "serve": None}
+
+
 def tiny_world_with(**changes) -> dict:
     config = validated(load("config.yaml"))
     config.update(copy.deepcopy(changes))
@@ -239,7 +244,7 @@ def tiny_world_with(**changes) -> dict:
             r"best_of_n\.judge: moved to the top-level `judge:` section",
         ),
         (
-            {"evaluation": with_mt_bench()},
+            {"evaluation": with_mt_bench(), "judge": without_judge()},
             r"judge: evaluation\.mt_bench needs a judge: give 'url'",
         ),
         (

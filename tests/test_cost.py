@@ -14,6 +14,7 @@ from snakemake.utils import validate
 from codit.cli import main
 from codit.cost import (
     estimate,
+    format_markdown,
     format_sig,
     load_config,
     parse_assumptions,
@@ -305,6 +306,134 @@ def test_bad_assumption_names_its_key():
         parse_assumptions(assumed)
 
 
+MT_BENCH = {
+    # Three answering temperatures: 0.0 (math: 5 questions, graded against the reference), 0.1
+    # (stem: 2) and 0.7 (writing: 3).
+    "questions_per_category": {"writing": 3, "math": 5, "stem": 2},
+    "turn1_question_tokens": 40,
+    "turn2_question_tokens": 20,
+    "chat_template_tokens": 10,
+    "answer_tokens": 200,
+    "reference_tokens": 30,
+    "judge_template_tokens": 100,
+    "judge_reply_tokens": 300,
+}
+
+
+def mt_bench_assumptions(**judge: float):
+    assumed = copy.deepcopy(ASSUMED)
+    assumed["workload"]["batch_occupancy"] = 0.5
+    assumed["mt_bench"] = copy.deepcopy(MT_BENCH)
+    assumed["judge"] |= judge
+    return parse_assumptions(assumed)
+
+
+def mt_bench_config(**judge) -> dict:
+    config = synthetic_config()
+    config["evaluation"] |= {"batch_size": 4, "mt_bench": {"enabled": True}}
+    config["judge"] = {"model": "org/judge", **judge}
+    return config
+
+
+def test_mt_bench_answer_job_by_hand():
+    result = estimate(
+        validated(mt_bench_config(url="http://judge:8000/v1")), mt_bench_assumptions()
+    )
+    mt, stages = result["mt_bench"], result["stages"]
+    # Batches of 4 per temperature: 5 math questions in 4 + 1, 2 stem, 3 writing: 4 per turn.
+    assert mt["answer_batches_per_turn"] == 4
+
+    # A batch decodes until its longest answer: 200 / 0.5 = 400 steps (under max_new_tokens
+    # 1024), with b x 0.5 rows still decoding: 2 + 0.5 + 1 + 1.5 = 5 rows over the 4 batches.
+    # Turn 1: prompt 40 + 10 = 50, context 50 + 100; turn 2: prompt 40 + 200 + 20 + 10 = 270,
+    # context 370. The student: 2e9 params (4 GB of weights), 50 kB of KV per token, 1 GPU.
+    def answer_hours(params: float, kv: float, gpus: int) -> float:
+        seconds = 0.0
+        for prompt in (50, 270):
+            context = prompt + 200 / 2
+            decode = 400 * (4 * params * 2 + 5 * context * kv) / (1000 * GB * 0.5)
+            seconds += decode + 2 * params * 10 * prompt / (500e12 * 0.5)
+        return seconds * gpus / 3600
+
+    student = mt["answer_gpu_hours_per_job"]["student"]
+    assert student == pytest.approx(answer_hours(2e9, 50_000, 1), rel=1e-12)
+    assert mt["answer_prompt_tokens"] == [50, 270]
+    # One answering job per evaluation: 2 trained arms x 1 student + the reference (post: 10B,
+    # 100 kB of KV per token, on 2 GPUs).
+    assert stages["mt_bench_answer"]["jobs"] == stages["evaluate"]["jobs"] == 3
+    reference = mt["answer_gpu_hours_per_job"]["post"]
+    assert reference == pytest.approx(answer_hours(10e9, 100_000, 2), rel=1e-12)
+    assert stages["mt_bench_answer"]["gpu_hours"] == pytest.approx(2 * student + reference)
+
+    # max_new_tokens 300 caps the longest answer: 300 steps at b x 200 / 300 rows.
+    config = mt_bench_config(url="http://judge:8000/v1")
+    config["evaluation"]["mt_bench"]["max_new_tokens"] = 300
+    capped = estimate(validated(config), mt_bench_assumptions())["mt_bench"]
+    seconds = 0.0
+    for prompt in (50, 270):
+        context = prompt + 100
+        rows = 10 * 200 / 300
+        decode = 300 * (4 * 4e9 + rows * context * 50_000) / (1000 * GB * 0.5)
+        seconds += decode + 2 * 2e9 * 10 * prompt / (500e12 * 0.5)
+    assert capped["answer_gpu_hours_per_job"]["student"] == pytest.approx(seconds / 3600)
+
+
+def test_mt_bench_judge_at_url_and_served():
+    # 2 x 10 calls per job. Turn 1: template 100 + question 40 + answer 200 for 10 questions,
+    # plus the reference 30 for the 5 math ones; turn 2: 100 + 40 + 200 + 20 + 200, plus the
+    # reference conversation 40 + 30 + 20 + 30 for the math ones. Reply 300 (under
+    # judge.max_tokens 1024); 1000 tokens/s per GPU.
+    prompt = 10 * (100 + 40 + 200) + 5 * 30 + 10 * (100 + 40 + 200 + 20 + 200) + 5 * 120
+    job_seconds = (prompt + 20 * 300) / 1000
+    assumptions = mt_bench_assumptions(serve_startup_s=120)
+
+    by_url = estimate(validated(mt_bench_config(url="http://judge:8000/v1")), assumptions)
+    mt, stages = by_url["mt_bench"], by_url["stages"]
+    assert mt["judge_calls_per_job"] == 20 and mt["judge_calls"] == 3 * 20
+    assert mt["judge_prompt_tokens_per_call"] == pytest.approx(prompt / 20)
+    assert mt["judge_reply_tokens_per_call"] == 300
+    # At judge.url: no start-up, and the jobs hold no GPU; the hours are the endpoint's.
+    assert mt["judge_gpu_hours_per_job"] == pytest.approx(job_seconds / 3600)
+    assert stages["mt_bench_judge"] == {
+        "jobs": 3,
+        "gpu_hours": pytest.approx(3 * job_seconds / 3600),
+    }
+    assert by_url["judge_endpoint"] == "url"
+    assert by_url["judge_external_gpu_hours"] == stages["mt_bench_judge"]["gpu_hours"]
+    text = format_markdown(by_url, "c.yaml")
+    assert "| MT-Bench judging (judge server) | 3 |" in text
+    assert "at judge.url, an external endpoint (the judging jobs hold no GPU)" in text
+    assert "not GPUs the workflow's jobs hold" in text
+
+    # Served per job on 2 GPUs: the same calls plus 2 x 120 s of start-up per job, all ours.
+    served = estimate(validated(mt_bench_config(serve="vllm serve m", gpus=2)), assumptions)
+    assert served["mt_bench"]["judge_gpu_hours_per_job"] == pytest.approx(
+        (job_seconds + 2 * 120) / 3600
+    )
+    assert served["judge_endpoint"] == "serve" and served["judge_external_gpu_hours"] == 0
+    assert served["stages"]["mt_bench_answer"] == stages["mt_bench_answer"]
+    text = format_markdown(served, "c.yaml")
+    assert "served by each judging job on 2 GPUs, 120 s start-up per job included" in text
+    assert "external" not in text
+
+    # A served judge needs GPUs and a start-up time; MT-Bench needs its assumptions.
+    with pytest.raises(ValueError, match="judge.gpus"):
+        estimate(validated(mt_bench_config(serve="vllm serve m")), assumptions)
+    with pytest.raises(ValueError, match="serve_startup_s"):
+        estimate(validated(mt_bench_config(serve="vllm serve m", gpus=2)), mt_bench_assumptions())
+    assumed = copy.deepcopy(ASSUMED)
+    with pytest.raises(ValueError, match="mt_bench"):
+        estimate(validated(mt_bench_config(url="http://judge:8000/v1")), parse_assumptions(assumed))
+
+
+def test_mt_bench_off_costs_nothing():
+    result = estimate(validated(synthetic_config()), mt_bench_assumptions())
+    for stage in ("mt_bench_answer", "mt_bench_judge"):
+        assert result["stages"][stage] == {"jobs": 0, "gpu_hours": 0}
+    assert result["mt_bench"] == {"enabled": False}
+    assert "MT-Bench" not in format_markdown(result, "c.yaml")
+
+
 def test_round_and_format_significant_figures():
     assert round_sig(1437.2) == 1440
     assert round_sig(0.045678) == 0.0457
@@ -334,6 +463,12 @@ def test_paper_config_end_to_end(capsys):
         ("evaluate", "evaluate_public"): ["evaluate_student", "evaluate_reference"],
         ("chat_vector",): ["chat_vector"],
         ("evaluate_chat_vector",): ["evaluate_chatvector"],
+        ("mt_bench_answer",): [
+            "mtbench_answer_student",
+            "mtbench_answer_chatvector",
+            "mtbench_answer_reference",
+        ],
+        ("mt_bench_judge",): ["mtbench_judge"],
     }
     for keys, rules in split.items():
         assert sum(stages[key]["jobs"] for key in keys) == sum(listed[r] for r in rules), keys
@@ -355,7 +490,59 @@ def test_paper_config_end_to_end(capsys):
     table = capsys.readouterr().out
     assert "| generate (CoDIT) | 1,440 |" in table
     assert "| Best-of-N scoring (judge server) | 9 |" in table
-    assert "| total | 3,028 |" in table
+    assert "| MT-Bench answers | 218 |" in table
+    assert "| MT-Bench judging (judge server) | 218 |" in table
+    assert "| total | 3,464 |" in table
+    assert "an external endpoint" in table
+
+
+def test_paper_config_mt_bench_stages(capsys):
+    result = paper_json(capsys)
+    stages, mt = result["stages"], result["mt_bench"]
+    listed = job_counts(config_jobs(load_config(PAPER)))
+    # One answering and one judging job per evaluated model: 207 trained students (63 teacher
+    # datasets and 6 public ones x 3 students), 2 chat vectors, 9 references.
+    evaluations = sum(
+        listed[rule] for rule in ("evaluate_student", "evaluate_chatvector", "evaluate_reference")
+    )
+    assert evaluations == 207 + 2 + 9 == 218
+    assert stages["mt_bench_answer"]["jobs"] == stages["mt_bench_judge"]["jobs"] == 218
+    assert listed["mtbench_judge"] == 218
+    # FastChat's 80 questions, batched per answering temperature at evaluation.batch_size 16:
+    # 40 greedy (math, coding, reasoning, extraction) in 3 batches, 20 at 0.1 (stem,
+    # humanities) and 20 at 0.7 (writing, roleplay) in 2 each.
+    assert mt["questions"] == 80 and mt["answer_batches_per_turn"] == 3 + 2 + 2
+    assert mt["judge_calls_per_job"] == 160 and mt["judge_calls"] == 218 * 160
+    assert mt["max_new_tokens"] == 1024 and mt["answer_tokens"] == 450
+    # judge.url: the judge is external, its GPU-hours are that server's.
+    assert result["judge_endpoint"] == "url" and not mt["judge_served"]
+    assert mt["judge_gpus_per_job"] == 0 and mt["judge_startup_s_per_job"] == 0
+    assert result["judge_external_gpu_hours"] == pytest.approx(
+        stages["best_of_n"]["gpu_hours"] + stages["mt_bench_judge"]["gpu_hours"], rel=5e-3
+    )
+    assert stages["mt_bench_judge"]["gpu_hours"] == pytest.approx(
+        218 * mt["judge_gpu_hours_per_job"], rel=5e-3
+    )
+    # A student (Llama-3.1-8B, one GPU) costs less than the 27B reference on two GPUs.
+    per_job = mt["answer_gpu_hours_per_job"]
+    assert 0 < per_job["llama-3.1-8b"] < per_job["gemma-3-27b-it"]
+    assert result["assumptions"]["mt_bench"]["answer_tokens"] == 450
+
+
+def test_paper_config_with_a_served_judge():
+    config = load_config(PAPER)
+    assumptions = parse_assumptions(yaml.safe_load(ASSUMPTIONS.read_text()))
+    by_url = estimate(config, assumptions)
+    config["judge"] |= {"url": None, "serve": "vllm serve openai/gpt-oss-120b", "gpus": 2}
+    served = estimate(config, assumptions)
+    # Each of the 218 judging jobs starts the server on its 2 GPUs (serve_startup_s: 300).
+    startup = assumptions.judge.serve_startup_s
+    assert startup == 300
+    assert served["stages"]["mt_bench_judge"]["gpu_hours"] == pytest.approx(
+        by_url["stages"]["mt_bench_judge"]["gpu_hours"] + 218 * 2 * startup / 3600
+    )
+    assert served["judge_external_gpu_hours"] == 0 and served["judge_endpoint"] == "serve"
+    assert served["stages"]["mt_bench_answer"] == by_url["stages"]["mt_bench_answer"]
 
 
 def test_bench_file_changes_codit_rows(capsys, tmp_path):

@@ -145,6 +145,54 @@ def test_the_command_writes_judgments_and_scores_and_a_killed_run_asks_only_the_
     assert not Path(f"{out}.judge-cache.jsonl").exists()
 
 
+def test_the_scores_are_an_evaluation_the_report_reads_with_per_question_samples(server, tmp_path):
+    from codit.stats import item_scores
+    from codit.tables import main_table
+
+    bench = make_bench(tmp_path / "bench")
+    answers, card = tmp_path / "answers.jsonl", tmp_path / "answers.card.json"
+    write_jsonl(answers, ANSWERS)
+    labels = {"teacher_pair": "p", "student": "s", "arm": "direct", "seed": "0"}
+    card.write_text(json.dumps({"model": "models/s", "labels": labels}))
+    out, scores = tmp_path / "judgments.jsonl", tmp_path / "scores.json"
+    argv = ["mtbench", "judge", "--bench", str(bench), "--answers", str(answers)]
+    argv += ["--answers-card", str(card), "--out", str(out), "--scores", str(scores)]
+    main([*argv, "--judge-url", server.url, "--judge-model", "judge"])
+    payload = json.loads(scores.read_text())
+    # ratings (question 81: 6 then 2; question 111: 1 then 3); per question: 4 and 2
+    assert payload["results"]["mt_bench"] == pytest.approx({
+        "score,none": 3.0, "score_stderr,none": 1.0,  # sd of (4, 2) / sqrt(2)
+        "turn_1,none": 3.5, "turn_1_stderr,none": 2.5,
+        "turn_2,none": 2.5, "turn_2_stderr,none": 0.5,
+    })  # fmt: skip
+    samples = payload["codit"]["sample_files"]["mt_bench"]
+    assert samples == str(tmp_path / "samples.jsonl")
+    assert item_scores(samples, "score") == {81: 4.0, 111: 2.0}
+    assert item_scores(samples, "turn_2") == {81: 2.0, 111: 3.0}
+    rows = main_table([(str(scores), payload)])
+    assert set(zip(rows["task"], rows["metric"], rows["value"], strict=True)) == {
+        ("mt_bench", "score", 3.0), ("mt_bench", "turn_1", 3.5), ("mt_bench", "turn_2", 2.5),
+    }  # fmt: skip
+    assert set(rows["arm"]) == {"direct"} and set(rows["seed"]) == {0.0}
+
+
+def test_a_question_with_an_unparsable_turn_keeps_its_other_turn(server, tmp_path):
+    from codit.mtbench import question_samples
+
+    bench = Bench(make_bench(tmp_path / "bench"))
+    judgments = [
+        {"question_id": 81, "turn": 1, "rating": 6.0},
+        {"question_id": 81, "turn": 2, "rating": None},
+        {"question_id": 111, "turn": 1, "rating": None},
+        {"question_id": 111, "turn": 2, "rating": None},
+    ]
+    samples = {record["doc_id"]: record for record in question_samples(bench, judgments)}
+    assert (samples[81]["score"], samples[81]["turn_1"], "turn_2" in samples[81]) == (
+        6.0, 6.0, False,
+    )  # fmt: skip
+    assert not {"score", "turn_1", "turn_2"} & samples[111].keys()
+
+
 ANSWERED = [  # words of the tiny SFT vocabulary
     {"question_id": 1, "category": "writing", "turns": ["write a short reply", "say hello"]},
     {"question_id": 2, "category": "math", "turns": ["what is one two", "and three"]},
@@ -163,7 +211,8 @@ def test_a_model_answers_both_turns_the_second_with_the_first_in_context(tmp_pat
     model = save_tiny_llama(tmp_path / "model")
     bench = tmp_path / "bench"
     write_jsonl(bench / "question.jsonl", ANSWERED)
-    records = answer(model, bench, tmp_path / "a.jsonl")
+    labels = ["--label", "arm=direct", "--label", "student=s", "--teacher", str(model)]
+    records = answer(model, bench, tmp_path / "a.jsonl", *labels)
     assert [(r["question_id"], r["temperature"], len(r["turns"])) for r in records] == [
         (1, 0.7, 2), (2, 0.0, 2), (3, 0.1, 2),
     ]  # fmt: skip
@@ -193,6 +242,9 @@ def test_a_model_answers_both_turns_the_second_with_the_first_in_context(tmp_pat
         assert math["num_tokens"][turn] == len(expected)
     card = json.loads(Path(f"{tmp_path / 'a.jsonl'}.card.json").read_text())
     assert card["questions"] == 3 and sum(card["finish_reasons"].values()) == 6
+    # the report's labels, architectures included, travel with the answers
+    assert card["labels"] == {"student_architecture": "llama", "teacher_architecture": "llama",
+                              "arm": "direct", "student": "s"}  # fmt: skip
 
 
 def test_fetch_copies_fastchats_layout_into_a_bench_folder(tmp_path):

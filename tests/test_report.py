@@ -753,3 +753,54 @@ def test_same_seed_twice_is_an_error_but_seeds_are_replicates(tmp_path: Path) ->
     run_report([first, third], [], tmp_path / "ok")
     summary = read_table(tmp_path / "ok/tables/summary.csv")
     assert set(summary["n_seeds"]) == {2}
+
+
+# --------------------------------------------------------------------------- alpha selection
+
+
+def test_alpha_is_selected_per_row_and_shown_on_every_metric(inputs, tmp_path: Path) -> None:
+    evals, cards = inputs
+    out = tmp_path / "selected"
+    run_report(evals, cards, out, "--select-alpha-on", "tinyworld_ifeval/prompt_level_strict_acc")
+    markdown = (out / "tables/main.md").read_text()
+    # planted_score: alpha 0.01 has the largest bonus in every row
+    assert "## CoDIT α selected on tinyworld_ifeval/prompt_level_strict_acc" in markdown
+    selection = markdown.split("## CoDIT α selected on")[1].split("\n## ")[0]
+    assert selection.count(" 0.01 |") == len(PAIRS) * len(STUDENTS)
+    knowledge = markdown.split("## tinyworld_knowledge/exact_match (")[1].split("\n## ")[0]
+    header, _, first = knowledge.splitlines()[2:5]
+    assert header.split("|")[-2].strip() == "CoDIT (selected α)"
+    # tiny-llama -> student_gpt2, alpha 0.01: exact_match = (0.42 + 0.30) / 2, in %
+    assert first.split("|")[-2].strip() == "**36.0 ± 3.0 (α=0.01)**"
+    latex = (out / "tables/main.tex").read_text()
+    assert r"CoDIT (selected $\alpha$)" in latex and r"($\alpha$=0.01)" in latex
+    record = json.loads((out / "report_provenance.json").read_text())["alpha_selection"]
+    assert record["on"] == "tinyworld_ifeval/prompt_level_strict_acc"
+    assert {row["arm"] for row in record["selected"]} == {codit_arm(0.01, 1)}
+    assert len(record["selected"]) == len(PAIRS) * len(STUDENTS)
+
+
+def test_selection_by_hand_lower_is_better_and_ties_go_to_the_smaller_alpha() -> None:
+    rows = [
+        {"teacher_pair": "p", "student": "s", "arm": "codit", "arm_name": codit_arm(a, 1),
+         "task": "t", "metric": "m", "mean": mean}
+        for a, mean in [(0.1, 5.0), (0.01, 7.0), (0.3, 7.0), (0.001, float("nan"))]
+    ] + [{"teacher_pair": "p", "student": "s", "arm": "direct", "arm_name": "direct",
+          "task": "t", "metric": "m", "mean": 9.0}]  # fmt: skip
+    summary = pd.DataFrame(rows)
+    assert tables.select_alpha(summary, "t/m", {}) == {("p", "s"): codit_arm(0.01, 1)}
+    lower = tables.select_alpha(summary, "t/m", {"t/m": False})
+    assert lower == {("p", "s"): codit_arm(0.1, 1)}
+
+
+def test_without_the_selection_metric_there_is_no_selected_column(results: Path) -> None:
+    # the default metric, MT-Bench's score, is not in these results: no column, no error
+    assert "selected" not in (results / "tables/main.md").read_text()
+    record = json.loads((results / "report_provenance.json").read_text())["alpha_selection"]
+    assert record == {"on": None, "selected": []}
+
+
+def test_an_unknown_selection_metric_is_named(inputs, tmp_path: Path) -> None:
+    evals, cards = inputs
+    with pytest.raises(SystemExit, match=r"--select-alpha-on 'nope/score' is none of .*"):
+        run_report(evals, cards, tmp_path / "out", "--select-alpha-on", "nope/score")

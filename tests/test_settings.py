@@ -15,7 +15,7 @@ from workflow_runs import REPO
 from codit.bestofn import BestOfNRun, JudgeEndpoint
 from codit.cost import load_config
 from codit.datasets import GatherSettings
-from codit.evaluation import EvaluationRun, EvaluationSettings
+from codit.evaluation import EvaluationRun, EvaluationSettings, ModelLabels
 from codit.generation_settings import EngineSettings, GenerationRun, SamplingSettings
 from codit.instructions import InstructionSource
 from codit.lmeval_tasks import TaskSelection
@@ -49,7 +49,7 @@ EXAMPLES = [
     JudgeEndpoint(url="http://judge:8000/v1", model="org/judge", workers=2),
     SftRun(student="s", data="d.jsonl", out="o", trust_remote_code=True, checkpoint_steps=25,
            training=TrainingSettings(grad_accum=4)),
-    EvaluationRun(model="m", out="r.json", label=("arm=direct", "seed=0"),
+    EvaluationRun(model="m", out="r.json", labels=ModelLabels(label=("arm=direct", "seed=0")),
                   settings=EvaluationSettings(selection=TaskSelection(tasks="t"))),
     GenerationRun(pair="p", post="post", pre="pre", instructions="i.jsonl", out="o.jsonl",
                   card="c.json", chat_template_kwargs={"enable_thinking": False}, skip_pre=False,

@@ -202,6 +202,11 @@ def test_tiny_world_dry_run(tmp_path):
         "chat_vector": chat_vectors,
         "evaluate_chatvector": chat_vectors,
         "evaluate_reference": references,
+        # MT-Bench: every evaluated model answers, and a served tiny judge grades the answers
+        "mtbench_answer_student": (trained + 1) * seeds * students,
+        "mtbench_answer_chatvector": chat_vectors,
+        "mtbench_answer_reference": references,
+        "mtbench_judge": (trained + 1) * seeds * students + chat_vectors + references,
         "report": 1,
         "all": 1,
     }
@@ -318,6 +323,15 @@ def test_smoke_grid_runs_every_rule_and_every_arm_kind(tinyworld_build, warm_dir
     for path in graded:
         scores = json.loads(path.read_text())
         assert scores["judgments"] == 32 and scores["unparsable"] == 0, path
+    # ... and in the tables beside the lm-eval tasks, with the alpha selected on it
+    judged = {(row["student"], row["arm_name"]) for row in rows if row["task"] == "mt_bench"}
+    assert len(judged) == 12 and ("tiny-llama-instruct", "reference") in judged
+    markdown = (tmp_path / "results/tables/main.md").read_text()
+    assert "## mt_bench/score (raw value, higher is better)" in markdown
+    assert "## CoDIT α selected on mt_bench/score" in markdown and "(α=0.1)" in markdown
+    with open(tmp_path / "results/tables/paired.csv") as handle:
+        paired = {(row["task"], row["metric"]) for row in csv.DictReader(handle)}
+    assert ("mt_bench", "score") in paired
     for log in (tmp_path / "logs/mtbench").rglob("*.judge-server.log"):
         pid = re.search(r"judge server pid (\d+)", log.read_text()).group(1)
         assert not Path(f"/proc/{pid}").exists(), log

@@ -50,11 +50,35 @@ seed; per chat vector; per reference model), per lm-eval task:
     ceil(items / evaluation.batch_size) batches of `generated_tokens` decode steps of
     evaluation.batch_size rows at context prompt + generated / 2, plus prefill as above; GPUs: the
     evaluated model's (a trained student or a chat vector has its base model's shape).
+MT-Bench (with evaluation.mt_bench.enabled: one answering job and one judging job per evaluated
+model, i.e. per evaluation job above; config/cost.yaml `mt_bench`):
+    Answering (`codit mtbench answer`, the generation engine in direct mode, one model, on the
+    evaluated model's GPUs): both turns of every question, each turn in batches of
+    evaluation.batch_size per answering temperature (FastChat's temperature_config groups the
+    categories). Direct generation's model per batch: a batch of b questions decodes until its
+    longest answer stops, steps = min(answer / batch_occupancy, max_new_tokens) with answer
+    = min(answer_tokens, evaluation.mt_bench.max_new_tokens), at b x answer / steps rows still
+    decoding (b x batch_occupancy unless the cap binds) at context prompt + answer / 2, where
+    the prompt is question 1 + chat template (turn 1) or question 1 + answer 1 + question 2
+    + chat template (turn 2); plus prefill of every prompt as above.
+    Judging (`codit mtbench judge`): 2 x questions calls (one per question and turn); a call's
+    prompt is the judge template + the question(s) + the answer(s): turn 1 question 1 and
+    answer 1, turn 2 both questions and both answers; the reference-graded categories
+    (codit.mtbench.NEED_REF_CATS) add the turn-1 reference answer, or for turn 2 a reference
+    conversation (both questions and both reference answers). The reply is judge_reply_tokens
+    capped by judge.max_tokens. GPU-seconds = calls x (prompt + reply) / the judge's tokens/s
+    per GPU (as for Best-of-N), plus, when judge.serve runs the judge per job, judge.gpus
+    x judge.serve_startup_s. With judge.url the judge is an external endpoint: no start-up,
+    the judging jobs hold no GPU, and the output says that the judge stages' GPU-hours
+    (Best-of-N scoring and MT-Bench judging, in the total) are that server's.
 
-Not modelled (each makes the real cost higher): model loading per job, batch tails beyond
-batch_occupancy, padding in SFT batches (packing is off), CoDIT responses of another length
-(unless workload.codit_response_tokens says so), responses dropped or retried, failed jobs, a
-judge server held while it is not saturated, judge calls retried.
+Not modelled (each makes the real cost higher): model loading per job (the MT-Bench answering
+jobs included; only a served judge's start-up is counted), batch tails beyond batch_occupancy,
+padding in SFT batches (packing is off), CoDIT responses of another length (unless
+workload.codit_response_tokens says so), responses dropped or retried, failed jobs, a judge
+server held while it is not saturated (a judging job sends judge.workers requests at a time, so
+a judge it serves itself is far from saturated), judge calls retried, the start-up of a judge
+served per Best-of-N scoring job.
 The CoDIT ratio is measured on a tiny model on CPU and transferred as is; the share of skipped
 pre-model steps, and so the ratio, depends on the teacher pair and the batch size.
 """
@@ -73,6 +97,7 @@ import yaml
 
 from codit.config import ModelSpec, PublicSpec, build_grid
 from codit.jobs import Job, config_jobs
+from codit.mtbench import NEED_REF_CATS, temperature_of
 from codit.naming import BEST_OF_N, CODIT, DIRECT_ARM, DIRECT_SAMPLE, PUBLIC, parse_arm
 
 DEFAULT_ASSUMPTIONS = Path("config/cost.yaml")
@@ -89,8 +114,12 @@ STAGE_LABELS = {
     "evaluate_public": "evaluate (public-dataset students)",
     "chat_vector": "chat vector (weight arithmetic, CPU)",
     "evaluate_chat_vector": "evaluate (chat vectors)",
+    "mt_bench_answer": "MT-Bench answers",
+    "mt_bench_judge": "MT-Bench judging (judge server)",
     "total": "total",
 }
+# The stages that ask the LLM judge (config `judge`: an endpoint at `url`, or served per job).
+JUDGE_STAGES = ("best_of_n", "mt_bench_judge")
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,12 +167,45 @@ class EvalTask:
 
 @dataclass(frozen=True)
 class Judge:
-    """The Best-of-N LLM judge as a served model: tokens per call and served tokens/s per GPU."""
+    """The LLM judge as a served model: Best-of-N's tokens per call, served tokens/s per GPU and
+    the start-up of a server a judging job runs itself (`judge.serve`)."""
 
     model: str
     prompt_tokens: float  # the judging prompt around the instruction and the response
     reply_tokens: float  # mean reply (reasoning + checklist + rating), before max_tokens caps it
     tokens_per_s_per_gpu: float  # prompt + generated tokens per second per GPU, server saturated
+    serve_startup_s: float | None = None  # seconds from `serve` to a healthy server, per job
+
+
+@dataclass(frozen=True)
+class MTBench:
+    """MT-Bench as the estimate sees it: FastChat's questions per category and mean tokens."""
+
+    categories: dict[str, int]  # questions per category
+    turn1_question_tokens: float
+    turn2_question_tokens: float
+    chat_template_tokens: float  # the answering prompt's chat template, per prompt
+    answer_tokens: float  # mean answer per turn, before max_new_tokens caps it
+    reference_tokens: float  # mean reference answer per turn (categories in NEED_REF_CATS)
+    judge_template_tokens: float  # a judge prompt's fixed text and chat format
+    judge_reply_tokens: float  # mean judge reply, before judge.max_tokens caps it
+
+    @property
+    def questions(self) -> int:
+        return sum(self.categories.values())
+
+    @property
+    def reference_questions(self) -> int:
+        """Questions graded against the reference answer (FastChat's NEED_REF_CATS)."""
+        return sum(n for category, n in self.categories.items() if category in NEED_REF_CATS)
+
+    def temperature_groups(self) -> list[int]:
+        """Questions per answering temperature: `codit mtbench answer` batches each temperature
+        on its own (codit.mtbench.temperature_of)."""
+        groups: dict[float, int] = {}
+        for category, n in self.categories.items():
+            groups[temperature_of(category)] = groups.get(temperature_of(category), 0) + n
+        return [groups[temperature] for temperature in sorted(groups)]
 
 
 @dataclass(frozen=True)
@@ -173,6 +235,7 @@ class Assumptions:
     raw: dict[str, Any]
     judge: Judge | None = None  # needed only by a config with the `judge` Best-of-N scorer
     public: dict[str, PublicData] = field(default_factory=dict)  # by Hub dataset id or name
+    mt_bench: MTBench | None = None  # needed only by a config with evaluation.mt_bench.enabled
 
 
 def _section(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -263,6 +326,34 @@ def parse_assumptions(data: dict[str, Any], source: str = "assumptions") -> Assu
             prompt_tokens=_number(entry, "prompt_tokens", where),
             reply_tokens=_number(entry, "reply_tokens", where),
             tokens_per_s_per_gpu=_number(entry, "tokens_per_s_per_gpu", where),
+            serve_startup_s=(
+                None
+                if entry.get("serve_startup_s") is None
+                else _number(entry, "serve_startup_s", where)
+            ),
+        )
+
+    mt_bench = None
+    if data.get("mt_bench") is not None:
+        entry, where = _section(data, "mt_bench", source), f"{source}: mt_bench"
+        categories = _section(entry, "questions_per_category", where)
+        mt_bench = MTBench(
+            categories={
+                str(category): int(_number(categories, category, f"{where}.questions_per_category"))
+                for category in categories
+            },
+            **{
+                key: _number(entry, key, where)
+                for key in (
+                    "turn1_question_tokens",
+                    "turn2_question_tokens",
+                    "chat_template_tokens",
+                    "answer_tokens",
+                    "reference_tokens",
+                    "judge_template_tokens",
+                    "judge_reply_tokens",
+                )
+            },
         )
 
     public = {}
@@ -292,6 +383,7 @@ def parse_assumptions(data: dict[str, Any], source: str = "assumptions") -> Assu
         raw=copy.deepcopy(data),
         judge=judge,
         public=public,
+        mt_bench=mt_bench,
     )
 
 
@@ -419,6 +511,58 @@ def judge_gpu_seconds(
     return calls * (call_prompt_tokens + reply_tokens) / judge.tokens_per_s_per_gpu
 
 
+def mt_bench_answer_prompts(bench: MTBench, answer_tokens: float) -> tuple[float, float]:
+    """Mean prompt tokens of the two answering turns: turn 2 holds the first question, the
+    model's first answer and the second question."""
+    turn1 = bench.turn1_question_tokens + bench.chat_template_tokens
+    turn2 = (
+        bench.turn1_question_tokens
+        + answer_tokens
+        + bench.turn2_question_tokens
+        + bench.chat_template_tokens
+    )
+    return turn1, turn2
+
+
+def mt_bench_answer_seconds(
+    model: ModelCost,
+    gpu: GPU,
+    bench: MTBench,
+    batch_size: int,
+    max_new_tokens: int,
+    occupancy: float,
+) -> float:
+    """Seconds of one `codit mtbench answer` job: both turns of every question, batched per
+    answering temperature, each batch decoding until its longest answer stops (direct
+    generation's model: the mean answer over the batch occupancy, capped at max_new_tokens),
+    plus prefill."""
+    answer = min(bench.answer_tokens, max_new_tokens)
+    steps = min(answer / occupancy, max_new_tokens)  # the longest answer of a batch
+    seconds = 0.0
+    for prompt in mt_bench_answer_prompts(bench, answer):
+        context = prompt + answer / 2
+        for group in bench.temperature_groups():
+            for start in range(0, group, batch_size):
+                rows = min(batch_size, group - start) * answer / steps  # rows still decoding
+                seconds += steps * decode_step_seconds(model, gpu, rows, context)
+        seconds += prefill_seconds(model, gpu, bench.questions * prompt)
+    return seconds
+
+
+def mt_bench_judge_prompt_tokens(bench: MTBench, answer_tokens: float) -> float:
+    """Prompt tokens of one judging job's 2 x questions calls (FastChat's single-answer
+    prompts): turn 1 shows question 1 and answer 1; turn 2 the whole conversation; the
+    NEED_REF_CATS prompts add the reference answer of turn 1, and for turn 2 a reference
+    conversation (both questions and both reference answers)."""
+    q1, q2 = bench.turn1_question_tokens, bench.turn2_question_tokens
+    template, reference = bench.judge_template_tokens, bench.reference_tokens
+    turn1 = bench.questions * (template + q1 + answer_tokens)
+    turn1 += bench.reference_questions * reference
+    turn2 = bench.questions * (template + q1 + answer_tokens + q2 + answer_tokens)
+    turn2 += bench.reference_questions * (q1 + reference + q2 + reference)
+    return turn1 + turn2
+
+
 # --------------------------------------------------------------------------------------------
 # The whole config
 
@@ -507,7 +651,7 @@ def estimate(
     gpu = assumptions.gpu
     generation, sft, evaluation = config["generation"], config["sft"], config["evaluation"]
     shards = generation["num_shards"]
-    jobs = config_jobs(config, grid)  # the workflow's own (MT-Bench's listed, not costed yet)
+    jobs = config_jobs(config, grid)  # the workflow's own
     kinds = {arm: parse_arm(arm).kind for arm in [*grid.generated_arms, *grid.arms]}
     best_arms = [parse_arm(arm) for arm in grid.arms if kinds[arm] == BEST_OF_N]
     rows = generation["batch_size"] * assumptions.batch_occupancy
@@ -624,6 +768,78 @@ def estimate(
     models = {**grid.students, **grid.references, **vector_students}
     evaluate_per_job = {slug: evaluation_hours(spec) for slug, spec in models.items()}
 
+    # MT-Bench: every evaluated model answers both turns of every question (on its GPUs), and a
+    # judging job grades them with the judge (at judge.url, or served on the job's judge.gpus).
+    judge_config = config["judge"]
+    served = bool(judge_config["serve"])
+    mt_bench: dict[str, Any] = {"enabled": evaluation["mt_bench"]["enabled"]}
+    mt_bench_answer_per_job: dict[str, float] = {}
+    mt_bench_judge_hours = 0.0
+    if mt_bench["enabled"]:
+        bench, judge = assumptions.mt_bench, assumptions.judge
+        if bench is None or judge is None:
+            raise ValueError(
+                f"evaluation.mt_bench is enabled but {assumptions.source} has no "
+                f"`{'mt_bench' if bench is None else 'judge'}:` section"
+            )
+        max_new = evaluation["mt_bench"]["max_new_tokens"]
+        answer = min(bench.answer_tokens, max_new)
+        mt_bench_answer_per_job = {
+            slug: mt_bench_answer_seconds(
+                model_cost(spec, assumptions),
+                gpu,
+                bench,
+                evaluation["batch_size"],
+                max_new,
+                assumptions.batch_occupancy,
+            )
+            * spec.gpus
+            / 3600
+            for slug, spec in models.items()
+        }
+        calls = 2 * bench.questions
+        call_prompt = mt_bench_judge_prompt_tokens(bench, answer) / calls
+        reply = min(bench.judge_reply_tokens, judge_config["max_tokens"])
+        judge_gpus, startup = 0, 0.0
+        if served:
+            judge_gpus = judge_config["gpus"]
+            if judge_gpus < 1:
+                raise ValueError(
+                    "judge.serve is set with judge.gpus 0: a judging job would serve the judge "
+                    "without a GPU; GPU-hours need judge.gpus >= 1"
+                )
+            if judge.serve_startup_s is None:
+                raise ValueError(
+                    f"judge.serve is set but {assumptions.source} has no judge.serve_startup_s "
+                    "(seconds from the serve command to a healthy server)"
+                )
+            startup = judge.serve_startup_s
+        mt_bench_judge_hours = (
+            judge_gpu_seconds(judge, calls, call_prompt, reply) + judge_gpus * startup
+        ) / 3600
+        batches = sum(math.ceil(n / evaluation["batch_size"]) for n in bench.temperature_groups())
+        mt_bench.update(
+            {
+                "questions": bench.questions,
+                "turns": 2,
+                "max_new_tokens": max_new,
+                "answer_tokens": answer,
+                "answer_prompt_tokens": list(mt_bench_answer_prompts(bench, answer)),
+                "answer_batch_size": evaluation["batch_size"],
+                "answer_batches_per_turn": batches,
+                "answer_gpu_hours_per_job": mt_bench_answer_per_job,
+                "judge_model": judge_config["model"],
+                "judge_served": served,
+                "judge_gpus_per_job": judge_gpus,
+                "judge_startup_s_per_job": startup,
+                "judge_calls_per_job": calls,
+                "judge_prompt_tokens_per_call": call_prompt,
+                "judge_reply_tokens_per_call": reply,
+                "judge_tokens_per_s_per_gpu": judge.tokens_per_s_per_gpu,
+                "judge_gpu_hours_per_job": mt_bench_judge_hours,
+            }
+        )
+
     def stage_and_hours(job: Job) -> tuple[str | None, float]:
         """The cost stage of one of the workflow's jobs and its GPU-hours; gathering shards and
         subsampling a public dataset are CPU bookkeeping, not costed (None)."""
@@ -653,6 +869,12 @@ def estimate(
             return "chat_vector", 0.0
         if job.rule == "evaluate_chatvector":
             return "evaluate_chat_vector", evaluate_per_job[wildcards["student"]]
+        if job.rule in ("mtbench_answer_student", "mtbench_answer_chatvector"):
+            return "mt_bench_answer", mt_bench_answer_per_job[wildcards["student"]]
+        if job.rule == "mtbench_answer_reference":
+            return "mt_bench_answer", mt_bench_answer_per_job[wildcards["model"]]
+        if job.rule == "mtbench_judge":
+            return "mt_bench_judge", mt_bench_judge_hours
         return None, 0.0
 
     stages = {key: {"jobs": 0, "gpu_hours": 0.0} for key in STAGE_LABELS if key != "total"}
@@ -668,10 +890,16 @@ def estimate(
             if job.rule == "best_of_n"
         )
     best_of_n["jobs"] = stages["best_of_n"]["jobs"]
+    if mt_bench["enabled"]:
+        mt_bench["judge_calls"] = stages["mt_bench_judge"]["jobs"] * mt_bench["judge_calls_per_job"]
     stages["total"] = {
         "jobs": sum(stage["jobs"] for stage in stages.values()),
         "gpu_hours": sum(stage["gpu_hours"] for stage in stages.values()),
     }
+    # A judge at judge.url runs elsewhere: the judge stages' GPU-hours are that endpoint's (at
+    # saturation), not GPUs the workflow's jobs hold.
+    endpoint = "serve" if served else "url" if judge_config["url"] else None
+    external = sum(stages[key]["gpu_hours"] for key in JUDGE_STAGES) if endpoint == "url" else 0.0
     return {
         "instructions": instructions,
         "pairs_count": len(grid.pairs),
@@ -689,8 +917,11 @@ def estimate(
         "codit_vs_direct_throughput": assumptions.codit_ratio,
         "codit_vs_direct_throughput_source": assumptions.codit_ratio_source,
         "stages": stages,
+        "judge_endpoint": endpoint,
+        "judge_external_gpu_hours": external,
         "pairs": pairs,
         "best_of_n": best_of_n,
+        "mt_bench": mt_bench,
         "public": public_rows,
         "sft_gpu_hours_per_job": sft_per_job,
         "sft_public_gpu_hours_per_job": sft_public_per_job,
@@ -759,6 +990,38 @@ def format_markdown(result: dict[str, Any], config_name: str) -> str:
             f"{format_sig(best['judge_reply_tokens_per_call'])} reply tokens at "
             f"{format_sig(best['judge_tokens_per_s_per_gpu'])} tokens/s per GPU "
             "(GPU-hours of a saturated server; a server kept up while idle costs more).",
+        ]
+    mt = result["mt_bench"]
+    if mt["enabled"]:
+        if mt["judge_served"]:
+            where = (
+                f"served by each judging job on {mt['judge_gpus_per_job']} GPUs, "
+                f"{format_sig(mt['judge_startup_s_per_job'])} s start-up per job included"
+            )
+        else:
+            where = "at judge.url, an external endpoint (the judging jobs hold no GPU)"
+        prompts = " and ".join(format_sig(tokens) for tokens in mt["answer_prompt_tokens"])
+        lines += [
+            "",
+            f"MT-Bench: each evaluated model answers {mt['questions']} questions x "
+            f"{mt['turns']} turns on its own GPUs ({format_sig(mt['answer_tokens'])} answer "
+            f"tokens assumed, at most {mt['max_new_tokens']:,}; prompts of {prompts} tokens; "
+            f"{mt['answer_batches_per_turn']} batches of up to {mt['answer_batch_size']} per "
+            f"turn). The judge ({mt['judge_model']}) is {where}: {mt['judge_calls']:,} calls "
+            f"({mt['judge_calls_per_job']} per job) of "
+            f"{format_sig(mt['judge_prompt_tokens_per_call'])} prompt + "
+            f"{format_sig(mt['judge_reply_tokens_per_call'])} reply tokens at "
+            f"{format_sig(mt['judge_tokens_per_s_per_gpu'])} tokens/s per GPU, "
+            f"{format_sig(mt['judge_gpu_hours_per_job'])} GPU-hours per judging job.",
+        ]
+    if result["judge_external_gpu_hours"]:
+        total = result["stages"]["total"]["gpu_hours"]
+        lines += [
+            "",
+            f"The judge is at judge.url, an external endpoint: the judge stages' "
+            f"{format_sig(result['judge_external_gpu_hours'])} GPU-hours (Best-of-N scoring, "
+            "MT-Bench judging) are that server's, not GPUs the workflow's jobs hold; the jobs' "
+            f"own GPU-hours: {format_sig(total - result['judge_external_gpu_hours'])}.",
         ]
     lines += [
         "",

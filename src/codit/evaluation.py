@@ -62,13 +62,11 @@ class EvaluationSettings(Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class EvaluationRun(Settings):
-    """One `codit evaluate` run: which model, how, and where its results go."""
+class ModelLabels(Settings):
+    """What the report needs to place an evaluated model: the rule's labels (pair, student,
+    arm, seed) and the architectures of the model and of its teacher. `codit evaluate` and
+    `codit mtbench answer` take them alike."""
 
-    model: str = option(help="model dir (or Hub id) to evaluate")
-    settings: EvaluationSettings = group(EvaluationSettings, "evaluation")
-    out: str = option(help="results file (JSON)")
-    samples_dir: str | None = option(None, "write per-task samples as DIR/<task>.jsonl")
     label: tuple[str, ...] = option(
         (),
         "stored under codit.labels (repeatable), e.g. --label arm=direct",
@@ -80,6 +78,24 @@ class EvaluationRun(Settings):
         "teacher_architecture (the student's own as student_architecture)",
         metavar="DIR",
     )
+
+    def of(self, model: str) -> dict[str, str]:
+        """The labels of `model`: its architecture (and its teacher's), then --label's."""
+        labels = {"student_architecture": model_type(model)}
+        if self.teacher:
+            labels["teacher_architecture"] = model_type(self.teacher)
+        return labels | parse_labels(self.label)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationRun(Settings):
+    """One `codit evaluate` run: which model, how, and where its results go."""
+
+    model: str = option(help="model dir (or Hub id) to evaluate")
+    settings: EvaluationSettings = group(EvaluationSettings, "evaluation")
+    out: str = option(help="results file (JSON)")
+    samples_dir: str | None = option(None, "write per-task samples as DIR/<task>.jsonl")
+    labels: ModelLabels = group(ModelLabels, "labels")
     trust_remote_code: bool = option(False, "run the model repository's own model code")
     threads: int | None = option(None, THREADS_HELP)
 
@@ -106,15 +122,6 @@ def model_type(model_dir: str) -> str:
     if config_file is None or not config_file.is_file():
         return ""
     return str(json.loads(config_file.read_text(encoding="utf-8")).get("model_type") or "")
-
-
-def architecture_labels(run: EvaluationRun) -> dict[str, str]:
-    """Architectures of the evaluated model and (for a student) its teacher, as labels, so the
-    tables can say whether a student learned across architectures."""
-    labels = {"student_architecture": model_type(run.model)}
-    if run.teacher:
-        labels["teacher_architecture"] = model_type(run.teacher)
-    return labels
 
 
 def parse_batch_size(text: str) -> int | str:
@@ -191,7 +198,7 @@ def evaluate(run: EvaluationRun) -> dict[str, Any]:
     started = time.monotonic()
     settings = run.settings
     tasks = settings.selection.names()
-    labels = {**architecture_labels(run), **parse_labels(run.label)}
+    labels = run.labels.of(run.model)
     manager = settings.selection.index()
     check_model_exists(run.model)
     require_safetensors(run.model)

@@ -22,12 +22,24 @@ The grading follows FastChat's definitions (fastchat/llm_judge/common.py and sho
   part); a reply without one is asked again (codit.judge) and, if it still has none, counted
   as unparsable and left out of the means (FastChat's -1, filtered in show_result.py);
 - scores: the mean rating of turn 1, of turn 2, and of all valid judgments (`score`).
+
+The scores file is shaped like an evaluation file of `codit evaluate`, so the report reads it
+beside the lm-eval results: `results["mt_bench"]` holds `score,none`, `turn_1,none` and
+`turn_2,none` with their `_stderr` twins (the standard error of the mean over questions),
+`codit.labels` the answering model's labels (from the answers' card), and
+`codit.sample_files["mt_bench"]` a per-question file in lm-eval's logged-sample layout
+(doc_id = question id; each metric the mean valid rating of the question's turns; a metric
+with no valid rating is left out), which the paired bootstrap resamples: the two turns of a
+question share one conversation, so the question is the unit.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
+import json
+import math
 import re
 import shutil
 from collections.abc import Sequence
@@ -35,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codit.evaluation import ModelLabels
 from codit.generation_settings import (
     DIRECT_MODE,
     DecodingSettings,
@@ -46,6 +59,7 @@ from codit.judge_server import judge_at
 from codit.provenance import (
     file_sha256,
     provenance,
+    read_json,
     read_jsonl,
     replace_dir,
     write_json,
@@ -77,6 +91,8 @@ PROMPT_NAMES = {
 RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 RATING_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
 BENCHMARK = "MT-Bench"
+TASK = "mt_bench"  # the benchmark's task name in the report's tables
+TURN_METRICS = {"turn_1": (1,), "turn_2": (2,), "score": (1, 2)}
 
 
 def parse_rating(reply: str) -> float | None:
@@ -189,12 +205,56 @@ def scores(judgments: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return sum(ratings) / len(ratings) if ratings else None
 
     return {
-        "turn_1": mean((1,)),
-        "turn_2": mean((2,)),
-        "score": mean((1, 2)),
+        **{metric: mean(turns) for metric, turns in TURN_METRICS.items()},
         "judgments": len(judgments),
         "unparsable": sum(j["rating"] is None for j in judgments),
     }
+
+
+def question_samples(bench: Bench, judgments: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per question in lm-eval's logged-sample layout (see the module docstring)."""
+    ratings: dict[int, dict[int, float]] = {}
+    for judgment in judgments:
+        turns = ratings.setdefault(judgment["question_id"], {})
+        if judgment["rating"] is not None:
+            turns[judgment["turn"]] = judgment["rating"]
+    samples = []
+    for question_id, turns in ratings.items():
+        question = bench.questions[str(question_id)]
+        record: dict[str, Any] = {
+            "doc_id": question_id,
+            "doc_hash": hashlib.sha256(json.dumps(question["turns"]).encode()).hexdigest(),
+            "filter": "none",
+            "metrics": list(TURN_METRICS),
+            "category": question["category"],
+        }
+        for metric, wanted in TURN_METRICS.items():
+            valid = [turns[turn] for turn in wanted if turn in turns]
+            if valid:
+                record[metric] = sum(valid) / len(valid)
+        samples.append(record)
+    return samples
+
+
+def standard_error(values: Sequence[float]) -> float:
+    """Standard error of the mean over questions (NaN below two)."""
+    if len(values) < 2:
+        return math.nan
+    mean = sum(values) / len(values)
+    variance = sum((value - mean) ** 2 for value in values) / (len(values) - 1)
+    return math.sqrt(variance / len(values))
+
+
+def results_block(result: dict[str, Any], samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """lm-eval's `results[task]` layout: each metric under "<metric>,none" with its stderr."""
+    block: dict[str, Any] = {}
+    for metric in TURN_METRICS:
+        if result[metric] is None:
+            continue
+        per_question = [sample[metric] for sample in samples if metric in sample]
+        block[f"{metric},none"] = result[metric]
+        block[f"{metric}_stderr,none"] = standard_error(per_question)
+    return block
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,6 +329,7 @@ class AnsweringRun(Settings):
     out: Path = option(help="the answers: JSONL of {question_id, category, turns: [a1, a2], ...}")
     card: Path = option(help="the answers' card: counts, finish reasons, provenance (JSON)")
     answering: AnsweringSettings = group(AnsweringSettings, "answering")
+    labels: ModelLabels = group(ModelLabels, "labels (kept in the card for the report)")
     seed: int = option(0, "global seed of the per-question seeds of sampled categories")
     trust_remote_code: bool = option(False, "run the model repository's own code")
     chat_template_kwargs: dict[str, Any] | None = option(
@@ -379,8 +440,14 @@ class GradingRun(Settings):
     reference: str = option("gpt-4", "reference answers: BENCH/reference_answer/NAME.jsonl")
     answers: Path = option(help="the model's answers: JSONL of {question_id, turns: [a1, a2]}")
     judge: JudgeEndpoint = group(JudgeEndpoint, "judge (OpenAI-compatible endpoint)")
+    answers_card: Path | None = option(
+        None, "the answers' card (`codit mtbench answer --card`): its labels go into the scores"
+    )
     out: Path = option(help="the judgments: JSONL, one per question and turn")
-    scores: Path = option(help="the scores: JSON (turn_1, turn_2, score, unparsable)")
+    scores: Path = option(help="the scores: an evaluation-shaped JSON (see the module docstring)")
+    samples: Path | None = option(
+        None, "per-question ratings for the paired bootstrap (default: samples.jsonl beside OUT)"
+    )
     server_log: Path | None = option(
         None, "output of the judge server --judge-serve starts (default: OUT.judge-server.log)"
     )
@@ -411,6 +478,8 @@ def run(args: argparse.Namespace) -> None:
         write_jsonl(answering.out, records)
         reasons = [reason for record in records for reason in record["finish_reasons"]]
         card = {
+            "model": str(answering.model),
+            "labels": answering.labels.of(str(answering.model)),
             "questions": len(records),
             "finish_reasons": {reason: reasons.count(reason) for reason in sorted(set(reasons))},
             "questions_sha256": file_sha256(Path(answering.bench) / "question.jsonl"),
@@ -423,28 +492,41 @@ def run(args: argparse.Namespace) -> None:
 
 
 def grade_answers(grading: GradingRun) -> None:
-    """Grade the answers; write the judgments and the scores."""
+    """Grade the answers; write the judgments, the per-question samples and the scores."""
     bench = Bench(grading.bench, grading.reference)
     answers = read_jsonl(grading.answers, objects_only=True)
+    card = read_json(grading.answers_card) if grading.answers_card else {}
+    if not isinstance(card, dict):
+        raise ValueError(f"--answers-card {grading.answers_card}: not a JSON object")
     grading.judge.check()  # before a server starts
     cache = Path(f"{grading.out}.judge-cache.jsonl")
     log = grading.server_log or Path(f"{grading.out}.judge-server.log")
+    samples_path = grading.samples or Path(grading.out).with_name("samples.jsonl")
     with judge_at(grading.judge, log) as endpoint:
         judge = Judge(
             endpoint, benchmark=BENCHMARK, prompt_version="fastchat", parse=parse_rating,
             cache=cache,
         )  # fmt: skip
         judgments, result = grade(bench, answers, judge)
+    samples = question_samples(bench, judgments)
     write_jsonl(grading.out, judgments)
+    write_jsonl(samples_path, samples)
     write_json(
         grading.scores,
         {
             "benchmark": BENCHMARK,
             **result,
+            "results": {TASK: results_block(result, samples)},
+            "higher_is_better": {TASK: dict.fromkeys(TURN_METRICS, True)},
             "judge": endpoint.provenance(),
             "bench_sha256": bench.sha256,
             "answers_sha256": file_sha256(grading.answers),
-            "provenance": provenance(grading.record()),
+            "codit": {
+                "labels": card.get("labels", {}),
+                "model": card.get("model"),
+                "sample_files": {TASK: str(samples_path)},
+                "provenance": provenance(grading.record()),
+            },
         },
     )
     cache.unlink(missing_ok=True)  # the judgments file keeps every verdict

@@ -179,3 +179,12 @@ def read_jsonl(
     if non_empty and not records:
         raise ValueError(f"{path}: no records (the file is empty or has only blank lines)")
     return records
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse one JSON file; malformed JSON is reported with the file's name."""
+    with open(path, encoding="utf-8") as handle:
+        try:
+            return json.load(handle)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: invalid JSON ({error.msg}, line {error.lineno})") from None

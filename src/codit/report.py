@@ -18,14 +18,20 @@ pair x student with its architectures, one column per arm), tables/paired.{csv,m
 direct, paired bootstrap over benchmark items of seed-averaged scores, from the evaluations'
 samples files), figures/metric_vs_alpha.png, figures/length_vs_alpha.png,
 figures/paired_heatmap.png and report_provenance.json.
+
+Judged benchmarks come as evaluation-shaped files too (codit.mtbench's scores.json: task
+`mt_bench`, metrics score, turn_1 and turn_2, per-question samples), so they join every table,
+the paired bootstrap and the figures like an lm-eval task. As in the paper, each row's CoDIT
+alpha is selected on MT-Bench (`--select-alpha-on`): the arm with the best mean across seeds
+fills the `CoDIT (selected α)` column of every metric, and main.md lists the choices. Selecting
+and reporting on the same benchmark flatters that benchmark's selected column; the other
+metrics' columns are not selected on.
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,9 +40,11 @@ import pandas as pd
 
 from codit import paired, plots, tables
 from codit.jobs import REPORT_OUTPUTS
-from codit.provenance import atomic_path, file_sha256, provenance, write_json
+from codit.provenance import atomic_path, file_sha256, provenance, read_json, write_json
 from codit.settings import Settings, option
 
+# The paper selects alpha on MT-Bench (its task and metric in codit.mtbench's scores files).
+SELECTION_METRIC = "mt_bench/score"
 # Output names below --out-dir: one list, which the report rule's outputs also read.
 OUTPUTS = {name: Path(path) for name, path in REPORT_OUTPUTS.items()}
 
@@ -63,18 +71,16 @@ class ReportRun(Settings):
         "figures; main.csv and summary.csv always hold every metric",
         metavar="TASK/METRIC",
     )
+    select_alpha_on: str = option(
+        SELECTION_METRIC,
+        "the metric that selects each row's CoDIT alpha for the `CoDIT (selected α)` column "
+        f"(the paper: MT-Bench); without it in the results (the default {SELECTION_METRIC} "
+        "when MT-Bench is off) there is no such column",
+        metavar="TASK/METRIC",
+    )
 
 
 add_arguments = ReportRun.add_arguments
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    """Parse one input file; malformed JSON is reported with the file's name."""
-    with open(path, encoding="utf-8") as handle:
-        try:
-            return json.load(handle)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: invalid JSON ({error.msg}, line {error.lineno})") from None
 
 
 def read_inputs(paths: list[str]) -> list[tuple[str, Any]]:
@@ -157,6 +163,18 @@ def provenance_record(
     }
 
 
+def alpha_selection(
+    summary: pd.DataFrame, on: str, directions: dict[str, bool]
+) -> dict[tuple[str, str], str]:
+    """(pair, student) -> selected CoDIT arm; a metric other than the default must exist."""
+    task, slash, metric = on.partition("/")
+    present = ((summary["task"] == task) & (summary["metric"] == metric)).any()
+    if not slash or (not present and on != SELECTION_METRIC):
+        known = ", ".join(sorted(set(summary["task"] + "/" + summary["metric"])))
+        raise ValueError(f"--select-alpha-on {on!r} is none of the results' metrics: {known}")
+    return tables.select_alpha(summary, on, directions) if present else {}
+
+
 def run(args: argparse.Namespace) -> None:
     write_report(ReportRun.from_args(args))
 
@@ -168,13 +186,22 @@ def write_report(report: ReportRun) -> None:
     summary = tables.summary_table(table)
     datasets = tables.datasets_table(read_inputs(report.cards))
     shown = select_metrics(summary, report.metric)
-    metric_tables = tables.metric_tables(shown, tables.higher_is_better(evaluations))
+    directions = tables.higher_is_better(evaluations)
+    selected = alpha_selection(summary, report.select_alpha_on, directions)
+    metric_tables = tables.metric_tables(shown, directions, selected)
+    selection_table = None
+    if selected:
+        task, _, metric = report.select_alpha_on.partition("/")
+        rows = summary[(summary["task"] == task) & (summary["metric"] == metric)]
+        selection_table = tables.metric_table(
+            rows, tables.metric_direction(directions, task, metric), selected
+        )
 
     out = Path(report.out_dir)
     write_csv(table, out / OUTPUTS["table"])
     write_csv(summary, out / OUTPUTS["summary"])
     write_csv(datasets, out / OUTPUTS["datasets"])
-    write_text(tables.render_markdown(metric_tables), out / OUTPUTS["markdown"])
+    write_text(tables.render_markdown(metric_tables, selection_table), out / OUTPUTS["markdown"])
     write_text(tables.render_latex(metric_tables), out / OUTPUTS["latex"])
     comparisons, skipped = paired.paired_comparisons(evaluations, table)
     write_csv(comparisons, out / OUTPUTS["paired_csv"])
@@ -183,7 +210,15 @@ def write_report(report: ReportRun) -> None:
     plots.plot_length_vs_alpha(datasets, out / OUTPUTS["length_figure"])
     shown_pairs = select_metrics(comparisons, report.metric, strict=False)
     plots.plot_paired_heatmap(shown_pairs, out / OUTPUTS["heatmap_figure"])
-    write_json(out / OUTPUTS["provenance"], provenance_record(report, table, datasets, skipped))
+    record = provenance_record(report, table, datasets, skipped)
+    record["alpha_selection"] = {
+        "on": report.select_alpha_on if selected else None,
+        "selected": [
+            {"teacher_pair": pair, "student": student, "arm": arm}
+            for (pair, student), arm in sorted(selected.items())
+        ],
+    }
+    write_json(out / OUTPUTS["provenance"], record)
     print(
         f"codit report: {len(table)} result rows, {len(metric_tables)} metrics, "
         f"{len(datasets)} datasets -> {out}"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -96,6 +96,9 @@ CARD_KEYS = (
 )
 CARD_TOKEN_KEYS = ("mean", "median", "p90", "max")
 MISSING_CELL = "–"
+# The column of each row's CoDIT arm whose alpha a selection metric chose (MT-Bench, as in
+# the paper); not an arm of its own, so never a name the parser accepts.
+SELECTED_ARM = "codit_selected"
 CONFIDENCE = 0.95
 ARCHITECTURE_KEYS = ("student_architecture", "teacher_architecture")
 
@@ -482,7 +485,9 @@ class ArmName:
     @cached_property
     def parsed(self) -> Arm:
         """The parsed name; reference models get an Arm of kind `reference`."""
-        return Arm(self.name, REFERENCE_ARM) if self.name == REFERENCE_ARM else parse_arm(self.name)
+        if self.name in {REFERENCE_ARM, SELECTED_ARM}:
+            return Arm(self.name, CODIT if self.name == SELECTED_ARM else REFERENCE_ARM)
+        return parse_arm(self.name)
 
     @property
     def kind(self) -> str:
@@ -491,6 +496,8 @@ class ArmName:
     def sort_key(self) -> tuple:
         """Kind order, then N and scorer, dataset, alpha, beta, ratio, and the name."""
         arm = self.parsed
+        if self.name == SELECTED_ARM:  # after every alpha
+            return (ARM_ORDER.index(CODIT), 0.0, -1, "", math.inf, math.inf, 0.0, arm.name)
         scorer = SCORERS.index(arm.scorer) if arm.scorer in SCORERS else -1
         numbers = [value or 0.0 for value in (arm.n, arm.alpha, arm.beta, arm.ratio)]
         return (ARM_ORDER.index(arm.kind), numbers[0], scorer, arm.dataset or "", *numbers[1:],
@@ -500,6 +507,8 @@ class ArmName:
         """`direct`, `best-of-4 (oracle)`, `public: x`, `α=0.1` (β when several), `chat vector
         r=0.5`; `latex` gives the same text escaped, with α and β in math mode."""
         arm = self.parsed
+        if self.name == SELECTED_ARM:
+            return r"CoDIT (selected $\alpha$)" if latex else "CoDIT (selected α)"
         if arm.kind == CODIT:
             alpha, beta = (r"\alpha", r"\,\beta") if latex else ("α", "β")
             text = f"{alpha}={format_number(arm.alpha)}"
@@ -540,6 +549,7 @@ class MetricTable:
     architectures: dict[tuple[str, str], str]  # (teacher_pair, student) -> teacher → student
     statistics: dict[str, pd.DataFrame]  # STATISTICS -> index (pair, student), arm columns
     references: pd.DataFrame  # columns teacher_pair, student, value, stderr
+    selected_alpha: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -567,8 +577,11 @@ class MetricTable:
         return bool((self.statistics["n_seeds"] > 1).any().any())
 
 
-def metric_table(rows: pd.DataFrame, higher: bool) -> MetricTable:
-    """Pivot one task/metric's summary rows into pair x student rows and arm columns."""
+def metric_table(
+    rows: pd.DataFrame, higher: bool, selected: Mapping[tuple[str, str], str] | None = None
+) -> MetricTable:
+    """Pivot one task/metric's summary rows into pair x student rows and arm columns;
+    `selected` ((pair, student) -> CoDIT arm name) adds the selected-alpha column."""
     trained = rows[rows["arm"] != REFERENCE_ARM]
     arms = arm_names(trained["arm_name"])
     show_beta = trained.loc[trained["arm"] == CODIT, "beta"].nunique() > 1
@@ -578,6 +591,17 @@ def metric_table(rows: pd.DataFrame, higher: bool) -> MetricTable:
         name: keyed.pivot(index=index, columns="_arm", values=name).reindex(columns=arms)
         for name in STATISTICS
     }
+    selected_alpha = {}
+    if selected:
+        column = ArmName(SELECTED_ARM)
+        arms = arm_names([*(arm.name for arm in arms), SELECTED_ARM])
+        for name, frame in statistics.items():
+            frame[column] = [
+                frame.at[row, ArmName(selected[row])] if row in selected else math.nan
+                for row in frame.index
+            ]
+            statistics[name] = frame.reindex(columns=arms)
+        selected_alpha = {row: ArmName(arm).parsed.alpha for row, arm in selected.items()}
     statistics["n_seeds"] = statistics["n_seeds"].fillna(0)
     first = trained.drop_duplicates(index)
     architectures = {
@@ -599,14 +623,39 @@ def metric_table(rows: pd.DataFrame, higher: bool) -> MetricTable:
         references=references.rename(columns={"mean": "value"})
         .sort_values(["teacher_pair", "student"])
         .reset_index(drop=True),
+        selected_alpha=selected_alpha,
     )
 
 
-def metric_tables(summary: pd.DataFrame, directions: Mapping[str, bool]) -> list[MetricTable]:
+def select_alpha(
+    summary: pd.DataFrame, on: str, directions: Mapping[str, bool]
+) -> dict[tuple[str, str], str]:
+    """(pair, student) -> the CoDIT arm with the best mean on `on` (TASK/METRIC) across seeds;
+    a tie goes to the first arm in column order (the smallest alpha)."""
+    task, _, metric = on.partition("/")
+    rows = summary[
+        (summary["task"] == task) & (summary["metric"] == metric) & (summary["arm"] == CODIT)
+    ]
+    rows = rows[rows["mean"].notna()]
+    higher = metric_direction(directions, task, metric)
+    selected = {}
+    for row, group in rows.groupby(["teacher_pair", "student"], sort=True):
+        ordered = group.assign(_key=group["arm_name"].map(lambda n: ArmName(n).sort_key()))
+        ordered = ordered.sort_values("_key", kind="stable")
+        best = ordered["mean"].max() if higher else ordered["mean"].min()
+        selected[row] = str(ordered.loc[ordered["mean"] == best, "arm_name"].iloc[0])
+    return selected
+
+
+def metric_tables(
+    summary: pd.DataFrame,
+    directions: Mapping[str, bool],
+    selected: Mapping[tuple[str, str], str] | None = None,
+) -> list[MetricTable]:
     """One MetricTable per task/metric of the summary table, in sorted order."""
     tables = []
     for (task, metric), rows in summary.groupby(["task", "metric"], sort=True):
-        tables.append(metric_table(rows, metric_direction(directions, task, metric)))
+        tables.append(metric_table(rows, metric_direction(directions, task, metric), selected))
     return tables
 
 
@@ -624,6 +673,9 @@ def _row_cells(table: MetricTable, plus_minus: str, arrow: str, bold: str) -> li
         row = [pair, student, architecture_text(*table.architectures[(pair, student)], arrow)]
         for arm in table.arms:
             cell = format_cell(table.cell((pair, student), arm), table.percent, plus_minus)
+            alpha = table.selected_alpha.get((pair, student))
+            if arm.name == SELECTED_ARM and alpha is not None:
+                cell += f" (α={format_number(alpha)})"
             row.append(bold.format(cell) if best.at[(pair, student), arm] else cell)
         body.append(row)
     return body
@@ -699,11 +751,31 @@ MARKDOWN_LEGEND = [
     "when it is unknown). – : arm not available for that student. The best arm per row (by the",
     "mean, oracle arms left out) is in **bold**.",
 ]
+SELECTION_LEGEND = [
+    "`CoDIT (selected α)` = the row's CoDIT arm whose α has the best mean on the selection",
+    "metric (MT-Bench, as in the paper; see the selection table), shown on every metric; its α",
+    "is in brackets.",
+]
 
 
-def render_markdown(tables: list[MetricTable]) -> str:
-    """The whole main.md: a short legend, then one section per metric."""
+def markdown_selection_section(table: MetricTable) -> str:
+    """Which alpha each row's selection metric (`table`) chose, with the metric's cell."""
+    selected_on, column = table.title, ArmName(SELECTED_ARM)
+    body = [
+        [pair, student, format_number(alpha),
+         format_cell(table.cell((pair, student), column), table.percent, " ± ")]
+        for (pair, student), alpha in sorted(table.selected_alpha.items())
+    ]  # fmt: skip
+    grid = markdown_grid(["teacher pair", "student", "selected α", selected_on], body, 2)
+    return f"## CoDIT α selected on {selected_on} (per row, best mean across seeds)\n\n{grid}\n"
+
+
+def render_markdown(tables: list[MetricTable], selection: MetricTable | None = None) -> str:
+    """The whole main.md: a short legend, the alpha selection (the selection metric's table,
+    if any), then one section per metric."""
     intro = ["# CoDIT reproduction: evaluation results", "", *MARKDOWN_LEGEND, ""]
+    if selection is not None:
+        intro[-1:] = [*SELECTION_LEGEND, "", markdown_selection_section(selection)]
     return "\n".join(intro + [markdown_metric_section(table) for table in tables]).rstrip() + "\n"
 
 
@@ -736,7 +808,7 @@ def _latex_cells(table: MetricTable) -> list[list[str]]:
         escaped = [latex_escape(text) for text in row[:2]]
         # The architecture's arrow is already LaTeX; names inside it are plain words.
         escaped.append(row[2].replace("_", r"\_").replace(MISSING_CELL, "--"))
-        escaped += [cell.replace(MISSING_CELL, "--") for cell in row[3:]]
+        escaped += [cell.replace(MISSING_CELL, "--").replace("α", r"$\alpha$") for cell in row[3:]]
         body.append(escaped)
     return body
 

@@ -522,11 +522,10 @@ def report_path(name):
     return f"{REPORT_DIR}/{REPORT_OUTPUTS[name]}"
 
 
-def mt_bench_scores():
-    return [
-        job.fill(f"{MT_BENCH}/scores.json") for job in of_rule(JOBS, "mtbench_judge")
-    ]
+def mt_bench_outputs(name):
+    """One output of every MT-Bench judging job: its scores or its per-question samples."""
+    return [job.fill(f"{MT_BENCH}/{name}") for job in of_rule(JOBS, "mtbench_judge")]
 
 
 def final_targets():
-    return [report_path(name) for name in REPORT_OUTPUTS] + mt_bench_scores()
+    return [report_path(name) for name in REPORT_OUTPUTS]

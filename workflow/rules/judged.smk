@@ -1,5 +1,7 @@
 # Judged benchmarks beside the lm-eval tasks: MT-Bench for every evaluated model (its two turns
 # answered with the model, graded by the config's `judge`). On only with evaluation.mt_bench.
+# The judging job writes an evaluation-shaped scores file, which the report reads beside the
+# lm-eval results (labels from the answers' card, per-question samples for the bootstrap).
 
 
 rule fetch_mtbench:
@@ -20,6 +22,7 @@ rule mtbench_answer_student:
     input:
         model=f"{SFT_DIR}/merged",
         bench=MT_BENCH_FOLDER,
+        teacher=teacher_model,
     output:
         answers=f"{EVAL_TRAINED}.mt_bench/answers.jsonl",
         card=f"{EVAL_TRAINED}.mt_bench/answers.card.json",
@@ -38,11 +41,12 @@ rule mtbench_answer_student:
         runtime=stage_runtime("evaluate"),
     params:
         settings=mt_bench_answer_settings(),
-        trust_remote_code=lambda wildcards: trust_flag(student_spec(wildcards)),
+        labels=student_labels,
+        model_flags=student_model_flags,
     shell:
         OFFLINE_ENV
         + "codit mtbench answer --model {input.model} --bench {input.bench} {params.settings}"
-        " {params.trust_remote_code} --threads {threads}"
+        " {params.labels} {params.model_flags} --threads {threads}"
         " --out {output.answers} --card {output.card} > {log} 2>&1"
 
 
@@ -50,6 +54,7 @@ use rule mtbench_answer_student as mtbench_answer_chatvector with:
     input:
         model=CHAT_VECTOR_DIR,
         bench=MT_BENCH_FOLDER,
+        teacher=teacher_model,
     output:
         answers=f"{EVAL_CHAT_VECTOR}.mt_bench/answers.jsonl",
         card=f"{EVAL_CHAT_VECTOR}.mt_bench/answers.card.json",
@@ -78,15 +83,18 @@ use rule mtbench_answer_student as mtbench_answer_reference with:
         runtime=stage_runtime("evaluate"),
     params:
         settings=mt_bench_answer_settings(),
-        trust_remote_code=lambda wildcards: trust_flag(GRID.references[wildcards.model]),
+        labels=reference_labels,
+        model_flags=lambda wildcards: trust_flag(GRID.references[wildcards.model]),
 
 
 rule mtbench_judge:
     input:
         answers=f"{MT_BENCH}/answers.jsonl",
+        card=f"{MT_BENCH}/answers.card.json",
         bench=MT_BENCH_FOLDER,
     output:
         judgments=f"{MT_BENCH}/judgments.jsonl",
+        samples=f"{MT_BENCH}/samples.jsonl",
         scores=f"{MT_BENCH}/scores.json",
     log:
         main="logs/mtbench/{evaluated}.judge.log",
@@ -105,5 +113,6 @@ rule mtbench_judge:
         judge=lambda wildcards: JUDGE_FLAGS,
     shell:
         "codit mtbench judge --bench {input.bench} --reference {params.reference}"
-        " --answers {input.answers} {params.judge} --server-log {log.server}"
-        " --out {output.judgments} --scores {output.scores} > {log.main} 2>&1"
+        " --answers {input.answers} --answers-card {input.card} {params.judge}"
+        " --server-log {log.server} --out {output.judgments} --samples {output.samples}"
+        " --scores {output.scores} > {log.main} 2>&1"

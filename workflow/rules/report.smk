@@ -3,10 +3,12 @@
 
 rule report:
     input:
-        evaluations=student_evaluations() + reference_evaluations(),
+        evaluations=student_evaluations()
+        + reference_evaluations()
+        + mt_bench_outputs("scores.json"),
         cards=dataset_cards(),
         # per-item scores, for the paired bootstrap of CoDIT against direct
-        samples=student_sample_dirs(),
+        samples=student_sample_dirs() + mt_bench_outputs("samples.jsonl"),
     output:
         table=report(
             report_path("table"),
