@@ -36,6 +36,9 @@ SFT = [f"results/sft/{PAIR}/{arm}/seed0/{STUDENT}/train_record.json" for arm in 
 EVALS = [f"results/eval/{PAIR}/{arm}/seed0/{STUDENT}.json" for arm in ARMS] + [
     "results/eval/reference/tiny-llama-instruct.json"
 ]
+EVALUATED = [f"{PAIR}/{arm}/seed0/{STUDENT}" for arm in ARMS] + ["reference/tiny-llama-instruct"]
+ANSWERS = [f"results/eval/{name}.mt_bench/answers.card.json" for name in EVALUATED]
+JUDGED = [f"results/eval/{name}.mt_bench/scores.json" for name in EVALUATED]
 FINAL: list[str] = []  # the default target: tables and figures
 
 # Snakemake picks which evaluation runs first: a student's or the reference model's.
@@ -66,6 +69,12 @@ ROUNDS = [
      EVALUATIONS),
     ("evaluation writing its first samples file", EVALS, "write.before_rename:1", EVALUATIONS),
     ("(the remaining evaluations)", EVALS, None, None),
+    ("MT-Bench answers written, their card not yet", ANSWERS, "write.before_rename:2",
+     "mtbench_answer_student|mtbench_answer_reference"),
+    ("(the remaining MT-Bench answers)", ANSWERS, None, None),
+    ("MT-Bench judging: judgments and samples written, scores not yet", JUDGED,
+     "write.before_rename:3", "mtbench_judge"),
+    ("(the remaining MT-Bench judging)", JUDGED, None, None),
     ("report: first table renamed, the next not yet", FINAL, "write.before_rename:2", "report"),
     ("(the rerun of the whole workflow)", FINAL, None, None),
 ]  # fmt: skip

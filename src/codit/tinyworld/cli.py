@@ -1,5 +1,6 @@
 """`codit tinyworld {data,train,all}`: build the tiny world step by step or all at once;
-`codit tinyworld judge`: serve its judge (codit.tinyworld.judge)."""
+`codit tinyworld judge`: serve its judge (codit.tinyworld.judge); `codit tinyworld train-judge`:
+train a tiny judge model and measure its agreement with the oracle (codit.tinyworld.judge_model)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     judge.add_argument("--world", required=True, type=Path, help="a built tiny-world directory")
     judge.add_argument("--port", required=True, type=int, help="port on 127.0.0.1")
 
+    train_judge = commands.add_parser(
+        "train-judge",
+        help="fine-tune a tiny judge on the oracle's verdicts; write the model and agreement.json",
+    )
+    train_judge.add_argument(
+        "--world", required=True, type=Path, help="a built tiny-world directory"
+    )
+    train_judge.add_argument(
+        "--out", required=True, type=Path, help="output folder (model/, agreement.json)"
+    )
+    train_judge.add_argument("--steps", type=int, default=None, help="optimiser steps")
+    train_judge.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    train_judge.add_argument(
+        "--max-train-instructions",
+        type=int,
+        default=None,
+        help="train on the first N training instructions only (quick checks)",
+    )
+    train_judge.add_argument("--seed", type=int, default=0)
+    train_judge.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="tiny-world directory")
@@ -74,6 +96,15 @@ def run(args: argparse.Namespace) -> None:
         from codit.tinyworld.judge import serve
 
         serve(args.world, args.port)
+        return
+    if args.command == "train-judge":
+        from codit.tinyworld.judge_model import headline, train_judge
+
+        result = train_judge(
+            args.world, args.out, seed=args.seed, threads=args.threads, steps=args.steps,
+            lr=args.lr, max_train_instructions=args.max_train_instructions,
+        )  # fmt: skip
+        print(f"tiny judge -> {args.out}: {headline(result)}")
         return
     from codit.tinyworld import build_data
 

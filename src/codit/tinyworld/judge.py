@@ -79,14 +79,18 @@ def judged_item(
     return oracle.item_for(instruction), response
 
 
-def verdict(oracle: Oracle, prompt: str, mt_bench: dict[str, dict[str, Any]] | None = None) -> str:
-    """The judge's reply to one judge prompt; ValueError when it cannot judge it."""
-    item, response = judged_item(oracle, mt_bench or {}, prompt)
-    result = oracle.score(item, response)
+def reply(result: dict[str, Any]) -> str:
+    """The judge's reply for one oracle result (Oracle.score's dict): a reason, then the rating."""
     return (
         f"Constraints met: {result['constraints']:.2f}; knowledge: {result['knowledge']:.2f}.\n"
         f"Rating: [[{rating(result['score'])}]]"
     )
+
+
+def verdict(oracle: Oracle, prompt: str, mt_bench: dict[str, dict[str, Any]] | None = None) -> str:
+    """The judge's reply to one judge prompt; ValueError when it cannot judge it."""
+    item, response = judged_item(oracle, mt_bench or {}, prompt)
+    return reply(oracle.score(item, response))
 
 
 def send_json(handler: BaseHTTPRequestHandler, code: int, payload: dict[str, Any]) -> None:
