@@ -13,6 +13,11 @@ and 5xx replies with exponential backoff (`JudgeEndpoint.retries` times) and ref
   cut or vary a reply); a reply that stays unreadable comes back with verdict None and is not
   cached (a rerun asks again), for the stage to refuse or to count, never to score silently;
 - names the benchmark, the item and the endpoint in every error.
+
+A stage that weighs the verdict by the judge's confidence (AlpacaEval 2) asks for the
+log-probabilities of the reply's first token (`top_logprobs`): each entry then also holds
+`top_logprobs`, [{token, logprob}] of that token, or None where the server returned none (a
+server may ignore the request: `transformers serve` does); the stage says which kind it used.
 """
 
 from __future__ import annotations
@@ -110,6 +115,16 @@ class JudgeRequest:
     item: str
 
 
+def first_token_logprobs(choices: Sequence[Any]) -> list[dict[str, Any]] | None:
+    """[{token, logprob}] of the first reply token's top alternatives; None when absent."""
+    logprobs = getattr(choices[0], "logprobs", None) if choices else None
+    content = getattr(logprobs, "content", None) or []
+    top = getattr(content[0], "top_logprobs", None) if content else None
+    if not top:
+        return None
+    return [{"token": t.token, "logprob": float(t.logprob)} for t in top]
+
+
 class JudgeError(ValueError):
     """The judge could not be asked, or refused; the message names benchmark, item, endpoint."""
 
@@ -126,6 +141,7 @@ class Judge:
         parse: Callable[[str], Any],
         cache: Path | None = None,
         parse_retries: int = 2,
+        top_logprobs: int = 0,
     ) -> None:
         from openai import OpenAI
 
@@ -134,6 +150,7 @@ class Judge:
             raise ValueError("a served judge is asked once it runs: use judge_server.judge_at")
         self.endpoint, self.benchmark, self.prompt_version = endpoint, benchmark, prompt_version
         self.parse, self.cache, self.parse_retries = parse, cache, parse_retries
+        self.top_logprobs = top_logprobs
         self.client = OpenAI(
             base_url=endpoint.url,
             api_key=os.environ.get(endpoint.api_key_env) or NO_KEY,
@@ -158,16 +175,21 @@ class Judge:
             f"{self.benchmark}: {request.item}: {self.endpoint.described()}: {reason}"
         )
 
-    def _reply(self, request: JudgeRequest) -> str:
-        """One reply, after the client's own retries; transport failures become JudgeError."""
+    def _reply(self, request: JudgeRequest) -> tuple[str, list[dict[str, Any]] | None]:
+        """One reply and, when asked for, its first token's top log-probabilities (None when the
+        server gave none), after the client's own retries; transport failures become JudgeError."""
         import openai
 
+        extra: dict[str, Any] = {}
+        if self.top_logprobs:
+            extra = {"logprobs": True, "top_logprobs": self.top_logprobs}
         try:
             completion = self.client.chat.completions.create(
                 model=self.endpoint.model,
                 messages=request.messages,
                 temperature=0,
                 max_tokens=self.endpoint.max_tokens,
+                **extra,
             )
         except openai.APIStatusError as error:
             body = str(error.body if error.body is not None else error.message)[:REPLY_SHOWN]
@@ -178,23 +200,26 @@ class Judge:
             raise self._error(request, reason) from None
         choices = completion.choices or []
         content = choices[0].message.content if choices and choices[0].message else None
-        return content if isinstance(content, str) else ""
+        return content if isinstance(content, str) else "", first_token_logprobs(choices)
 
     def verdict(self, request: JudgeRequest) -> dict[str, Any]:
         """Ask until the reply parses (at most 1 + parse_retries times)."""
         tries = 0
         while True:
             tries += 1
-            reply = self._reply(request)
+            reply, logprobs = self._reply(request)
             verdict = self.parse(reply)
             if verdict is not None or tries > self.parse_retries:
-                return {
+                entry = {
                     "key": request.key,
                     "prompt_version": self.prompt_version,
                     "reply": reply,
                     "verdict": verdict,
                     "tries": tries,
                 }
+                if self.top_logprobs:
+                    entry["top_logprobs"] = logprobs
+                return entry
 
     def _read_cache(self) -> dict[str, dict[str, Any]]:
         """Cached verdicts by key; a line cut by a killed run is ignored (asked again)."""

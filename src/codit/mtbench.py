@@ -39,7 +39,6 @@ import argparse
 import ast
 import hashlib
 import json
-import math
 import re
 import shutil
 from collections.abc import Sequence
@@ -55,11 +54,10 @@ from codit.generation_settings import (
     parse_chat_template_kwargs,
 )
 from codit.judge import Judge, JudgeEndpoint, JudgeRequest, request_key
-from codit.judge_server import judge_at
+from codit.judged import JudgedBenchmark, JudgedOutputs, fetch_file, judge_and_write
 from codit.provenance import (
     file_sha256,
     provenance,
-    read_json,
     read_jsonl,
     replace_dir,
     write_json,
@@ -236,27 +234,6 @@ def question_samples(bench: Bench, judgments: Sequence[dict[str, Any]]) -> list[
     return samples
 
 
-def standard_error(values: Sequence[float]) -> float:
-    """Standard error of the mean over questions (NaN below two)."""
-    if len(values) < 2:
-        return math.nan
-    mean = sum(values) / len(values)
-    variance = sum((value - mean) ** 2 for value in values) / (len(values) - 1)
-    return math.sqrt(variance / len(values))
-
-
-def results_block(result: dict[str, Any], samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """lm-eval's `results[task]` layout: each metric under "<metric>,none" with its stderr."""
-    block: dict[str, Any] = {}
-    for metric in TURN_METRICS:
-        if result[metric] is None:
-            continue
-        per_question = [sample[metric] for sample in samples if metric in sample]
-        block[f"{metric},none"] = result[metric]
-        block[f"{metric}_stderr,none"] = standard_error(per_question)
-    return block
-
-
 # --------------------------------------------------------------------------------------------
 # Fetching FastChat's data
 
@@ -284,22 +261,13 @@ class FetchRun(Settings):
 
 def fetch(run: FetchRun) -> dict[str, Any]:
     """Download the bench files into a staging folder, check them, then swap it in."""
-    import urllib.request
-
     out = Path(run.out)
     staging, previous = out.with_name(out.name + ".partial"), out.with_name(out.name + ".old")
     shutil.rmtree(staging, ignore_errors=True)
-    files = {}
-    for name, remote in FASTCHAT_FILES.items():
-        url = f"{run.source.rstrip('/')}/{remote}"
-        target = staging / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with urllib.request.urlopen(url, timeout=60) as answer:
-                target.write_bytes(answer.read())
-        except OSError as error:
-            raise ValueError(f"{BENCHMARK}: cannot fetch {url}: {error}") from None
-        files[name] = {"url": url, "sha256": file_sha256(target)}
+    files = {
+        name: fetch_file(f"{run.source.rstrip('/')}/{remote}", staging / name, BENCHMARK)
+        for name, remote in FASTCHAT_FILES.items()
+    }
     bench = Bench(staging)  # refuses a folder that is not MT-Bench's
     manifest = {"questions": len(bench.questions), "files": files, **provenance(run.record())}
     write_json(staging / "manifest.json", manifest)
@@ -440,17 +408,7 @@ class GradingRun(Settings):
     reference: str = option("gpt-4", "reference answers: BENCH/reference_answer/NAME.jsonl")
     answers: Path = option(help="the model's answers: JSONL of {question_id, turns: [a1, a2]}")
     judge: JudgeEndpoint = group(JudgeEndpoint, "judge (OpenAI-compatible endpoint)")
-    answers_card: Path | None = option(
-        None, "the answers' card (`codit mtbench answer --card`): its labels go into the scores"
-    )
-    out: Path = option(help="the judgments: JSONL, one per question and turn")
-    scores: Path = option(help="the scores: an evaluation-shaped JSON (see the module docstring)")
-    samples: Path | None = option(
-        None, "per-question ratings for the paired bootstrap (default: samples.jsonl beside OUT)"
-    )
-    server_log: Path | None = option(
-        None, "output of the judge server --judge-serve starts (default: OUT.judge-server.log)"
-    )
+    outputs: JudgedOutputs = group(JudgedOutputs, "outputs")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -491,46 +449,26 @@ def run(args: argparse.Namespace) -> None:
     grade_answers(GradingRun.from_args(args))
 
 
-def grade_answers(grading: GradingRun) -> None:
+JUDGED = JudgedBenchmark(
+    name=BENCHMARK, task=TASK, metrics=tuple(TURN_METRICS), prompt_version="fastchat",
+    parse=parse_rating,
+)  # fmt: skip
+
+
+def grade_answers(grading: GradingRun) -> dict[str, Any]:
     """Grade the answers; write the judgments, the per-question samples and the scores."""
     bench = Bench(grading.bench, grading.reference)
     answers = read_jsonl(grading.answers, objects_only=True)
-    card = read_json(grading.answers_card) if grading.answers_card else {}
-    if not isinstance(card, dict):
-        raise ValueError(f"--answers-card {grading.answers_card}: not a JSON object")
-    grading.judge.check()  # before a server starts
-    cache = Path(f"{grading.out}.judge-cache.jsonl")
-    log = grading.server_log or Path(f"{grading.out}.judge-server.log")
-    samples_path = grading.samples or Path(grading.out).with_name("samples.jsonl")
-    with judge_at(grading.judge, log) as endpoint:
-        judge = Judge(
-            endpoint, benchmark=BENCHMARK, prompt_version="fastchat", parse=parse_rating,
-            cache=cache,
-        )  # fmt: skip
-        judgments, result = grade(bench, answers, judge)
-    samples = question_samples(bench, judgments)
-    write_jsonl(grading.out, judgments)
-    write_jsonl(samples_path, samples)
-    write_json(
-        grading.scores,
-        {
-            "benchmark": BENCHMARK,
-            **result,
-            "results": {TASK: results_block(result, samples)},
-            "higher_is_better": {TASK: dict.fromkeys(TURN_METRICS, True)},
-            "judge": endpoint.provenance(),
-            "bench_sha256": bench.sha256,
-            "answers_sha256": file_sha256(grading.answers),
-            "codit": {
-                "labels": card.get("labels", {}),
-                "model": card.get("model"),
-                "sample_files": {TASK: str(samples_path)},
-                "provenance": provenance(grading.record()),
-            },
-        },
-    )
-    cache.unlink(missing_ok=True)  # the judgments file keeps every verdict
+    payload = judge_and_write(
+        JUDGED, grading.judge, grading.outputs,
+        grade=lambda judge: grade(bench, answers, judge),
+        item_samples=lambda judgments: question_samples(bench, judgments),
+        record=grading.record(),
+        extra={"bench_sha256": bench.sha256, "answers_sha256": file_sha256(grading.answers)},
+    )  # fmt: skip
     print(
-        f"codit mtbench: {BENCHMARK} score {result['score']} (turn 1 {result['turn_1']}, turn 2 "
-        f"{result['turn_2']}; {result['unparsable']} unparsable) -> {grading.scores}"
+        f"codit mtbench: {BENCHMARK} score {payload['score']} (turn 1 {payload['turn_1']}, "
+        f"turn 2 {payload['turn_2']}; {payload['unparsable']} unparsable) -> "
+        f"{grading.outputs.scores}"
     )
+    return payload

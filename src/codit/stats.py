@@ -368,6 +368,15 @@ def compare_files(
 # --------------------------------------------------------------------------- across seeds
 
 
+def standard_error(values: Sequence[float]) -> float:
+    """Standard error of the mean over items, ddof 1 (pandas' Series.sem); NaN below two."""
+    if len(values) < 2:
+        return math.nan
+    mean = sum(values) / len(values)
+    variance = sum((value - mean) ** 2 for value in values) / (len(values) - 1)
+    return math.sqrt(variance / len(values))
+
+
 def seed_interval(values: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
     """Mean of one metric across training seeds with its Student-t interval.
 

@@ -1,0 +1,639 @@
+"""WildBench v2 checklist scoring (WB-Score and its task macro), asked through codit.judge.
+
+A bench folder holds:
+
+- `tasks.jsonl`: one record per task, in the benchmark's order (the position is the task's
+  lm-eval doc_id): {id, session_id, conversation_input: [{role, content}, ...], checklist:
+  [str, ...], primary_tag, secondary_tags: [str, ...]}; the model answers the last message of
+  `conversation_input` (a user turn) with the earlier messages in its context;
+- `eval_template.score.v2.md`: the judge's template, with the placeholders `{$history}`,
+  `{$user_query}`, `{$model_output}` and `{$checklist}`;
+- `manifest.json` (written by `fetch`): where each file came from and its sha256.
+
+For the paper grid it is WildBench's own data: the 1,024 tasks of the `v2` config of the
+allenai/WildBench dataset (a parquet file; data under AI2's ImpACT low-risk licence) at a pinned
+revision, and the template from the allenai/WildBench repository (Apache-2.0) at a pinned
+commit, fetched at run time (`fetch`) and never copied into this code. The tiny world writes its
+own (`write_tiny_bench`). The answers to grade are JSONL records {session_id, output}.
+
+The definitions follow WildBench's code (allenai/WildBench):
+
+- the prompt (src/eval.py, `compose_eval_item` and `placeholder_generation`, mode "score"):
+  the history is every message but the last, each as "USER: " or "ASSISTANT: " + its content +
+  a blank line (messages of other roles are left out); the user query is the last message; the
+  checklist is one "- item" line per checklist entry; history, query and model output are each
+  cut to their first 1,000 space-separated words plus "... (truncated)" when longer
+  (`shorten`, with --max_words_to_eval 1000 of evaluation/run_eval_v2_batch.score.sh); the
+  filled template is the one user message, asked at temperature 0. We fill the four
+  placeholders in one pass (WildBench replaces them one after another, so a placeholder written
+  inside a model's answer would be filled too); we send no `response_format`.
+- the reply is JSON {strengths, weaknesses, score} (the template's output format); the score is
+  read with `json.loads`, and, where the reply is not valid JSON (a code fence around it, say),
+  from the first `"score": "N"` in the text, as WildBench's later `parse_result` falls back to
+  its `extract_values_from_json` (the stored src/eval.py and
+  src/openai_batch_eval/batch_results_format.py versions of allenai/WildBench only try
+  `json.loads` and drop the item). We also read an unquoted `"score": N` (that function's
+  `allow_no_quotes` case, narrowed to a number), and refuse a score outside the template's
+  1~10. A reply without a readable score is asked again (codit.judge) and, if it still has
+  none, counted as unparsable and left out of every mean (WildBench skips such items).
+- the scores (leaderboard/data_dir/_create_tables.py, mode "score", and _merge_results.py):
+  `score` is the mean 1-10 score over the valid judgments; WB-Score (`wb_score`) =
+  (score - 5) x 2 x 10; each task counts in every category its primary and secondary tags map
+  to (TAG_CATEGORIES, WildBench's `task_group_new`), a category's adjusted score is
+  (its mean score - 5) x 2, and the task macro (`task_macro`, the leaderboard's
+  WB_score.task_macro) = 10 x sum over the categories present of weight x adjusted score,
+  divided by the sum of all five weights (CATEGORY_WEIGHTS, `weights_by_task`), so a category
+  with no valid score counts as 0. _create_tables.py leaves answers that are empty or end in
+  "... (truncated)" out of the category means (not out of the mean score). Whether that test
+  fires depends on the version: the stored src/openai_batch_eval/batch_results_format.py cuts
+  the answer from the judge's prompt with the newlines around it, so neither test matches
+  there. We keep every valid score in its categories and count the empty and cut answers
+  (`empty_answers`, `truncated_answers`) in the scores.
+
+The scores file is shaped like an evaluation file of `codit evaluate`, so the report reads it
+beside the lm-eval results: `results["wildbench"]` holds `score,none`, `wb_score,none` and
+`task_macro,none` with their `_stderr` twins, `codit.labels` the answering model's labels, and
+`codit.sample_files["wildbench"]` a per-task file in lm-eval's logged-sample layout (doc_id =
+the task's position in tasks.jsonl; tasks without a valid score are left out), which the paired
+bootstrap resamples. Per task, `score` is its score and `wb_score` = (score - 5) x 2 x 10, so
+their means are the benchmark's; `task_macro` = N x sum over the task's categories c of
+(weight_c / sum of weights) / n_c x its wb_score, with N the scored tasks and n_c those in
+category c, so its mean over the N tasks is the task macro (the macro as a weighted mean of
+tasks, the category sizes held fixed). Each stderr is the standard error of the mean of the
+per-task values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codit.judge import Judge, JudgeEndpoint, JudgeRequest, request_key
+from codit.judged import JudgedBenchmark, JudgedOutputs, fetch_file, judge_and_write
+from codit.provenance import (
+    file_sha256,
+    provenance,
+    read_jsonl,
+    replace_dir,
+    write_json,
+    write_jsonl,
+)
+from codit.settings import Settings, group, option
+
+BENCHMARK = "WildBench"
+TASK = "wildbench"  # the benchmark's task name in the report's tables
+PROMPT_VERSION = "wildbench-score.v2"
+TASKS_FILE = "tasks.jsonl"
+TEMPLATE_FILE = "eval_template.score.v2.md"
+PLACEHOLDERS = ("history", "user_query", "model_output", "checklist")
+PLACEHOLDER = re.compile(r"\{\$(history|user_query|model_output|checklist)\}")
+# --max_words_to_eval of evaluation/run_eval_v2_batch.score.sh, and `shorten`'s mark.
+MAX_WORDS = 1000
+TRUNCATED = "... (truncated)"
+ROLE_PREFIXES = {"user": "USER: ", "assistant": "ASSISTANT: "}
+
+# WildBench's task tags -> the five categories of its leaderboard (_create_tables.py,
+# `task_group_new`), and the categories' weights in the task macro (`weights_by_task`).
+TAG_CATEGORIES = {
+    "Information seeking": "Information/Advice seeking",
+    "Creative Writing": "Creative Tasks",
+    "Coding & Debugging": "Coding & Debugging",
+    "Reasoning": "Planning & Reasoning",
+    "Editing": "Creative Tasks",
+    "Math": "Math & Data Analysis",
+    "Planning": "Planning & Reasoning",
+    "Brainstorming": "Creative Tasks",
+    "Role playing": "Creative Tasks",
+    "Advice seeking": "Information/Advice seeking",
+    "Data Analysis": "Math & Data Analysis",
+    "Others": "Creative Tasks",
+}
+CATEGORY_WEIGHTS = {
+    "Creative Tasks": 0.5,
+    "Planning & Reasoning": 1.25,
+    "Math & Data Analysis": 1.0,
+    "Information/Advice seeking": 0.75,
+    "Coding & Debugging": 1.25,
+}
+METRICS = ("score", "wb_score", "task_macro")
+TASK_FIELDS = ("id", "session_id", "conversation_input", "checklist", "primary_tag")
+
+# The score in a reply that is not valid JSON: quoted as the template asks, else a bare number.
+SCORE_QUOTED = re.compile(r'"score"\s*:\s*"([^"]*?)"')
+SCORE_BARE = re.compile(r'"score"\s*:\s*(\d+(?:\.\d+)?)')
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing the judge's reply
+
+
+def as_score(value: Any) -> float | None:
+    """A 1-10 score from a JSON value or text ("7", 7, " 8.5 "); None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value) if 1 <= value <= 10 else None
+
+
+def parse_score(reply: str) -> float | None:
+    """The score of a judge reply (module docstring); None when it has no readable score."""
+    text = reply.strip()
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        return as_score(parsed.get("score"))
+    found = SCORE_QUOTED.search(text) or SCORE_BARE.search(text)
+    return as_score(found.group(1)) if found else None
+
+
+# --------------------------------------------------------------------------------------------
+# Filling the template
+
+
+def shorten(text: str, max_words: int = MAX_WORDS) -> str:
+    """WildBench's `shorten`: the first `max_words` space-separated words and the mark."""
+    words = text.split(" ")
+    return " ".join(words[:max_words]) + TRUNCATED if len(words) > max_words else text
+
+
+def render_history(messages: Sequence[dict[str, Any]]) -> str:
+    """Every message but the last, as "USER: ..." / "ASSISTANT: ..." blocks."""
+    return "".join(
+        f"{ROLE_PREFIXES[m['role']]}{m['content']}\n\n"
+        for m in messages[:-1]
+        if m["role"] in ROLE_PREFIXES
+    )
+
+
+def render_checklist(checklist: Sequence[str]) -> str:
+    return "".join(f"- {entry}\n" for entry in checklist)
+
+
+def fill_template(template: str, fields: dict[str, str]) -> str:
+    """The template with its four placeholders filled in one pass."""
+    return PLACEHOLDER.sub(lambda found: fields[found.group(1)], template)
+
+
+def categories_of(task: dict[str, Any]) -> list[str]:
+    """The leaderboard categories of a task's primary and secondary tags, deduplicated."""
+    tags = [task["primary_tag"], *task.get("secondary_tags", [])]
+    return sorted({TAG_CATEGORIES[tag] for tag in tags})
+
+
+def conversation(task: dict[str, Any]) -> list[dict[str, str]]:
+    """The messages a model answers: the task's conversation, ending with the user's query."""
+    return [{"role": m["role"], "content": m["content"]} for m in task["conversation_input"]]
+
+
+def answer_text(answer: dict[str, Any]) -> str:
+    """An answer record's output (WildBench's result files hold a one-element list)."""
+    output = answer.get("output")
+    if isinstance(output, list) and output:
+        output = output[0]
+    if not isinstance(output, str):
+        raise ValueError(f"{BENCHMARK}: answer {answer.get('session_id')!r} has no output text")
+    return output
+
+
+class Bench:
+    """One bench folder: its tasks and the judge's template; refuses what is not WildBench."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        paths = {"tasks": self.folder / TASKS_FILE, "template": self.folder / TEMPLATE_FILE}
+        for path in paths.values():
+            if not path.is_file():
+                raise FileNotFoundError(f"{BENCHMARK} folder {self.folder}: no {path.name}")
+        self.template = paths["template"].read_text(encoding="utf-8")
+        missing = [name for name in PLACEHOLDERS if "{$" + name + "}" not in self.template]
+        if missing:
+            raise ValueError(
+                f"{paths['template']}: not WildBench's score template (no placeholder "
+                f"{', '.join('{$' + name + '}' for name in missing)})"
+            )
+        self.tasks = read_jsonl(paths["tasks"], objects_only=True, non_empty=True)
+        self.index: dict[str, int] = {}
+        for position, task in enumerate(self.tasks):
+            self._check(task, f"{paths['tasks']}, task {position}")
+            if task["session_id"] in self.index:
+                raise ValueError(f"{paths['tasks']}: session_id {task['session_id']!r} twice")
+            self.index[task["session_id"]] = position
+        self.sha256 = {name: file_sha256(path) for name, path in paths.items()}
+
+    @staticmethod
+    def _check(task: dict[str, Any], where: str) -> None:
+        lacking = [name for name in TASK_FIELDS if name not in task]
+        if lacking:
+            raise ValueError(f"{where}: not a WildBench task (no {', '.join(lacking)})")
+        messages = task["conversation_input"]
+        if not messages or messages[-1].get("role") != "user":
+            raise ValueError(f"{where}: the conversation does not end with a user query")
+        if not isinstance(task["checklist"], list):
+            raise ValueError(f"{where}: the checklist is not a list")
+        tags = [task["primary_tag"], *task.get("secondary_tags", [])]
+        unknown = sorted(set(tags) - TAG_CATEGORIES.keys())
+        if unknown:
+            raise ValueError(f"{where}: task tags {unknown} are not WildBench's")
+
+    def task_of(self, answer: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """(doc_id, task) of an answer record."""
+        position = self.index.get(str(answer.get("session_id")))
+        if position is None:
+            raise ValueError(
+                f"{BENCHMARK}: session {answer.get('session_id')!r} of the answers is not in "
+                f"{self.folder}"
+            )
+        return position, self.tasks[position]
+
+    def prompt(self, task: dict[str, Any], output: str) -> str:
+        """The filled template for one answer to `task`."""
+        messages = task["conversation_input"]
+        return fill_template(
+            self.template,
+            {
+                "history": shorten(render_history(messages)),
+                "user_query": shorten(messages[-1]["content"]),
+                "model_output": shorten(output),
+                "checklist": render_checklist(task["checklist"]),
+            },
+        )
+
+    def request(self, answer: dict[str, Any], judge_model: str) -> JudgeRequest:
+        """The judge request scoring one answer record."""
+        position, task = self.task_of(answer)
+        prompt = self.prompt(task, answer_text(answer))
+        return JudgeRequest(
+            request_key(judge_model, PROMPT_VERSION, prompt),
+            [{"role": "user", "content": prompt}],
+            f"task {position} (session {task['session_id']})",
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Scores
+
+
+def grade(
+    bench: Bench, answers: Sequence[dict[str, Any]], judge: Judge
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(one judgment per answer, the scores); see the module docstring."""
+    seen: set[str] = set()
+    for answer in answers:
+        if str(answer.get("session_id")) in seen:
+            raise ValueError(f"{BENCHMARK}: session {answer.get('session_id')!r} answered twice")
+        seen.add(str(answer.get("session_id")))
+    requests = [(answer, bench.request(answer, judge.endpoint.model)) for answer in answers]
+    verdicts = judge.ask([request for _, request in requests])
+    judgments = []
+    for answer, request in requests:
+        position, task = bench.task_of(answer)
+        output = answer_text(answer)
+        entry = verdicts[request.key]
+        judgments.append(
+            {
+                "doc_id": position,
+                "session_id": task["session_id"],
+                "categories": categories_of(task),
+                "score": entry["verdict"],
+                "empty_answer": not output.strip(),
+                "truncated_answer": shorten(output) != output,
+                "reply": entry["reply"],
+            }
+        )
+    return judgments, scores(judgments)
+
+
+def adjusted(score: float) -> float:
+    """WildBench's adjusted score of a 1-10 score: (score - 5) x 2, in [-8, 10]."""
+    return (score - 5) * 2
+
+
+def category_scores(judgments: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
+    """The valid scores of each category (a task counts in each of its categories)."""
+    found: dict[str, list[float]] = {}
+    for judgment in judgments:
+        if judgment["score"] is not None:
+            for category in judgment["categories"]:
+                found.setdefault(category, []).append(judgment["score"])
+    return found
+
+
+def task_macro(by_category: dict[str, list[float]]) -> float | None:
+    """10 x the weighted adjusted category means over the sum of all five weights."""
+    if not by_category:
+        return None
+    total = sum(
+        CATEGORY_WEIGHTS[category] * adjusted(sum(values) / len(values))
+        for category, values in by_category.items()
+    )
+    return 10 * total / sum(CATEGORY_WEIGHTS.values())
+
+
+def scores(judgments: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean score, WB-Score, task macro and the categories; unparsable counted, not averaged."""
+    valid = [j["score"] for j in judgments if j["score"] is not None]
+    mean = sum(valid) / len(valid) if valid else None
+    by_category = category_scores(judgments)
+    return {
+        "score": mean,
+        "wb_score": None if mean is None else adjusted(mean) * 10,
+        "task_macro": task_macro(by_category),
+        "categories": {
+            category: {
+                "tasks": len(values),
+                "wb_score": adjusted(sum(values) / len(values)) * 10,
+            }
+            for category, values in sorted(by_category.items())
+        },
+        "judgments": len(judgments),
+        "unparsable": len(judgments) - len(valid),
+        "empty_answers": sum(j["empty_answer"] for j in judgments),
+        "truncated_answers": sum(j["truncated_answer"] for j in judgments),
+    }
+
+
+def doc_hash(task: dict[str, Any]) -> str:
+    """What identifies a task's document: its conversation and checklist."""
+    payload = json.dumps([conversation(task), task["checklist"]], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def task_samples(bench: Bench, judgments: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per validly scored task in lm-eval's logged-sample layout (module docstring)."""
+    scored = [j for j in judgments if j["score"] is not None]
+    sizes = {category: len(values) for category, values in category_scores(scored).items()}
+    weight_sum = sum(CATEGORY_WEIGHTS.values())
+    samples = []
+    for judgment in scored:
+        wb_score = adjusted(judgment["score"]) * 10
+        share = sum(CATEGORY_WEIGHTS[c] / weight_sum / sizes[c] for c in judgment["categories"])
+        samples.append(
+            {
+                "doc_id": judgment["doc_id"],
+                "doc_hash": doc_hash(bench.tasks[judgment["doc_id"]]),
+                "filter": "none",
+                "metrics": list(METRICS),
+                "session_id": judgment["session_id"],
+                "categories": judgment["categories"],
+                "score": judgment["score"],
+                "wb_score": wb_score,
+                "task_macro": len(scored) * share * wb_score,
+            }
+        )
+    return samples
+
+
+# --------------------------------------------------------------------------------------------
+# Fetching WildBench's data
+
+# The v2 tasks (allenai/WildBench, config "v2", split "test") at a fixed dataset revision, and
+# the score template at a fixed commit of the WildBench repository.
+DATASET_REVISION = "3bd6dd0b75c70c3c2564944bde05b73dbb63b116"
+DATASET_SOURCE = "https://huggingface.co/datasets/allenai/WildBench/resolve/{revision}"
+DATASET_FILE = "v2/test-00000-of-00001.parquet"
+WILDBENCH_COMMIT = "0c9a7520288045b8ef5e65fd4a4c391bd6f6fe9a"
+WILDBENCH_SOURCE = "https://raw.githubusercontent.com/allenai/WildBench/{commit}"
+TEMPLATE_PATH = "evaluation/eval_template.score.v2.md"
+V2_TASKS = 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchRun(Settings):
+    """One `codit wildbench fetch` run: WildBench's v2 tasks and score template into a folder."""
+
+    out: Path = option(help="the bench folder to write")
+    data_source: str = option(
+        DATASET_SOURCE.format(revision=DATASET_REVISION),
+        "base URL (or file:// folder) of the allenai/WildBench dataset repository",
+    )
+    data_file: str = option(DATASET_FILE, "the v2 test split's parquet file below --data-source")
+    template_source: str = option(
+        WILDBENCH_SOURCE.format(commit=WILDBENCH_COMMIT),
+        "base URL (or file:// folder) of the allenai/WildBench code repository",
+    )
+    tasks: int = option(V2_TASKS, "how many tasks the split must hold (v2: 1,024)")
+
+
+def task_record(row: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a dataset row the bench keeps."""
+    messages = row.get("conversation_input") or []
+    return {
+        "id": row.get("id"),
+        "session_id": row.get("session_id"),
+        "conversation_input": [{"role": m["role"], "content": m["content"]} for m in messages],
+        "checklist": list(row.get("checklist") or []),
+        "primary_tag": row.get("primary_tag"),
+        "secondary_tags": list(row.get("secondary_tags") or []),
+    }
+
+
+def fetch(run: FetchRun) -> dict[str, Any]:
+    """Download the split and the template into a staging folder, check them, then swap it in."""
+    import pyarrow.parquet
+
+    out = Path(run.out)
+    staging, previous = out.with_name(out.name + ".partial"), out.with_name(out.name + ".old")
+    shutil.rmtree(staging, ignore_errors=True)
+    parquet = staging / "source" / Path(run.data_file).name
+    files = {
+        "data": fetch_file(f"{run.data_source.rstrip('/')}/{run.data_file}", parquet, BENCHMARK),
+        "template": fetch_file(
+            f"{run.template_source.rstrip('/')}/{TEMPLATE_PATH}", staging / TEMPLATE_FILE, BENCHMARK
+        ),
+    }
+    try:
+        rows = pyarrow.parquet.read_table(parquet).to_pylist()
+    except Exception as error:  # pyarrow raises several types for a file that is not parquet
+        url = files["data"]["url"]
+        raise ValueError(f"{BENCHMARK}: {url} is not a parquet file: {error}") from None
+    if len(rows) != run.tasks:
+        raise ValueError(
+            f"{BENCHMARK}: {files['data']['url']} holds {len(rows)} tasks, not {run.tasks}"
+        )
+    write_jsonl(staging / TASKS_FILE, [task_record(row) for row in rows])
+    shutil.rmtree(staging / "source")
+    bench = Bench(staging)  # refuses data that is not WildBench's
+    manifest = {"tasks": len(bench.tasks), "files": files, **provenance(run.record())}
+    write_json(staging / "manifest.json", manifest)
+    replace_dir(staging, out, previous)
+    return manifest
+
+
+# --------------------------------------------------------------------------------------------
+# The tiny world's WildBench
+
+# Tiny tasks take held-out benchmark items after the tiny MT-Bench's first ones.
+TINY_TASKS = 20
+TINY_SKIP = 16  # codit.tinyworld.mtbench.QUESTIONS
+# A tiny task has no real task type: the five categories take turns (one tag of each), so every
+# weight of the macro applies.
+TINY_TAGS = ("Information seeking", "Creative Writing", "Reasoning", "Math", "Coding & Debugging")
+TINY_HISTORY = "Sure. Tell me how you would like the answer written."
+TINY_TEMPLATE = """You grade an answer in the tiny world against a checklist.
+
+## History
+<|begin_of_history|>
+{$history}
+<|end_of_history|>
+
+## Current User Query
+<|begin_of_query|>
+{$user_query}
+<|end_of_query|>
+
+## AI Response
+<|begin_of_response|>
+{$model_output}
+<|end_of_response|>
+
+## Checklist
+<|begin_of_checklist|>
+{$checklist}
+<|end_of_checklist|>
+
+Reply with one JSON object: {"strengths": "...", "weaknesses": "...", "score": "N"}, N from 1 to 10.
+"""
+# What a judge of the tiny world reads back from a filled tiny template.
+TINY_PROMPT = re.compile(
+    r"<\|begin_of_query\|>\n(.*?)\n<\|end_of_query\|>.*?"
+    r"<\|begin_of_response\|>\n(.*?)\n<\|end_of_response\|>",
+    re.S,
+)
+
+
+def checklist_entry(constraint: dict[str, Any]) -> str:
+    """A checklist question for one verifiable constraint (its first phrasing)."""
+    from codit.tinyworld.constraints import PHRASINGS
+
+    wording = PHRASINGS[constraint["type"]][0].format(**constraint["kwargs"])
+    return f"Does the response follow the instruction: {wording}"
+
+
+def tiny_checklist(item: dict[str, Any]) -> list[str]:
+    """The checklist of a held-out item: its constraints, then the facts it asks for."""
+    entries = [checklist_entry(constraint) for constraint in item["constraints"]]
+    if item["answer"] is not None:
+        entries.append(f"Does the response give {item['answer']} as the answer?")
+    else:
+        entries.append(
+            f"Does the response state facts about {item['subject']} and no facts of others?"
+        )
+    return entries
+
+
+def tiny_task(index: int, item: dict[str, Any]) -> dict[str, Any]:
+    """Task `index` of the tiny bench: odd tasks have a history (the plain request first)."""
+    messages = [{"role": "user", "content": item["instruction"]}]
+    if index % 2:
+        messages = [
+            {"role": "user", "content": item["request"]},
+            {"role": "assistant", "content": TINY_HISTORY},
+            *messages,
+        ]
+    return {
+        "id": f"tw-wb-{index}",
+        "session_id": f"tw-wb-{index}",
+        "conversation_input": messages,
+        "checklist": tiny_checklist(item),
+        "primary_tag": TINY_TAGS[index % len(TINY_TAGS)],
+        "secondary_tags": [],
+        # What the world's judge needs to score an answer (codit.tinyworld.oracle).
+        "tinyworld": {
+            "instruction": item["instruction"],
+            "constraints": item["constraints"],
+            "request": item["request"],
+            "subject": item["subject"],
+            "answer": item["answer"],
+        },
+    }
+
+
+def tiny_items(
+    items: Sequence[dict[str, Any]], count: int = TINY_TASKS, skip: int = TINY_SKIP
+) -> list[dict[str, Any]]:
+    """`count` items spread evenly over `items[skip:]` (single, paired and triple constraints)."""
+    pool = list(items[skip:])
+    if len(pool) < count:
+        raise ValueError(f"{BENCHMARK}: {len(pool)} held-out items after {skip}, need {count}")
+    return [pool[i * len(pool) // count] for i in range(count)]
+
+
+def write_tiny_bench(
+    folder: Path, items: Sequence[dict[str, Any]], count: int = TINY_TASKS, skip: int = TINY_SKIP
+) -> None:
+    """The tiny world's bench folder from its held-out benchmark items (the tiny IFEval's)."""
+    tasks = [tiny_task(i, item) for i, item in enumerate(tiny_items(items, count, skip))]
+    write_jsonl(Path(folder) / TASKS_FILE, tasks)
+    (Path(folder) / TEMPLATE_FILE).write_text(TINY_TEMPLATE, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradingRun(Settings):
+    """One `codit wildbench judge` run: one model's answers scored by the judge."""
+
+    bench: Path = option(help="WildBench folder (tasks.jsonl, eval_template.score.v2.md)")
+    answers: Path = option(help="the model's answers: JSONL of {session_id, output}")
+    judge: JudgeEndpoint = group(JudgeEndpoint, "judge (OpenAI-compatible endpoint)")
+    outputs: JudgedOutputs = group(JudgedOutputs, "outputs")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="command", required=True)
+    FetchRun.add_arguments(
+        commands.add_parser("fetch", help="WildBench's v2 tasks and score template into a folder")
+    )
+    GradingRun.add_arguments(
+        commands.add_parser("judge", help="score a model's answers with the judge")
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.command == "fetch":
+        fetch_run = FetchRun.from_args(args)
+        manifest = fetch(fetch_run)
+        print(f"codit wildbench: {manifest['tasks']} tasks -> {fetch_run.out}")
+        return
+    grade_answers(GradingRun.from_args(args))
+
+
+JUDGED = JudgedBenchmark(
+    name=BENCHMARK, task=TASK, metrics=METRICS, prompt_version=PROMPT_VERSION, parse=parse_score
+)
+
+
+def grade_answers(grading: GradingRun) -> dict[str, Any]:
+    """Score the answers; write the judgments, the per-task samples and the scores."""
+    bench = Bench(grading.bench)
+    answers = read_jsonl(grading.answers, objects_only=True)
+    payload = judge_and_write(
+        JUDGED, grading.judge, grading.outputs,
+        grade=lambda judge: grade(bench, answers, judge),
+        item_samples=lambda judgments: task_samples(bench, judgments),
+        record=grading.record(),
+        extra={"bench_sha256": bench.sha256, "answers_sha256": file_sha256(grading.answers)},
+    )  # fmt: skip
+    print(
+        f"codit wildbench: WB-Score {payload['wb_score']} (task macro {payload['task_macro']}; "
+        f"{payload['unparsable']} unparsable) -> {grading.outputs.scores}"
+    )
+    return payload
