@@ -390,3 +390,37 @@ def test_df_gamed_in_the_bench_supplies_the_difficulty_and_the_regularisation(tm
     assert set(result["glm_weights"]) == {
         "np.tanh(std_delta_len)", "instruction_difficulty", "not_gamed_baseline.astype(float)",
     }  # fmt: skip
+
+
+def test_the_command_writes_an_evaluation_the_report_reads(server, tmp_path):
+    from codit.cli import main
+    from codit.stats import item_scores
+    from codit.tables import main_table
+
+    bench = write_bench(tmp_path / "bench")
+    answers, card = tmp_path / "answers.jsonl", tmp_path / "answers.card.json"
+    answers.write_text("".join(json.dumps(o) + "\n" for o in model_outputs()))
+    labels = {"teacher_pair": "p", "student": "s", "arm": "direct", "seed": "1"}
+    card.write_text(json.dumps({"model": "models/s", "labels": labels}))
+    out, scores_path = tmp_path / "judgments.jsonl", tmp_path / "scores.json"
+    main(["alpacaeval", "judge", "--bench", str(bench), "--answers", str(answers),
+          "--answers-card", str(card), "--out", str(out), "--scores", str(scores_path),
+          "--seed", str(SEED), "--judge-url", server.url, "--judge-model", "judge"])  # fmt: skip
+    payload = json.loads(scores_path.read_text())
+    block = payload["results"]["alpaca_eval"]
+    logprobs = payload["verdicts"]["weighted"] == 8
+    assert block["win_rate,none"] == pytest.approx(50.0)  # (0.8 + 0.2) / 2 or (1 + 0) / 2
+    assert block["win_rate_stderr,none"] == pytest.approx(payload["standard_error"])
+    assert "avg_length_stderr,none" not in block and block["avg_length,none"] > 0
+    assert payload["glm"] == "length_controlled_minimal"
+    samples = payload["codit"]["sample_files"]["alpaca_eval"]
+    per_item = item_scores(samples, "win_rate")
+    assert per_item[0] == pytest.approx(80.0 if logprobs else 100.0)  # the longer output wins
+    assert per_item[1] == pytest.approx(20.0 if logprobs else 0.0)
+    rows = main_table([(str(scores_path), payload)])
+    assert set(rows["metric"]) == {"win_rate", "length_controlled_winrate", "avg_length"}
+    assert set(rows["seed"]) == {1.0} and set(rows["arm"]) == {"direct"}
+    judgments = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [j["model_shown_first"] for j in judgments] == [
+        model_shown_first(SEED, i) for i in range(len(REFERENCES))
+    ]

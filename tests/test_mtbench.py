@@ -241,7 +241,7 @@ def test_a_model_answers_both_turns_the_second_with_the_first_in_context(tmp_pat
         assert math["turns"][turn] == tokenizer.decode(expected, skip_special_tokens=True)
         assert math["num_tokens"][turn] == len(expected)
     card = json.loads(Path(f"{tmp_path / 'a.jsonl'}.card.json").read_text())
-    assert card["questions"] == 3 and sum(card["finish_reasons"].values()) == 6
+    assert card["items"] == 3 and sum(card["finish_reasons"].values()) == 6
     # the report's labels, architectures included, travel with the answers
     assert card["labels"] == {"student_architecture": "llama", "teacher_architecture": "llama",
                               "arm": "direct", "student": "s"}  # fmt: skip
@@ -270,5 +270,51 @@ def test_answers_longer_than_the_context_are_refused_naming_the_questions(tmp_pa
     model = save_tiny_llama(tmp_path / "model")
     bench = tmp_path / "bench"
     write_jsonl(bench / "question.jsonl", ANSWERED)
-    with pytest.raises(SystemExit, match=r"MT-Bench: questions \[2\] turn 1: the prompt plus"):
+    with pytest.raises(SystemExit, match=r"MT-Bench: \[.2:turn1.\]: the prompt plus"):
         answer(model, bench, tmp_path / "a.jsonl", "--max-new-tokens", "100000")
+
+
+@pytest.mark.parametrize("benchmark", ["alpacaeval", "wildbench"])
+def test_alpacaeval_and_wildbench_answers_come_from_the_same_engine(benchmark, tmp_path):
+    """Every judged benchmark answers through codit.answering: greedy answers equal Hugging
+    Face's greedy continuation of the rendered conversation, and the card has the labels."""
+    model = save_tiny_llama(tmp_path / "model")
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    if benchmark == "alpacaeval":
+        references = [{"instruction": "what color is the sky", "output": "blue"},
+                      {"instruction": "say hello", "output": "hello"}]  # fmt: skip
+        (bench / "reference_outputs.json").write_text(json.dumps(references))
+        (bench / "alpaca_eval_clf.txt").write_text(
+            "<|im_start|>user\n{instruction} {output_1} {output_2}\n<|im_end|>"
+        )
+        conversations = [[{"role": "user", "content": r["instruction"]}] for r in references]
+    else:
+        from codit.tinyworld.corpus import build_splits
+        from codit.tinyworld.world import generate_world
+        from codit.wildbench import conversation, write_tiny_bench
+
+        splits = build_splits(generate_world(0), 0, 64, 64)
+        write_tiny_bench(bench, splits["ifeval"], count=2)
+        tasks = [json.loads(line) for line in (bench / "tasks.jsonl").read_text().splitlines()]
+        conversations = [conversation(task) for task in tasks]
+    out = tmp_path / "a.jsonl"
+    main([benchmark, "answer", "--model", str(model), "--bench", str(bench), "--out", str(out),
+          "--card", f"{out}.card.json", "--max-new-tokens", "5", "--device", "cpu",
+          "--label", "arm=direct"])  # fmt: skip
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    hf = AutoModelForCausalLM.from_pretrained(model).eval()
+    for record, messages in zip(records, conversations, strict=True):
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            output = hf.generate(
+                ids, max_new_tokens=5, do_sample=False, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )[0, ids.shape[1]:]  # fmt: skip
+        expected = [t for t in output.tolist() if t != tokenizer.eos_token_id]
+        assert record["output"] == tokenizer.decode(expected, skip_special_tokens=True)
+        assert record["temperature"] == 0.0
+    card = json.loads(Path(f"{out}.card.json").read_text())
+    assert card["items"] == 2 and card["labels"]["arm"] == "direct"

@@ -12,12 +12,15 @@ from typing import ClassVar
 import pytest
 from workflow_runs import REPO
 
+from codit import alpacaeval
+from codit.answering import AnsweringRun, AnsweringSettings
 from codit.bestofn import BestOfNRun, JudgeEndpoint
 from codit.cost import load_config
 from codit.datasets import GatherSettings
 from codit.evaluation import EvaluationRun, EvaluationSettings, ModelLabels
 from codit.generation_settings import EngineSettings, GenerationRun, SamplingSettings
 from codit.instructions import InstructionSource
+from codit.judged import JudgedOutputs
 from codit.lmeval_tasks import TaskSelection
 from codit.public import PublicSource
 from codit.settings import Settings, group, option
@@ -54,6 +57,14 @@ EXAMPLES = [
     GenerationRun(pair="p", post="post", pre="pre", instructions="i.jsonl", out="o.jsonl",
                   card="c.json", chat_template_kwargs={"enable_thinking": False}, skip_pre=False,
                   sampling=SamplingSettings(top_p=0.9), engine=EngineSettings(batch_size=2)),
+    AnsweringRun(model="m", bench=Path("b"), out=Path("o.jsonl"), card=Path("c.json"), seed=3,
+                 labels=ModelLabels(label=("arm=direct",), teacher="t"),
+                 answering=AnsweringSettings(max_new_tokens=64,
+                                             engine=EngineSettings(batch_size=2))),
+    alpacaeval.GradingRun(bench=Path("b"), answers=Path("a.jsonl"), seed=2, top_logprobs=0,
+                          judge=JudgeEndpoint(url="http://j/v1", model="m"),
+                          outputs=JudgedOutputs(out=Path("j.jsonl"), scores=Path("s.json"),
+                                                answers_card=Path("c.json"))),
     BestOfNRun(candidates=(Path("a.jsonl"), Path("b.jsonl")), scorer="judge", pair="p",
                out=Path("o.jsonl"), card=Path("c.json"), judge=JudgeEndpoint(url="http://j/v1")),
 ]  # fmt: skip

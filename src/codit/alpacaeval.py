@@ -75,18 +75,22 @@ file.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codit import judged
+from codit.answering import Answerer, AnsweringRun, write_answers
 from codit.judge import Judge, JudgeEndpoint, JudgeRequest, request_key
-from codit.provenance import file_sha256, read_json
+from codit.provenance import file_sha256, read_json, read_jsonl
+from codit.settings import Settings, group, option
 from codit.stats import standard_error
 
 if TYPE_CHECKING:
@@ -533,8 +537,7 @@ METRIC_STDERR = {
 
 def results_block(result: Mapping[str, Any]) -> dict[str, Any]:
     """lm-eval's `results[task]` layout of `scores`, with the metrics' own standard errors."""
-    stderr = {m: None if key is None else result[key] for m, key in METRIC_STDERR.items()}
-    return judged.results_block(result, [], list(METRIC_STDERR), stderr)
+    return judged.results_block(result, [], list(METRIC_STDERR), METRIC_STDERR)
 
 
 def instruction_samples(
@@ -557,3 +560,93 @@ def instruction_samples(
             record["win_rate"] = (judgment["preference"] - 1) * 100
         samples.append(record)
     return samples
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+# Answers are greedy (our choice: a model's answers then depend on the model alone; recorded).
+ANSWER_TEMPERATURE = 0.0
+
+
+def answer_instructions(run: AnsweringRun) -> list[dict[str, Any]]:
+    """The model's output for every instruction of the bench, in the bench's order."""
+    bench = Bench(run.bench)
+    instructions = [reference["instruction"] for reference in bench.references]
+    answers = Answerer(run, BENCHMARK).answer(
+        [[{"role": "user", "content": text}] for text in instructions],
+        [f"instruction{i}" for i in range(len(instructions))],
+        ANSWER_TEMPERATURE,
+    )
+    return [
+        {"instruction": text, "output": answer.text, "generator": str(run.model),
+         "finish_reason": answer.finish_reason, "num_tokens": answer.num_tokens,
+         "temperature": ANSWER_TEMPERATURE}
+        for text, answer in zip(instructions, answers, strict=True)
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradingRun(Settings):
+    """One `codit alpacaeval judge` run: one model's outputs against the reference outputs."""
+
+    bench: Path = option(help="AlpacaEval folder (reference_outputs.json, alpaca_eval_clf.txt)")
+    answers: Path = option(help="the model's outputs: JSONL of {instruction, output}")
+    judge: JudgeEndpoint = group(JudgeEndpoint, "judge (OpenAI-compatible endpoint)")
+    outputs: judged.JudgedOutputs = group(judged.JudgedOutputs, "outputs")
+    seed: int = option(0, "seed of the order the two outputs are shown in")
+    top_logprobs: int = option(
+        TOP_LOGPROBS, "first-token log-probabilities asked for weighted verdicts (0: plain)"
+    )
+
+
+JUDGED = judged.JudgedBenchmark(
+    name=BENCHMARK, task=TASK, metrics=tuple(METRIC_STDERR), prompt_version=PROMPT_VERSION,
+    parse=parse_verdict, stderr_keys=METRIC_STDERR,
+)  # fmt: skip
+
+
+def grade_answers(grading: GradingRun) -> dict[str, Any]:
+    """Judge the outputs; write the judgments, the per-instruction samples and the scores."""
+    bench = Bench(grading.bench)
+    outputs = read_jsonl(grading.answers, objects_only=True)
+    kept: dict[str, Any] = {}
+
+    def grade(judge: Judge) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        judgments = judge_outputs(bench, outputs, judge, seed=grading.seed)
+        result = scores(bench, judgments)
+        kept["glm_preference"] = result.pop("glm_preference")
+        return judgments, result
+
+    payload = judged.judge_and_write(
+        JUDGED, grading.judge, grading.outputs, grade=grade,
+        item_samples=lambda judgments: instruction_samples(bench, judgments, kept),
+        record=grading.record(),
+        extra={"bench_sha256": bench.sha256, "answers_sha256": file_sha256(grading.answers)},
+        top_logprobs=grading.top_logprobs,
+    )  # fmt: skip
+    print(
+        f"codit alpacaeval: LC win rate {payload['length_controlled_winrate']:.2f}, win rate "
+        f"{payload['win_rate']:.2f} ({payload['glm']}) -> {grading.outputs.scores}"
+    )
+    return payload
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="command", required=True)
+    AnsweringRun.add_arguments(
+        commands.add_parser("answer", help="answer every instruction of the bench with a model")
+    )
+    GradingRun.add_arguments(
+        commands.add_parser("judge", help="judge a model's outputs against the reference")
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.command == "answer":
+        answering = AnsweringRun.from_args(args)
+        records = answer_instructions(answering)
+        reasons = [record["finish_reason"] for record in records]
+        write_answers(answering, records, reasons, REFERENCE_FILE)
+        return
+    grade_answers(GradingRun.from_args(args))

@@ -47,6 +47,14 @@ STAGES = {
         "codit.mtbench",
         "MT-Bench: grade a model's two-turn answers with an LLM judge (FastChat's grading)",
     ),
+    "alpacaeval": (
+        "codit.alpacaeval",
+        "AlpacaEval 2.0: a model's outputs judged pairwise against the reference (WR, LC WR)",
+    ),
+    "wildbench": (
+        "codit.wildbench",
+        "WildBench v2: a model's answers scored 1-10 on each task's checklist (WB-Score)",
+    ),
     "report": ("codit.report", "collect evaluation results into tables and figures"),
     "bench": (
         "codit.bench",

@@ -88,24 +88,27 @@ class JudgedBenchmark:
     metrics: tuple[str, ...]
     prompt_version: str
     parse: Callable[[str], Any]
+    # metric -> the key of its standard error in the result (None: none); others: over items
+    stderr_keys: Mapping[str, str | None] | None = None
 
 
 def results_block(
     result: Mapping[str, Any],
     samples: Sequence[Mapping[str, Any]],
     metrics: Sequence[str],
-    stderr: Mapping[str, float | None] | None = None,
+    stderr_keys: Mapping[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """lm-eval's `results[task]` layout: each metric with a value under "<metric>,none" and
-    its standard error, the given one or else the standard error over the samples' items."""
+    its standard error: the result's own (`stderr_keys`: metric -> its key in `result`, None
+    for none) or else the standard error over the samples' items."""
     block: dict[str, Any] = {}
     for metric in metrics:
         if result[metric] is None:
             continue
         block[f"{metric},none"] = result[metric]
-        if stderr is not None and metric in stderr:
-            if stderr[metric] is not None:
-                block[f"{metric}_stderr,none"] = stderr[metric]
+        if stderr_keys is not None and metric in stderr_keys:
+            if stderr_keys[metric] is not None:
+                block[f"{metric}_stderr,none"] = result[stderr_keys[metric]]
             continue
         per_item = [sample[metric] for sample in samples if metric in sample]
         block[f"{metric}_stderr,none"] = standard_error(per_item)
@@ -120,7 +123,6 @@ def judge_and_write(
     item_samples: Callable[[Records], Records],
     record: dict[str, Any],
     extra: Mapping[str, Any] | None = None,
-    stderr: Mapping[str, float | None] | None = None,
     **judge_options: Any,
 ) -> dict[str, Any]:
     """Ask the judge through `grade` (-> judgments, result), then write the judgments, the
@@ -142,7 +144,9 @@ def judge_and_write(
     payload = {
         "benchmark": benchmark.name,
         **result,
-        "results": {benchmark.task: results_block(result, samples, benchmark.metrics, stderr)},
+        "results": {
+            benchmark.task: results_block(result, samples, benchmark.metrics, benchmark.stderr_keys)
+        },
         "higher_is_better": {benchmark.task: dict.fromkeys(benchmark.metrics, True)},
         "judge": endpoint.provenance(),
         **(extra or {}),

@@ -46,13 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codit.evaluation import ModelLabels
-from codit.generation_settings import (
-    DIRECT_MODE,
-    DecodingSettings,
-    EngineSettings,
-    parse_chat_template_kwargs,
-)
+from codit.answering import Answerer, AnsweringRun, write_answers
 from codit.judge import Judge, JudgeEndpoint, JudgeRequest, request_key
 from codit.judged import JudgedBenchmark, JudgedOutputs, fetch_file, judge_and_write
 from codit.provenance import (
@@ -61,10 +55,8 @@ from codit.provenance import (
     read_jsonl,
     replace_dir,
     write_json,
-    write_jsonl,
 )
-from codit.runtime import THREADS_HELP
-from codit.settings import Settings, group, json_text, option
+from codit.settings import Settings, group, option
 
 # Categories graded against the reference answer, and the answer temperature of each category
 # (FastChat common.py NEED_REF_CATS and temperature_config).
@@ -279,101 +271,34 @@ def fetch(run: FetchRun) -> dict[str, Any]:
 # Answering
 
 
-@dataclass(frozen=True, kw_only=True)
-class AnsweringSettings(Settings):
-    """How answers are generated: the config's `evaluation.mt_bench.max_new_tokens` and the
-    evaluation's engine (batch size, dtype, device)."""
-
-    max_new_tokens: int = option(1024, "tokens per answer (FastChat's default: 1024)")
-    engine: EngineSettings = group(EngineSettings, "engine")
-
-
-@dataclass(frozen=True, kw_only=True)
-class AnsweringRun(Settings):
-    """One `codit mtbench answer` run: a model answers both turns of every question."""
-
-    model: str = option(help="model folder (or Hub id) that answers")
-    bench: Path = option(help="MT-Bench folder (question.jsonl, ...)")
-    out: Path = option(help="the answers: JSONL of {question_id, category, turns: [a1, a2], ...}")
-    card: Path = option(help="the answers' card: counts, finish reasons, provenance (JSON)")
-    answering: AnsweringSettings = group(AnsweringSettings, "answering")
-    labels: ModelLabels = group(ModelLabels, "labels (kept in the card for the report)")
-    seed: int = option(0, "global seed of the per-question seeds of sampled categories")
-    trust_remote_code: bool = option(False, "run the model repository's own code")
-    chat_template_kwargs: dict[str, Any] | None = option(
-        None, "JSON object passed to the chat template", parse=parse_chat_template_kwargs,
-        render=json_text,
-    )  # fmt: skip
-    threads: int | None = option(None, THREADS_HELP)
-
-
 def temperature_of(category: str) -> float:
     return TEMPERATURE.get(category, 0.7)
 
 
 def answer_questions(run: AnsweringRun) -> list[dict[str, Any]]:
     """Both turns of every question of the bench, in question-id order."""
-    import torch
-
-    from codit.engine import ContrastiveGenerator, generate_in_batches
-    from codit.generation import (
-        context_limit,
-        prompt_seed,
-        render_conversations,
-        stop_token_ids,
-        too_long_for_context,
-    )
-    from codit.loading import load_model, load_tokenizer
-    from codit.runtime import resolve_device, resolve_dtype, set_threads, torch_dtype
-
-    set_threads(run.threads)
-    engine, max_new_tokens = run.answering.engine, run.answering.max_new_tokens
     questions = sorted(
         read_jsonl(Path(run.bench) / "question.jsonl", objects_only=True),
         key=lambda question: question["question_id"],
     )
-    device = torch.device(resolve_device(engine.device))
-    dtype = torch_dtype(resolve_dtype(engine.dtype, device.type))
-    tokenizer = load_tokenizer(run.model, run.trust_remote_code)
-    model = load_model(run.model, device, dtype, run.trust_remote_code)
-    stop_ids = stop_token_ids(model, tokenizer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
-    limit = context_limit(model, tokenizer)
+    answerer = Answerer(run, BENCHMARK)
     answers = {
         q["question_id"]: {"turns": [], "finish_reasons": [], "num_tokens": []} for q in questions
     }
     for turn in (1, 2):
         for temperature in sorted({temperature_of(q["category"]) for q in questions}):
             group = [q for q in questions if temperature_of(q["category"]) == temperature]
-            settings = DecodingSettings(
-                mode=DIRECT_MODE, alpha=None, beta=None, top_p=1.0,
-                temperature=temperature or 1.0, greedy=temperature < 1e-4,
-            )  # fmt: skip
-            generator = ContrastiveGenerator(
-                model, None, settings, len(tokenizer), stop_ids, pad_id, max_new_tokens,
-                cache=engine.cache,
-            )  # fmt: skip
             conversations = [
                 conversation(q, answers[q["question_id"]]["turns"], turn) for q in group
             ]
-            prompts = render_conversations(
-                tokenizer, conversations, run.chat_template_kwargs, f"model {run.model}"
-            )
-            too_long = too_long_for_context(prompts, max_new_tokens, limit)
-            if any(too_long):
-                keys = [q["question_id"] for q, cut in zip(group, too_long, strict=True) if cut]
-                raise ValueError(
-                    f"{BENCHMARK}: questions {keys} turn {turn}: the prompt plus "
-                    f"--max-new-tokens {max_new_tokens} exceeds the {limit}-token context "
-                    f"of {run.model}; lower --max-new-tokens (evaluation.mt_bench.max_new_tokens)"
-                )
-            seeds = [prompt_seed(run.seed, f"{q['question_id']}:turn{turn}") for q in group]
-            results = generate_in_batches(generator, prompts, seeds, engine.batch_size)
-            for question, result in zip(group, results, strict=True):
+            names = [f"{q['question_id']}:turn{turn}" for q in group]
+            for question, result in zip(
+                group, answerer.answer(conversations, names, temperature), strict=True
+            ):
                 record = answers[question["question_id"]]
-                record["turns"].append(tokenizer.decode(result.token_ids, skip_special_tokens=True))
+                record["turns"].append(result.text)
                 record["finish_reasons"].append(result.finish_reason)
-                record["num_tokens"].append(len(result.token_ids))
+                record["num_tokens"].append(result.num_tokens)
     return [
         {
             "question_id": q["question_id"],
@@ -433,18 +358,8 @@ def run(args: argparse.Namespace) -> None:
     if args.command == "answer":
         answering = AnsweringRun.from_args(args)
         records = answer_questions(answering)
-        write_jsonl(answering.out, records)
         reasons = [reason for record in records for reason in record["finish_reasons"]]
-        card = {
-            "model": str(answering.model),
-            "labels": answering.labels.of(str(answering.model)),
-            "questions": len(records),
-            "finish_reasons": {reason: reasons.count(reason) for reason in sorted(set(reasons))},
-            "questions_sha256": file_sha256(Path(answering.bench) / "question.jsonl"),
-            **provenance(answering.record()),
-        }
-        write_json(answering.card, card)
-        print(f"codit mtbench: {len(records)} questions answered -> {answering.out}")
+        write_answers(answering, records, reasons, "question.jsonl")
         return
     grade_answers(GradingRun.from_args(args))
 

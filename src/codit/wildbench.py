@@ -76,6 +76,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codit.answering import Answerer, AnsweringRun, write_answers
 from codit.judge import Judge, JudgeEndpoint, JudgeRequest, request_key
 from codit.judged import JudgedBenchmark, JudgedOutputs, fetch_file, judge_and_write
 from codit.provenance import (
@@ -597,10 +598,34 @@ class GradingRun(Settings):
     outputs: JudgedOutputs = group(JudgedOutputs, "outputs")
 
 
+# Answers are greedy: WildBench's tasks have one reference-free score, and greedy answers make a
+# model's score depend on the model alone (our choice; the answering temperature is recorded).
+ANSWER_TEMPERATURE = 0.0
+
+
+def answer_tasks(run: AnsweringRun) -> list[dict[str, Any]]:
+    """The model's answer to the last user turn of every task, in the bench's order."""
+    bench = Bench(run.bench)
+    answers = Answerer(run, BENCHMARK).answer(
+        [conversation(task) for task in bench.tasks],
+        [task["session_id"] for task in bench.tasks],
+        ANSWER_TEMPERATURE,
+    )
+    return [
+        {"session_id": task["session_id"], "output": answer.text,
+         "finish_reason": answer.finish_reason, "num_tokens": answer.num_tokens,
+         "temperature": ANSWER_TEMPERATURE}
+        for task, answer in zip(bench.tasks, answers, strict=True)
+    ]  # fmt: skip
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     FetchRun.add_arguments(
         commands.add_parser("fetch", help="WildBench's v2 tasks and score template into a folder")
+    )
+    AnsweringRun.add_arguments(
+        commands.add_parser("answer", help="answer the last turn of every task with a model")
     )
     GradingRun.add_arguments(
         commands.add_parser("judge", help="score a model's answers with the judge")
@@ -612,6 +637,12 @@ def run(args: argparse.Namespace) -> None:
         fetch_run = FetchRun.from_args(args)
         manifest = fetch(fetch_run)
         print(f"codit wildbench: {manifest['tasks']} tasks -> {fetch_run.out}")
+        return
+    if args.command == "answer":
+        answering = AnsweringRun.from_args(args)
+        records = answer_tasks(answering)
+        reasons = [record["finish_reason"] for record in records]
+        write_answers(answering, records, reasons, TASKS_FILE)
         return
     grade_answers(GradingRun.from_args(args))
 

@@ -49,7 +49,7 @@ from codit.jobs import (
 )
 from codit.judge import JudgeEndpoint
 from codit.lmeval_tasks import TaskSelection
-from codit.mtbench import AnsweringSettings
+from codit.answering import AnsweringSettings
 from codit.naming import (
     ARM_PATTERN,
     BEST_OF_N,

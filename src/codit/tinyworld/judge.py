@@ -4,13 +4,29 @@
 
 - `GET /health`: 200 once the world is loaded;
 - `POST /v1/chat/completions`: the last user message must be a judge prompt of a format it
-  knows: Best-of-N's JUDGE_PROMPT (the instruction and the response between `<instruction>`
-  and `<response>` tags), or the tiny MT-Bench's turn-1 and turn-2 prompts
-  (codit.tinyworld.mtbench: turn 2 is graded on the second answer); the reply is a short
-  reason and `Rating: [[N]]`, with N = 1 + round(9 x the oracle's score)
-  (codit.tinyworld.oracle), so (N - 1) / 9 is the oracle's score to within 1/18. A prompt
-  about an instruction the world does not hold, or of no known format, is refused with HTTP
-  400 and says why.
+  knows (one function each):
+  - Best-of-N's JUDGE_PROMPT (the instruction and the response between `<instruction>` and
+    `<response>` tags), or the tiny MT-Bench's turn-1 and turn-2 prompts
+    (codit.tinyworld.mtbench: turn 2 is graded on the second answer): the reply is a short
+    reason and `Rating: [[N]]`;
+  - the tiny WildBench's prompt (codit.wildbench.TINY_TEMPLATE; WILDBENCH_PROMPT, a copy of its
+    TINY_PROMPT, reads the query and the response back out): the reply is JSON
+    {"strengths", "weaknesses", "score": "N"};
+  - the tiny AlpacaEval's pairwise prompt (codit.tinyworld.alpacaeval.TEMPLATE): the reply is
+    "m" when output_1 has the higher oracle score, "M" when output_2 has (a tie: "m", the
+    output shown first, so under AlpacaEval's seeded random order a tie is a win or a loss
+    with equal chance); asked with `logprobs: true, top_logprobs: n`, it also returns
+    `choices[0].logprobs.content[0].top_logprobs` (the first n of "m", "M") with
+    p(m) = 1 / (1 + exp(-(s_1 - s_2) / PAIRWISE_TEMPERATURE)), p(M) = 1 - p(m), s the oracle
+    scores: with the temperature 0.1 a score difference of 0.1 gives p = 0.73, 0.25 (one of
+    two constraints) 0.92, 0.5 0.993; a tie 0.5 / 0.5, so codit.alpacaeval's weighted
+    preference is 1.5.
+  In every rating, N = 1 + round(9 x the oracle's score) (codit.tinyworld.oracle), so
+  (N - 1) / 9 is the oracle's score to within 1/18. The held-out instructions are found by their
+  text in the world's bench folders (mt_bench/question.jsonl, alpaca_eval/reference_outputs.json,
+  wildbench/tasks.jsonl: their `tinyworld` oracle items), the others in its instruction pool. A
+  prompt about an instruction the world does not hold, or of no known format, is refused with
+  HTTP 400 and says why.
 
 It is a real server process: a judging job starts it like any served judge (`judge.serve` in
 the config, codit.judge_server) and stops it. It stands in for a trained tiny judge model: it
@@ -21,6 +37,7 @@ asked through are the ones the paper grid uses with gpt-oss-120b.
 from __future__ import annotations
 
 import json
+import math
 import re
 import signal
 import sys
@@ -29,7 +46,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from codit.provenance import read_jsonl
+from codit.provenance import read_json, read_jsonl
+from codit.tinyworld import alpacaeval as tiny_alpacaeval
+from codit.tinyworld.alpacaeval import FIRST, REFERENCE_FILE, SECOND
 from codit.tinyworld.oracle import Oracle
 
 # Best-of-N's judge prompt (codit.bestofn.JUDGE_PROMPT): what it rates sits between these tags.
@@ -45,7 +64,17 @@ MT_BENCH_TURN_2 = re.compile(
     r"\n\n<\|The End of Assistant A's Conversation with User\|>",
     re.S,
 )
+# The tiny WildBench's prompt: codit.wildbench.TINY_PROMPT and its tasks file, copied rather than
+# imported so that the server starts without codit.wildbench's numpy and scipy (tests check).
+WILDBENCH_PROMPT = re.compile(
+    r"<\|begin_of_query\|>\n(.*?)\n<\|end_of_query\|>.*?"
+    r"<\|begin_of_response\|>\n(.*?)\n<\|end_of_response\|>",
+    re.S,
+)
+WILDBENCH_FOLDER, TASKS_FILE = "wildbench", "tasks.jsonl"  # the bench folder under the world
 MODEL_NAME = "tinyworld-oracle-judge"
+# p(output_1 better) = logistic((s_1 - s_2) / PAIRWISE_TEMPERATURE), s the oracle scores.
+PAIRWISE_TEMPERATURE = 0.1
 
 
 def rating(score: float) -> int:
@@ -59,6 +88,23 @@ def mt_bench_items(world: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
     return {q["turns"][0]: q["tinyworld"] for q in read_jsonl(path, objects_only=True)}
+
+
+def bench_items(world: Path) -> dict[str, dict[str, Any]]:
+    """The tiny AlpacaEval's and WildBench's oracle items (their `tinyworld` fields) by text."""
+    records = []
+    references = world / tiny_alpacaeval.FOLDER / REFERENCE_FILE
+    if references.is_file():
+        records += read_json(references)
+    tasks = world / WILDBENCH_FOLDER / TASKS_FILE
+    if tasks.is_file():
+        records += read_jsonl(tasks, objects_only=True)
+    return {r["tinyworld"]["instruction"]: r["tinyworld"] for r in records if "tinyworld" in r}
+
+
+def item_for(oracle: Oracle, items: dict[str, dict[str, Any]], instruction: str) -> dict[str, Any]:
+    """The oracle item of a held-out bench instruction, else of a pool instruction."""
+    return items[instruction] if instruction in items else oracle.item_for(instruction)
 
 
 def judged_item(
@@ -93,6 +139,57 @@ def verdict(oracle: Oracle, prompt: str, mt_bench: dict[str, dict[str, Any]] | N
     return reply(oracle.score(item, response))
 
 
+def wildbench_reply(oracle: Oracle, items: dict[str, dict[str, Any]], found: re.Match) -> str:
+    """The tiny WildBench's reply to its prompt (`found`): JSON, the rating as its score."""
+    query, response = found.groups()
+    result = oracle.score(item_for(oracle, items, query), response)
+    return json.dumps(
+        {
+            "strengths": f"Constraints met: {result['constraints']:.2f}.",
+            "weaknesses": f"Knowledge: {result['knowledge']:.2f}.",
+            "score": str(rating(result["score"])),
+        }
+    )
+
+
+def pairwise_reply(
+    oracle: Oracle, items: dict[str, dict[str, Any]], found: re.Match
+) -> tuple[str, float]:
+    """The tiny AlpacaEval's reply to its prompt (`found`), "m" or "M", and p(m)."""
+    instruction, *outputs = found.groups()
+    item = item_for(oracle, items, instruction)
+    first, second = (oracle.score(item, output)["score"] for output in outputs)
+    p_first = 1 / (1 + math.exp(-(first - second) / PAIRWISE_TEMPERATURE))
+    return (SECOND if second > first else FIRST), p_first
+
+
+def logprobs(content: str, p_first: float, top: int) -> dict[str, Any]:
+    """OpenAI's `choices[0].logprobs` of a one-token reply: the first `top` of "m" and "M"."""
+    alternatives = sorted(
+        [(FIRST, math.log(p_first)), (SECOND, math.log1p(-p_first))], key=lambda t: -t[1]
+    )
+    entries = [
+        {"token": token, "logprob": value, "bytes": list(token.encode())}
+        for token, value in alternatives
+    ]
+    chosen = next(entry for entry in entries if entry["token"] == content)
+    return {"content": [{**chosen, "top_logprobs": entries[: max(top, 0)]}]}
+
+
+def respond(
+    oracle: Oracle,
+    prompt: str,
+    mt_bench: dict[str, dict[str, Any]],
+    items: dict[str, dict[str, Any]],
+) -> tuple[str, float | None]:
+    """(the reply to a judge prompt of any known format, p(m) for a pairwise one)."""
+    if found := tiny_alpacaeval.TINY_PROMPT.search(prompt):
+        return pairwise_reply(oracle, items, found)
+    if found := WILDBENCH_PROMPT.search(prompt):
+        return wildbench_reply(oracle, items, found), None
+    return verdict(oracle, prompt, mt_bench), None
+
+
 def send_json(handler: BaseHTTPRequestHandler, code: int, payload: dict[str, Any]) -> None:
     """Answer one request with a JSON body."""
     data = json.dumps(payload).encode()
@@ -106,7 +203,7 @@ def send_json(handler: BaseHTTPRequestHandler, code: int, payload: dict[str, Any
 def make_server(world: Path, port: int) -> ThreadingHTTPServer:
     """The server, bound to 127.0.0.1:`port` (0: any free port), not yet serving."""
     oracle = Oracle(world)
-    mt_bench = mt_bench_items(Path(world))
+    mt_bench, items = mt_bench_items(Path(world)), bench_items(Path(world))
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
@@ -121,10 +218,17 @@ def make_server(world: Path, port: int) -> ThreadingHTTPServer:
             try:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 prompt = body["messages"][-1]["content"]
-                content = verdict(oracle, prompt, mt_bench)
+                content, p_first = respond(oracle, prompt, mt_bench, items)
+                choice: dict[str, Any] = {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+                if body.get("logprobs") and p_first is not None:
+                    top = int(body.get("top_logprobs") or 0)
+                    choice["logprobs"] = logprobs(content, p_first, top)
             except (ValueError, KeyError, IndexError, TypeError) as error:
                 return self._send(400, {"error": {"message": f"cannot judge: {error}"}})
-            message = {"role": "assistant", "content": content}
             self._send(
                 200,
                 {
@@ -132,7 +236,7 @@ def make_server(world: Path, port: int) -> ThreadingHTTPServer:
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": body.get("model", MODEL_NAME),
-                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    "choices": [choice],
                 },
             )
 

@@ -68,6 +68,7 @@ from codit.provenance import (
 )
 from codit.tinyworld.corpus import build_splits
 from codit.tinyworld.judge import mt_bench_items, rating, reply
+from codit.tinyworld.models import chat_prompt, generate
 from codit.tinyworld.mtbench import SINGLE
 from codit.tinyworld.oracle import Oracle
 
@@ -78,7 +79,6 @@ HELD_OUT_SHARE = 0.2
 HELD_OUT_STREAM = "tinyworld-judge-held-out"
 MAX_ANSWER_TOKENS = 128
 MAX_REPLY_TOKENS = 48
-BATCH = 128  # prompts per generate call
 DEFAULTS = {
     "init": "llama-instruct",
     "steps": 500,
@@ -122,33 +122,6 @@ def instructions(world: Path) -> dict[str, list[dict[str, Any]]]:
         "train": [item for i, item in enumerate(pool_items) if i not in held] + public,
         "held_out": [item for i, item in enumerate(pool_items) if i in held] + bench,
     }
-
-
-def generate(
-    model, tokenizer, prompts: Sequence[str], max_new_tokens: int, **sampling
-) -> list[str]:
-    """Replies to chat-formatted `prompts`, in batches, stopping at the end of turn."""
-    import torch
-
-    tokenizer.padding_side = "left"
-    replies: list[str] = []
-    for begin in range(0, len(prompts), BATCH):
-        batch = tokenizer(
-            list(prompts[begin : begin + BATCH]),
-            return_tensors="pt",
-            padding=True,
-            add_special_tokens=False,
-        )
-        with torch.no_grad():
-            out = model.generate(**batch, max_new_tokens=max_new_tokens, **sampling)
-        new = out[:, batch["input_ids"].shape[1] :]
-        replies += [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
-    return replies
-
-
-def chat_prompt(tokenizer, user: str) -> str:
-    messages = [{"role": "user", "content": user}]
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
 def answers(world: Path, items: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:

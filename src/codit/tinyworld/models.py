@@ -12,6 +12,7 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -321,3 +322,34 @@ def train_model(
 def _require(data_path: Path) -> None:
     if not data_path.is_file():
         raise FileNotFoundError(f"training data missing: {data_path} (run `codit tinyworld data`)")
+
+
+# Prompts per generate call of `generate` (HF generate, left-padded batches).
+GENERATE_BATCH = 128
+
+
+def generate(
+    model, tokenizer, prompts: Sequence[str], max_new_tokens: int, **sampling
+) -> list[str]:
+    """Replies to chat-formatted `prompts`, in batches, stopping at the end of turn."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    replies: list[str] = []
+    for begin in range(0, len(prompts), GENERATE_BATCH):
+        batch = tokenizer(
+            list(prompts[begin : begin + GENERATE_BATCH]),
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+        )
+        with torch.no_grad():
+            out = model.generate(**batch, max_new_tokens=max_new_tokens, **sampling)
+        new = out[:, batch["input_ids"].shape[1] :]
+        replies += [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    return replies
+
+
+def chat_prompt(tokenizer, user: str) -> str:
+    messages = [{"role": "user", "content": user}]
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
