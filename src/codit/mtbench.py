@@ -40,7 +40,6 @@ import ast
 import hashlib
 import json
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +52,7 @@ from codit.provenance import (
     file_sha256,
     provenance,
     read_jsonl,
-    replace_dir,
+    staged_dir,
     write_json,
 )
 from codit.settings import Settings, group, option
@@ -253,17 +252,14 @@ class FetchRun(Settings):
 
 def fetch(run: FetchRun) -> dict[str, Any]:
     """Download the bench files into a staging folder, check them, then swap it in."""
-    out = Path(run.out)
-    staging, previous = out.with_name(out.name + ".partial"), out.with_name(out.name + ".old")
-    shutil.rmtree(staging, ignore_errors=True)
-    files = {
-        name: fetch_file(f"{run.source.rstrip('/')}/{remote}", staging / name, BENCHMARK)
-        for name, remote in FASTCHAT_FILES.items()
-    }
-    bench = Bench(staging)  # refuses a folder that is not MT-Bench's
-    manifest = {"questions": len(bench.questions), "files": files, **provenance(run.record())}
-    write_json(staging / "manifest.json", manifest)
-    replace_dir(staging, out, previous)
+    with staged_dir(run.out) as staging:
+        files = {
+            name: fetch_file(f"{run.source.rstrip('/')}/{remote}", staging / name, BENCHMARK)
+            for name, remote in FASTCHAT_FILES.items()
+        }
+        bench = Bench(staging)  # refuses a folder that is not MT-Bench's
+        manifest = {"questions": len(bench.questions), "files": files, **provenance(run.record())}
+        write_json(staging / "manifest.json", manifest)
     return manifest
 
 

@@ -98,6 +98,19 @@ def replace_dir(staging: Path, target: Path, previous: Path) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def staged_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """A fresh staging folder (`TARGET.partial`) to fill, swapped in as `target` when the block
+    ends without an error (replace_dir, the old folder kept as `TARGET.old` until then); after
+    an error `target` is as it was and the staging folder is left for the next call to clear."""
+    target = Path(target)
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    yield staging
+    replace_dir(staging, target, target.with_name(target.name + ".old"))
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """The sha256 of a file's bytes (records which data a result was made from)."""
     digest = hashlib.sha256()

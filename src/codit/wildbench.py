@@ -83,7 +83,7 @@ from codit.provenance import (
     file_sha256,
     provenance,
     read_jsonl,
-    replace_dir,
+    staged_dir,
     write_json,
     write_jsonl,
 )
@@ -448,31 +448,32 @@ def fetch(run: FetchRun) -> dict[str, Any]:
     """Download the split and the template into a staging folder, check them, then swap it in."""
     import pyarrow.parquet
 
-    out = Path(run.out)
-    staging, previous = out.with_name(out.name + ".partial"), out.with_name(out.name + ".old")
-    shutil.rmtree(staging, ignore_errors=True)
-    parquet = staging / "source" / Path(run.data_file).name
-    files = {
-        "data": fetch_file(f"{run.data_source.rstrip('/')}/{run.data_file}", parquet, BENCHMARK),
-        "template": fetch_file(
-            f"{run.template_source.rstrip('/')}/{TEMPLATE_PATH}", staging / TEMPLATE_FILE, BENCHMARK
-        ),
-    }
-    try:
-        rows = pyarrow.parquet.read_table(parquet).to_pylist()
-    except Exception as error:  # pyarrow raises several types for a file that is not parquet
-        url = files["data"]["url"]
-        raise ValueError(f"{BENCHMARK}: {url} is not a parquet file: {error}") from None
-    if len(rows) != run.tasks:
-        raise ValueError(
-            f"{BENCHMARK}: {files['data']['url']} holds {len(rows)} tasks, not {run.tasks}"
-        )
-    write_jsonl(staging / TASKS_FILE, [task_record(row) for row in rows])
-    shutil.rmtree(staging / "source")
-    bench = Bench(staging)  # refuses data that is not WildBench's
-    manifest = {"tasks": len(bench.tasks), "files": files, **provenance(run.record())}
-    write_json(staging / "manifest.json", manifest)
-    replace_dir(staging, out, previous)
+    with staged_dir(run.out) as staging:
+        parquet = staging / "source" / Path(run.data_file).name
+        files = {
+            "data": fetch_file(
+                f"{run.data_source.rstrip('/')}/{run.data_file}", parquet, BENCHMARK
+            ),
+            "template": fetch_file(
+                f"{run.template_source.rstrip('/')}/{TEMPLATE_PATH}",
+                staging / TEMPLATE_FILE,
+                BENCHMARK,
+            ),
+        }
+        try:
+            rows = pyarrow.parquet.read_table(parquet).to_pylist()
+        except Exception as error:  # pyarrow raises several types for a file that is not parquet
+            url = files["data"]["url"]
+            raise ValueError(f"{BENCHMARK}: {url} is not a parquet file: {error}") from None
+        if len(rows) != run.tasks:
+            raise ValueError(
+                f"{BENCHMARK}: {files['data']['url']} holds {len(rows)} tasks, not {run.tasks}"
+            )
+        write_jsonl(staging / TASKS_FILE, [task_record(row) for row in rows])
+        shutil.rmtree(staging / "source")
+        bench = Bench(staging)  # refuses data that is not WildBench's
+        manifest = {"tasks": len(bench.tasks), "files": files, **provenance(run.record())}
+        write_json(staging / "manifest.json", manifest)
     return manifest
 
 

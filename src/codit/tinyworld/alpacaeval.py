@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from codit.provenance import read_json, write_json
+from codit.provenance import write_json
 from codit.tinyworld.mtbench import QUESTIONS, oracle_item
 
 FOLDER = "alpaca_eval"  # the bench folder's name under the world
@@ -135,14 +135,9 @@ def write_tiny_bench(
 
 def held_out_items(world_dir: str | Path) -> list[dict[str, Any]]:
     """The world's held-out benchmark items (the tiny IFEval's), rebuilt from its data card."""
-    from codit.tinyworld.corpus import build_splits
+    from codit.tinyworld.corpus import built_world_splits
 
-    world = Path(world_dir)
-    card = read_json(world / "data_card.json")["settings"]
-    splits = build_splits(
-        read_json(world / "world.json"), card["seed"], card["pool_size"], card["posttrain_size"]
-    )
-    return splits["ifeval"]
+    return built_world_splits(world_dir)["ifeval"]
 
 
 def write_world_bench(world_dir: str | Path, count: int = TINY_ITEMS) -> Path:

@@ -7,6 +7,7 @@ splits, so the held-out pool and the benchmarks never overlap with post-training
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 from codit.tinyworld import constraints as cons
@@ -315,3 +316,15 @@ def knowledge_items(world: dict[str, Any], seed: int) -> list[dict[str, Any]]:
         }
         for fact in world_facts(world)
     ]
+
+
+def built_world_splits(world_dir: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """The splits of a built world (`build_splits` again, with its data card's settings): its
+    held-out benchmark items and gold responses, which the build does not write out whole."""
+    from codit.provenance import read_json
+
+    world = Path(world_dir)
+    card = read_json(world / "data_card.json")["settings"]
+    return build_splits(
+        read_json(world / "world.json"), card["seed"], card["pool_size"], card["posttrain_size"]
+    )

@@ -60,13 +60,12 @@ from codit.mtbench import parse_rating
 from codit.provenance import (
     file_sha256,
     provenance,
-    read_json,
     read_jsonl,
     replace_dir,
     write_json,
     write_jsonl,
 )
-from codit.tinyworld.corpus import build_splits
+from codit.tinyworld.corpus import built_world_splits
 from codit.tinyworld.judge import mt_bench_items, rating, reply
 from codit.tinyworld.models import chat_prompt, generate
 from codit.tinyworld.mtbench import SINGLE
@@ -97,10 +96,7 @@ def instructions(world: Path) -> dict[str, list[dict[str, Any]]]:
     """Oracle items with their gold responses: {"train": pool + public, "held_out": pool +
     MT-Bench}. Each item carries `set` ("pool", "public" or "mt_bench") and `gold`."""
     oracle = Oracle(world)
-    card = read_json(world / "data_card.json")["settings"]
-    splits = build_splits(
-        read_json(world / "world.json"), card["seed"], card["pool_size"], card["posttrain_size"]
-    )
+    splits = built_world_splits(world)
     gold = {item["instruction"]: item["response"] for item in splits["pool"] + splits["ifeval"]}
     pool = list(oracle.pool.values())
     missing = [item["id"] for item in pool if item["instruction"] not in gold]
