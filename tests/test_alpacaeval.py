@@ -6,6 +6,7 @@ df_gamed.csv pointed at a local file."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import re
@@ -424,3 +425,59 @@ def test_the_command_writes_an_evaluation_the_report_reads(server, tmp_path):
     assert [j["model_shown_first"] for j in judgments] == [
         model_shown_first(SEED, i) for i in range(len(REFERENCES))
     ]
+
+
+def test_fetch_writes_the_reference_the_glm_data_and_the_template(tmp_path):
+    """`codit alpacaeval fetch` from the two repositories (file:// URLs here): the dataset's
+    files as they are (datasets 4 runs no loading script), the judge's template at a tag."""
+    data, code = tmp_path / "hf", tmp_path / "github"
+    data.mkdir()
+    (data / alpacaeval.REFERENCE_SOURCE_FILE).write_text(json.dumps(REFERENCES))
+    _, gamed, difficulty = synthetic(n=len(REFERENCES))
+    gamed.to_csv(data / "df_gamed.csv", index=False)
+    pd.Series(difficulty, name="instruction_difficulty").to_csv(data / "instruction_difficulty.csv")
+    template = code / alpacaeval.TEMPLATE_PATH
+    template.parent.mkdir(parents=True)
+    template.write_text(TEMPLATE)
+    out = tmp_path / "hub" / "alpaca_eval"
+
+    def fetch(target: Path, *extra: str) -> dict:
+        run = alpacaeval.FetchRun(
+            out=target, data_source=data.as_uri(), template_source=code.as_uri(),
+            **dict(zip(extra[::2], extra[1::2], strict=True)),
+        )  # fmt: skip
+        return alpacaeval.fetch(run)
+
+    manifest = fetch(out, "instructions", len(REFERENCES))
+    bench = Bench(out)
+    assert bench.references == REFERENCES and bench.gamed is not None
+    assert sorted(p.name for p in out.iterdir()) == [
+        "alpaca_eval_clf.txt", "df_gamed.csv", "instruction_difficulty.csv", "manifest.json",
+        "reference_outputs.json",
+    ]  # fmt: skip
+    assert manifest["instructions"] == 8 and manifest["gamed_baselines"] is True
+    assert manifest["files"]["references"]["url"].endswith("hf/alpaca_eval_gpt4_baseline.json")
+    assert set(manifest["files"]) == {"references", "template", "df_gamed.csv",
+                                      "instruction_difficulty.csv"}  # fmt: skip
+    # the default expects AlpacaEval's 805 instructions; a failed fetch leaves no folder behind
+    other = tmp_path / "other"
+    with pytest.raises(ValueError, match="holds 8 instructions, not 805"):
+        fetch(other)
+    template.write_text("Compare {output_1} with {output_2}.")
+    with pytest.raises(ValueError, match="alpaca_eval_clf.txt"):
+        fetch(other, "instructions", 8)
+    (data / "df_gamed.csv").unlink()
+    with pytest.raises(ValueError, match=r"AlpacaEval 2.0: cannot fetch file://.*df_gamed.csv"):
+        fetch(other, "instructions", 8)
+    assert not other.exists()
+    assert Bench(out).references == REFERENCES  # the earlier fetch is untouched
+
+
+def test_the_fetch_sources_are_the_release_the_glm_follows():
+    run = alpacaeval.FetchRun(out=Path("x"))
+    assert run.data_source == "https://huggingface.co/datasets/tatsu-lab/alpaca_eval/resolve/main"
+    assert run.template_source.endswith("tatsu-lab/alpaca_eval/v0.6.6")
+    # the template we fetch is the one alpaca_eval 0.6.6 ships (installed here as a dev package)
+    package = Path(importlib.util.find_spec("alpaca_eval").origin).parent  # found, not imported
+    shipped = package.parent / Path(alpacaeval.TEMPLATE_PATH).relative_to("src")
+    assert shipped.is_file(), shipped

@@ -254,6 +254,36 @@ def tiny_world_with(**changes) -> dict:
             },
             r"evaluation\.mt_bench\.bench: 'no/such/folder' is neither 'fastchat', 'tinyworld'",
         ),
+        (
+            {
+                "evaluation": {
+                    **with_mt_bench(),
+                    "alpaca_eval": {"enabled": True, "bench": "no/folder"},
+                },
+                "judge": {"url": "http://j/v1", "model": "m"},
+            },
+            r"evaluation\.alpaca_eval\.bench: 'no/folder' is neither 'alpaca_eval', 'tinyworld' "
+            r"nor a folder with reference_outputs\.json",
+        ),
+        (
+            {
+                "evaluation": {**with_mt_bench(), "wildbench": {"enabled": True, "bench": "x"}},
+                "judge": {"url": "http://j/v1", "model": "m"},
+            },
+            r"evaluation\.wildbench\.bench: 'x' is neither 'wildbench', 'tinyworld' nor a "
+            r"folder with tasks\.jsonl",
+        ),
+        (
+            {
+                "evaluation": {
+                    **with_mt_bench(),
+                    "mt_bench": {"enabled": False},
+                    "alpaca_eval": {"enabled": True, "bench": "alpaca_eval"},
+                },
+                "judge": without_judge(),
+            },
+            r"judge: evaluation\.alpaca_eval needs a judge: give 'url'",
+        ),
         ({"best_of_n": {"n": [4], "scorers": []}}, "give both 'n' and 'scorers'"),
         (
             {"public_datasets": {"mine": {"source": "no/such/file.jsonl"}}},

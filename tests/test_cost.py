@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -341,7 +342,7 @@ def test_mt_bench_answer_job_by_hand():
     )
     mt, stages = result["mt_bench"], result["stages"]
     # Batches of 4 per temperature: 5 math questions in 4 + 1, 2 stem, 3 writing: 4 per turn.
-    assert mt["answer_batches_per_turn"] == 4
+    assert mt["answer_batches_per_round"] == 4 and mt["rounds"] == 2
 
     # A batch decodes until its longest answer: 200 / 0.5 = 400 steps (under max_new_tokens
     # 1024), with b x 0.5 rows still decoding: 2 + 0.5 + 1 + 1.5 = 5 rows over the 4 batches.
@@ -364,6 +365,9 @@ def test_mt_bench_answer_job_by_hand():
     reference = mt["answer_gpu_hours_per_job"]["post"]
     assert reference == pytest.approx(answer_hours(10e9, 100_000, 2), rel=1e-12)
     assert stages["mt_bench_answer"]["gpu_hours"] == pytest.approx(2 * student + reference)
+    assert (
+        mt["answer_jobs"] == 3 and mt["answer_gpu_hours"] == stages["mt_bench_answer"]["gpu_hours"]
+    )
 
     # max_new_tokens 300 caps the longest answer: 300 steps at b x 200 / 300 rows.
     config = mt_bench_config(url="http://judge:8000/v1")
@@ -393,21 +397,23 @@ def test_mt_bench_judge_at_url_and_served():
     assert mt["judge_prompt_tokens_per_call"] == pytest.approx(prompt / 20)
     assert mt["judge_reply_tokens_per_call"] == 300
     # At judge.url: no start-up, and the jobs hold no GPU; the hours are the endpoint's.
-    assert mt["judge_gpu_hours_per_job"] == pytest.approx(job_seconds / 3600)
-    assert stages["mt_bench_judge"] == {
+    assert mt["judge_gpu_seconds_per_job"] == pytest.approx(job_seconds)
+    assert by_url["judged"]["judge_gpu_hours_per_job"] == pytest.approx(job_seconds / 3600)
+    assert stages["judged_judge"] == {
         "jobs": 3,
         "gpu_hours": pytest.approx(3 * job_seconds / 3600),
     }
+    assert mt["judge_gpu_hours"] == pytest.approx(3 * job_seconds / 3600)
     assert by_url["judge_endpoint"] == "url"
-    assert by_url["judge_external_gpu_hours"] == stages["mt_bench_judge"]["gpu_hours"]
+    assert by_url["judge_external_gpu_hours"] == stages["judged_judge"]["gpu_hours"]
     text = format_markdown(by_url, "c.yaml")
-    assert "| MT-Bench judging (judge server) | 3 |" in text
+    assert "| judging of MT-Bench (judge server) | 3 |" in text
     assert "at judge.url, an external endpoint (the judging jobs hold no GPU)" in text
     assert "not GPUs the workflow's jobs hold" in text
 
     # Served per job on 2 GPUs: the same calls plus 2 x 120 s of start-up per job, all ours.
     served = estimate(validated(mt_bench_config(serve="vllm serve m", gpus=2)), assumptions)
-    assert served["mt_bench"]["judge_gpu_hours_per_job"] == pytest.approx(
+    assert served["judged"]["judge_gpu_hours_per_job"] == pytest.approx(
         (job_seconds + 2 * 120) / 3600
     )
     assert served["judge_endpoint"] == "serve" and served["judge_external_gpu_hours"] == 0
@@ -428,10 +434,213 @@ def test_mt_bench_judge_at_url_and_served():
 
 def test_mt_bench_off_costs_nothing():
     result = estimate(validated(synthetic_config()), mt_bench_assumptions())
-    for stage in ("mt_bench_answer", "mt_bench_judge"):
+    for stage in ("mt_bench_answer", "judged_judge"):
         assert result["stages"][stage] == {"jobs": 0, "gpu_hours": 0}
     assert result["mt_bench"] == {"enabled": False}
     assert "MT-Bench" not in format_markdown(result, "c.yaml")
+
+
+ALPACA_EVAL = {
+    "instructions": 6,
+    "instruction_tokens": 30,
+    "chat_template_tokens": 10,
+    "answer_tokens": 200,
+    "reference_tokens": 150,
+    "judge_template_tokens": 100,
+    "judge_reply_tokens": 1,
+}
+WILDBENCH = {
+    "tasks": 5,
+    "conversation_tokens": 90,
+    "chat_template_tokens": 10,
+    "answer_tokens": 200,
+    "checklist_tokens": 40,
+    "judge_template_tokens": 200,
+    "judge_reply_tokens": 300,
+}
+
+
+def judged_assumptions(**judge: float):
+    assumed = copy.deepcopy(ASSUMED)
+    assumed["workload"]["batch_occupancy"] = 0.5
+    assumed["mt_bench"] = copy.deepcopy(MT_BENCH)
+    assumed["alpaca_eval"] = copy.deepcopy(ALPACA_EVAL)
+    assumed["wildbench"] = copy.deepcopy(WILDBENCH)
+    assumed["judge"] |= judge
+    return parse_assumptions(assumed)
+
+
+def judged_config(*enabled: str, **judge) -> dict:
+    """The synthetic config (3 evaluated models: 2 trained arms x 1 student, the reference
+    `post`), validated, with the judged benchmarks `enabled` set in the loaded dict (as a
+    schema without their sections would not validate them)."""
+    config = validated(mt_bench_config(**judge))
+    config["evaluation"]["mt_bench"]["enabled"] = "mt_bench" in enabled
+    for key in ("alpaca_eval", "wildbench"):
+        if key in enabled:  # the published bench (the schema's default), enabled
+            section = config["evaluation"].get(key) or {"bench": key}
+            config["evaluation"][key] = {**section, "enabled": True}
+    return config
+
+
+def greedy_answer_hours(items: int, prompt: float, params: float, kv: float, gpus: int) -> float:
+    """One answering job of `items` greedy answers of 200 tokens in batches of 4 at occupancy
+    0.5: 400 steps per batch, b x 0.5 rows still decoding, context prompt + 100; plus prefill."""
+    rows = sum(min(4, items - start) * 0.5 for start in range(0, items, 4))
+    batches = math.ceil(items / 4)
+    context = prompt + 100
+    decode = 400 * (batches * params * 2 + rows * context * kv) / (1000 * GB * 0.5)
+    prefill = 2 * params * items * prompt / (500e12 * 0.5)
+    return (decode + prefill) * gpus / 3600
+
+
+def test_alpaca_eval_and_wildbench_by_hand():
+    assumptions = judged_assumptions(serve_startup_s=120)
+    result = estimate(
+        judged_config("alpaca_eval", "wildbench", url="http://judge:8000/v1"), assumptions
+    )
+    stages, alpaca, wild = result["stages"], result["alpaca_eval"], result["wildbench"]
+    evaluated = 3  # 2 trained arms x 1 student + the reference
+    assert result["mt_bench"] == {"enabled": False} and stages["mt_bench_answer"]["jobs"] == 0
+
+    # AlpacaEval answering: 6 instructions in batches 4 + 2, prompt 30 + 10; the student (2e9
+    # params, 50 kB of KV per token, 1 GPU) twice, the reference post (10e9, 100 kB, 2 GPUs).
+    student = greedy_answer_hours(6, 40, 2e9, 50_000, 1)
+    reference = greedy_answer_hours(6, 40, 10e9, 100_000, 2)
+    assert alpaca["answer_gpu_hours_per_job"]["student"] == pytest.approx(student, rel=1e-12)
+    assert alpaca["answer_gpu_hours_per_job"]["post"] == pytest.approx(reference, rel=1e-12)
+    assert alpaca["answer_batches_per_round"] == 2 and alpaca["answer_prompt_tokens"] == [40]
+    assert stages["alpaca_eval_answer"] == {
+        "jobs": evaluated,
+        "gpu_hours": pytest.approx(2 * student + reference),
+    }
+    # AlpacaEval judging: one call per instruction and evaluated model; prompt template 100 +
+    # instruction 30 + answer 200 + reference 150, reply 1 token; 1000 tokens/s per GPU.
+    alpaca_seconds = 6 * (100 + 30 + 200 + 150 + 1) / 1000
+    assert alpaca["judge_calls_per_job"] == 6 and alpaca["judge_calls"] == 6 * evaluated
+    assert alpaca["judge_prompt_tokens_per_call"] == 480
+    assert alpaca["judge_reply_tokens_per_call"] == 1
+    assert alpaca["judge_gpu_seconds_per_job"] == pytest.approx(alpaca_seconds)
+    assert alpaca["judge_gpu_hours"] == pytest.approx(evaluated * alpaca_seconds / 3600)
+
+    # WildBench answering: 5 tasks in batches 4 + 1, prompt: conversation 90 + template 10.
+    student = greedy_answer_hours(5, 100, 2e9, 50_000, 1)
+    reference = greedy_answer_hours(5, 100, 10e9, 100_000, 2)
+    assert wild["answer_gpu_hours_per_job"]["student"] == pytest.approx(student, rel=1e-12)
+    assert stages["wildbench_answer"] == {
+        "jobs": evaluated,
+        "gpu_hours": pytest.approx(2 * student + reference),
+    }
+    # WildBench judging: template 200 + conversation 90 + answer 200 + checklist 40, reply 300.
+    wild_seconds = 5 * (200 + 90 + 200 + 40 + 300) / 1000
+    assert wild["judge_calls_per_job"] == 5 and wild["judge_calls"] == 5 * evaluated
+    assert wild["judge_gpu_seconds_per_job"] == pytest.approx(wild_seconds)
+
+    # One judging job per evaluated model grades both; at judge.url no start-up, no GPU held.
+    judged = result["judged"]
+    assert stages["judged_judge"] == {
+        "jobs": evaluated,
+        "gpu_hours": pytest.approx(evaluated * (alpaca_seconds + wild_seconds) / 3600),
+    }
+    assert judged["judge_gpus_per_job"] == 0 and judged["startup_gpu_hours"] == 0
+    assert judged["judge_calls_per_job"] == 6 + 5
+    assert judged["per_benchmark"]["alpaca_eval"] == {
+        "label": "AlpacaEval 2",
+        "answer_jobs": evaluated,
+        "answer_gpu_hours": pytest.approx(stages["alpaca_eval_answer"]["gpu_hours"]),
+        "judge_calls": 18,
+        "judge_gpu_hours": pytest.approx(evaluated * alpaca_seconds / 3600),
+    }
+    assert judged["total"] == {
+        "answer_jobs": 2 * evaluated,
+        "answer_gpu_hours": pytest.approx(
+            stages["alpaca_eval_answer"]["gpu_hours"] + stages["wildbench_answer"]["gpu_hours"]
+        ),
+        "judge_calls": 11 * evaluated,
+        "judge_gpu_hours": pytest.approx(stages["judged_judge"]["gpu_hours"]),
+    }
+    assert result["judge_external_gpu_hours"] == pytest.approx(stages["judged_judge"]["gpu_hours"])
+    text = format_markdown(result, "c.yaml")
+    assert "| AlpacaEval 2 answers | 3 |" in text and "| WildBench answers | 3 |" in text
+    assert "| judging of AlpacaEval 2, WildBench (judge server) | 3 |" in text
+    assert "| AlpacaEval 2 | 3 |" in text and "| WildBench | 3 | " in text
+    assert "| total | 6 |" in text  # the judged benchmarks' table: answering jobs
+    assert "start-up" not in text
+
+    # Served on 2 GPUs: all three benchmarks' calls, and one start-up of 2 x 120 s per judging
+    # job (not one per benchmark).
+    served = estimate(
+        judged_config("mt_bench", "alpaca_eval", "wildbench", serve="vllm serve m", gpus=2),
+        assumptions,
+    )
+    mt_seconds = served["mt_bench"]["judge_gpu_seconds_per_job"]
+    assert served["mt_bench"]["judge_calls"] == 20 * evaluated
+    job_seconds = mt_seconds + alpaca_seconds + wild_seconds + 2 * 120
+    assert served["judged"]["judge_gpu_hours_per_job"] == pytest.approx(job_seconds / 3600)
+    assert served["judged"]["startup_gpu_hours"] == pytest.approx(evaluated * 2 * 120 / 3600)
+    assert served["stages"]["judged_judge"] == {
+        "jobs": evaluated,
+        "gpu_hours": pytest.approx(evaluated * job_seconds / 3600),
+    }
+    assert served["judge_endpoint"] == "serve" and served["judge_external_gpu_hours"] == 0
+    for key in ("alpaca_eval_answer", "wildbench_answer"):
+        assert served["stages"][key] == stages[key]
+    text = format_markdown(served, "c.yaml")
+    assert "| judging of MT-Bench, AlpacaEval 2, WildBench (judge server) | 3 |" in text
+    assert "| judge start-up (once per judging job: 3 x 2 GPUs x 120 s) |" in text
+
+
+def test_judged_max_new_tokens_caps_answers():
+    config = judged_config("alpaca_eval", "wildbench", url="http://judge:8000/v1")
+    config["evaluation"]["wildbench"]["max_new_tokens"] = 100
+    result = estimate(config, judged_assumptions())
+    wild = result["wildbench"]
+    assert wild["max_new_tokens"] == 100 and wild["answer_tokens"] == 100
+    # 100 steps per batch at b x 100 / 100 rows: 5 rows; context 100 + 50; the judge sees the
+    # 100-token answers.
+    seconds = 100 * (2 * 4e9 + 5 * 150 * 50_000) / (1000 * GB * 0.5)
+    seconds += 2 * 2e9 * 5 * 100 / (500e12 * 0.5)
+    assert wild["answer_gpu_hours_per_job"]["student"] == pytest.approx(seconds / 3600)
+    assert wild["judge_prompt_tokens_per_call"] == 200 + 90 + 100 + 40
+    # Without max_new_tokens in the section, the workflow's defaults apply.
+    assert result["alpaca_eval"]["max_new_tokens"] == 2048
+
+
+def test_judged_sections_missing_or_disabled_give_no_stages():
+    assumptions = judged_assumptions()
+    for config in (
+        validated(synthetic_config()),  # no judged section at all
+        judged_config(url="http://judge:8000/v1"),  # mt_bench disabled, no others
+    ):
+        for key in ("alpaca_eval", "wildbench"):
+            config["evaluation"][key] = {"enabled": False}
+        result = estimate(config, assumptions)
+        for stage in ("mt_bench_answer", "alpaca_eval_answer", "wildbench_answer", "judged_judge"):
+            assert result["stages"][stage] == {"jobs": 0, "gpu_hours": 0}
+        for key in ("mt_bench", "alpaca_eval", "wildbench"):
+            assert result[key] == {"enabled": False}
+        assert result["judged"]["benchmarks"] == [] and result["judged"]["jobs"] == 0
+        text = format_markdown(result, "c.yaml")
+        for name in ("MT-Bench", "AlpacaEval", "WildBench", "judged benchmark"):
+            assert name not in text
+    # A config without the sections (loaded before the schema had them) keeps working.
+    bare = validated(synthetic_config())
+    bare["evaluation"].pop("mt_bench")
+    assert estimate(bare, assumptions)["stages"]["judged_judge"]["jobs"] == 0
+
+
+def test_judged_benchmark_needs_its_assumptions():
+    for key in ("alpaca_eval", "wildbench"):
+        assumed = copy.deepcopy(ASSUMED)
+        assumed["alpaca_eval"] = copy.deepcopy(ALPACA_EVAL)
+        assumed["wildbench"] = copy.deepcopy(WILDBENCH)
+        del assumed[key]
+        with pytest.raises(ValueError, match=f"evaluation.{key}.*`{key}:`"):
+            estimate(judged_config(key, url="http://judge:8000/v1"), parse_assumptions(assumed))
+    assumed = copy.deepcopy(ASSUMED)
+    assumed["alpaca_eval"] = copy.deepcopy(ALPACA_EVAL) | {"judge_reply_tokens": 0}
+    with pytest.raises(ValueError, match=r"alpaca_eval\.judge_reply_tokens"):
+        parse_assumptions(assumed)
 
 
 def test_round_and_format_significant_figures():
@@ -447,6 +656,20 @@ def paper_json(capsys, *extra: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+def judged_enabled(config: dict) -> list[str]:
+    """The judged benchmarks a (loaded or raw) config enables; a missing section is off."""
+    evaluation = config.get("evaluation") or {}
+    return [
+        key
+        for key in ("mt_bench", "alpaca_eval", "wildbench")
+        if (evaluation.get(key) or {}).get("enabled")
+    ]
+
+
+def rules_starting(listed: dict[str, int], *prefixes: str) -> int:
+    return sum(n for rule, n in listed.items() if rule.startswith(prefixes))
+
+
 def test_paper_config_end_to_end(capsys):
     result = paper_json(capsys)
     stages = result["stages"]
@@ -454,7 +677,9 @@ def test_paper_config_end_to_end(capsys):
     seeds = len(paper["seeds"])
     assert seeds == 3
     # The stages split the workflow's own jobs (codit.jobs, whose counts test_workflow checks
-    # against `snakemake -n`) by what they cost.
+    # against `snakemake -n`) by what they cost. The judged benchmarks' answering rules go by
+    # prefix, and the judging rule is `mtbench_judge` or, once it grades every judged benchmark,
+    # `judge_answers`: the estimate counts them per evaluated model, whatever their names.
     listed = job_counts(config_jobs(load_config(PAPER)))
     split = {  # cost stages: the workflow rules whose jobs they are
         ("generate_direct", "generate_samples", "generate_codit"): ["generate_shard"],
@@ -463,19 +688,23 @@ def test_paper_config_end_to_end(capsys):
         ("evaluate", "evaluate_public"): ["evaluate_student", "evaluate_reference"],
         ("chat_vector",): ["chat_vector"],
         ("evaluate_chat_vector",): ["evaluate_chatvector"],
-        ("mt_bench_answer",): [
-            "mtbench_answer_student",
-            "mtbench_answer_chatvector",
-            "mtbench_answer_reference",
-        ],
-        ("mt_bench_judge",): ["mtbench_judge"],
     }
     for keys, rules in split.items():
         assert sum(stages[key]["jobs"] for key in keys) == sum(listed[r] for r in rules), keys
+    judged = {  # judged stages: the prefixes of their rules
+        "mt_bench_answer": ("mtbench_answer_",),
+        "alpaca_eval_answer": ("alpacaeval_answer_",),
+        "wildbench_answer": ("wildbench_answer_",),
+        "judged_judge": ("mtbench_judge", "judge_answers"),
+    }
+    for key, prefixes in judged.items():
+        assert stages[key]["jobs"] == rules_starting(listed, *prefixes), key
     assert stages["evaluate_public"]["jobs"] == stages["sft_public"]["jobs"] == 2 * seeds * 3
-    assert stages["total"]["jobs"] == sum(listed[r] for rules in split.values() for r in rules)
+    assert stages["total"]["jobs"] == sum(
+        listed[r] for rules in split.values() for r in rules
+    ) + sum(rules_starting(listed, *prefixes) for prefixes in judged.values())
     for key, stage in stages.items():
-        assert stage["gpu_hours"] > 0 or key == "chat_vector"
+        assert stage["gpu_hours"] > 0 or key == "chat_vector" or stage["jobs"] == 0
     # The public datasets are smaller than the CoDIT datasets (size null asks for 250,333).
     assert result["public"]["public_alpaca"]["examples"] == 52002
     assert result["public"]["public_dolly"]["examples"] == 15011
@@ -491,9 +720,22 @@ def test_paper_config_end_to_end(capsys):
     assert "| generate (CoDIT) | 1,440 |" in table
     assert "| Best-of-N scoring (judge server) | 9 |" in table
     assert "| MT-Bench answers | 218 |" in table
-    assert "| MT-Bench judging (judge server) | 218 |" in table
-    assert "| total | 3,464 |" in table
+    assert re.search(r"\| judging of MT-Bench[^|]* \(judge server\) \| 218 \|", table)
+    # 3,028 jobs without the judged benchmarks, 218 more per judged benchmark and 218 judging.
+    enabled = judged_enabled(paper)
+    assert "mt_bench" in enabled
+    assert f"| total | {3028 + 218 * (len(enabled) + 1):,} |" in table
+    assert "| judged benchmark | answer jobs | answer GPU-hours | judge calls |" in table
     assert "an external endpoint" in table
+
+
+def paper_with_all_judged() -> dict:
+    """config/paper.yaml, loaded, with AlpacaEval 2 and WildBench enabled in a copy."""
+    config = copy.deepcopy(load_config(PAPER))
+    for key in ("alpaca_eval", "wildbench"):
+        section = config["evaluation"].get(key) or {"bench": key}
+        config["evaluation"][key] = {**section, "enabled": True}
+    return config
 
 
 def test_paper_config_mt_bench_stages(capsys):
@@ -506,23 +748,26 @@ def test_paper_config_mt_bench_stages(capsys):
         listed[rule] for rule in ("evaluate_student", "evaluate_chatvector", "evaluate_reference")
     )
     assert evaluations == 207 + 2 + 9 == 218
-    assert stages["mt_bench_answer"]["jobs"] == stages["mt_bench_judge"]["jobs"] == 218
-    assert listed["mtbench_judge"] == 218
+    assert stages["mt_bench_answer"]["jobs"] == stages["judged_judge"]["jobs"] == 218
+    assert rules_starting(listed, "mtbench_judge", "judge_answers") == 218
     # FastChat's 80 questions, batched per answering temperature at evaluation.batch_size 16:
     # 40 greedy (math, coding, reasoning, extraction) in 3 batches, 20 at 0.1 (stem,
     # humanities) and 20 at 0.7 (writing, roleplay) in 2 each.
-    assert mt["questions"] == 80 and mt["answer_batches_per_turn"] == 3 + 2 + 2
+    assert mt["items"] == 80 and mt["rounds"] == 2
+    assert mt["answer_batches_per_round"] == 3 + 2 + 2
     assert mt["judge_calls_per_job"] == 160 and mt["judge_calls"] == 218 * 160
     assert mt["max_new_tokens"] == 1024 and mt["answer_tokens"] == 450
     # judge.url: the judge is external, its GPU-hours are that server's.
-    assert result["judge_endpoint"] == "url" and not mt["judge_served"]
-    assert mt["judge_gpus_per_job"] == 0 and mt["judge_startup_s_per_job"] == 0
+    judged = result["judged"]
+    assert result["judge_endpoint"] == "url" and not judged["judge_served"]
+    assert judged["judge_gpus_per_job"] == 0 and judged["judge_startup_s_per_job"] == 0
     assert result["judge_external_gpu_hours"] == pytest.approx(
-        stages["best_of_n"]["gpu_hours"] + stages["mt_bench_judge"]["gpu_hours"], rel=5e-3
+        stages["best_of_n"]["gpu_hours"] + stages["judged_judge"]["gpu_hours"], rel=5e-3
     )
-    assert stages["mt_bench_judge"]["gpu_hours"] == pytest.approx(
-        218 * mt["judge_gpu_hours_per_job"], rel=5e-3
+    assert stages["judged_judge"]["gpu_hours"] == pytest.approx(
+        218 * judged["judge_gpu_hours_per_job"], rel=5e-3
     )
+    assert judged["per_benchmark"]["mt_bench"]["judge_calls"] == 218 * 160
     # A student (Llama-3.1-8B, one GPU) costs less than the 27B reference on two GPUs.
     per_job = mt["answer_gpu_hours_per_job"]
     assert 0 < per_job["llama-3.1-8b"] < per_job["gemma-3-27b-it"]
@@ -538,11 +783,68 @@ def test_paper_config_with_a_served_judge():
     # Each of the 218 judging jobs starts the server on its 2 GPUs (serve_startup_s: 300).
     startup = assumptions.judge.serve_startup_s
     assert startup == 300
-    assert served["stages"]["mt_bench_judge"]["gpu_hours"] == pytest.approx(
-        by_url["stages"]["mt_bench_judge"]["gpu_hours"] + 218 * 2 * startup / 3600
+    assert served["stages"]["judged_judge"]["gpu_hours"] == pytest.approx(
+        by_url["stages"]["judged_judge"]["gpu_hours"] + 218 * 2 * startup / 3600
     )
     assert served["judge_external_gpu_hours"] == 0 and served["judge_endpoint"] == "serve"
     assert served["stages"]["mt_bench_answer"] == by_url["stages"]["mt_bench_answer"]
+
+
+def test_paper_config_prices_all_three_judged_benchmarks():
+    config = paper_with_all_judged()
+    assumptions = parse_assumptions(yaml.safe_load(ASSUMPTIONS.read_text()))
+    result = estimate(config, assumptions)
+    stages, judged = result["stages"], result["judged"]
+    assert judged["benchmarks"] == ["mt_bench", "alpaca_eval", "wildbench"]
+    items = {"mt_bench": 80, "alpaca_eval": 805, "wildbench": 1024}
+    calls = {"mt_bench": 2 * 80, "alpaca_eval": 805, "wildbench": 1024}
+    for key in items:
+        detail = result[key]
+        # One answering job per evaluated model and benchmark; every benchmark's calls in each
+        # of the 218 judging jobs.
+        assert stages[f"{key}_answer"]["jobs"] == detail["answer_jobs"] == 218
+        assert stages[f"{key}_answer"]["gpu_hours"] == detail["answer_gpu_hours"] > 0
+        assert detail["items"] == items[key]
+        assert detail["judge_calls_per_job"] == calls[key]
+        assert detail["judge_calls"] == 218 * calls[key]
+        assert detail["judge_gpu_hours"] == pytest.approx(
+            218 * detail["judge_gpu_seconds_per_job"] / 3600
+        )
+    # The workflow's defaults: AlpacaEval 2 answers up to 2,048 new tokens, WildBench 4,096;
+    # AlpacaEval's judge replies with one token.
+    assert result["alpaca_eval"]["max_new_tokens"] == 2048
+    assert result["wildbench"]["max_new_tokens"] == 4096
+    assert result["alpaca_eval"]["judge_reply_tokens_per_call"] == 400
+    # 218 judging jobs for the three, not 3 x 218; the judge stage adds up their calls.
+    assert stages["judged_judge"]["jobs"] == judged["jobs"] == 218
+    assert judged["judge_calls_per_job"] == 160 + 805 + 1024
+    assert stages["judged_judge"]["gpu_hours"] == pytest.approx(
+        sum(result[key]["judge_gpu_hours"] for key in items)
+    )
+    assert judged["total"]["answer_jobs"] == 3 * 218
+    assert judged["total"]["judge_calls"] == 218 * (160 + 805 + 1024)
+    # Only MT-Bench enabled: the same MT-Bench figures, two answering stages fewer.
+    only_mt = copy.deepcopy(config)
+    for key in ("alpaca_eval", "wildbench"):
+        only_mt["evaluation"][key]["enabled"] = False
+    alone = estimate(only_mt, assumptions)
+    assert alone["mt_bench"] == result["mt_bench"]
+    assert alone["stages"]["total"]["jobs"] == stages["total"]["jobs"] - 2 * 218
+    text = format_markdown(result, "paper.yaml")
+    assert "| judging of MT-Bench, AlpacaEval 2, WildBench (judge server) | 218 |" in text
+    for label in ("MT-Bench", "AlpacaEval 2", "WildBench"):
+        assert f"| {label} | 218 |" in text
+
+    # Served on 2 GPUs: one start-up per judging job, not per benchmark.
+    config["judge"] |= {"url": None, "serve": "vllm serve openai/gpt-oss-120b", "gpus": 2}
+    served = estimate(config, assumptions)
+    assert served["judged"]["startup_gpu_hours"] == pytest.approx(218 * 2 * 300 / 3600)
+    assert served["stages"]["judged_judge"]["gpu_hours"] == pytest.approx(
+        stages["judged_judge"]["gpu_hours"] + 218 * 2 * 300 / 3600
+    )
+    assert "| judge start-up (once per judging job: 218 x 2 GPUs x 300 s) |" in format_markdown(
+        served, "paper.yaml"
+    )
 
 
 def test_bench_file_changes_codit_rows(capsys, tmp_path):

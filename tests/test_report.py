@@ -17,7 +17,7 @@ import matplotlib.image
 import pandas as pd
 import pytest
 
-from codit import cli, report, tables
+from codit import cli, plots, report, tables
 from codit.naming import codit_arm
 from codit.stats import seed_interval
 
@@ -804,3 +804,328 @@ def test_an_unknown_selection_metric_is_named(inputs, tmp_path: Path) -> None:
     evals, cards = inputs
     with pytest.raises(SystemExit, match=r"--select-alpha-on 'nope/score' is none of .*"):
         run_report(evals, cards, tmp_path / "out", "--select-alpha-on", "nope/score")
+
+
+# --------------------------------------------------------------------------- judged benchmarks
+# AlpacaEval 2, MT-Bench and WildBench scores files in codit.judged's evaluation shape, each
+# with its per-item samples: one teacher pair, two students, two seeds per trained model.
+
+JUDGED_STUDENTS = ("s_llama", "s_gpt2")
+JUDGED_ARMS = ("direct", "bestof4_judge", codit_arm(0.01, 1), codit_arm(0.1, 1))
+JUDGED_SEEDS = (0, 1)
+# Per-item offsets around a model's level: they sum to 0, so the items' mean is the level.
+ITEM_OFFSETS = (-3.0, -2.0, -1.0, 0.0, 0.0, 1.0, 2.0, 3.0)
+# Gain of each arm (or reference model) in steps of its metric's unit; alpha 0.1 wins.
+JUDGED_GAIN = {"direct": 0, "bestof4_judge": 1, "public_x": -2, codit_arm(0.01, 1): 3,
+               codit_arm(0.1, 1): 5, "pa-instruct": 10, "s_llama": -6}  # fmt: skip
+# metric -> (level of `direct` for s_llama at seed 0, size of one step)
+JUDGED_LEVELS = {
+    "length_controlled_winrate": (30.0, 1.0),
+    "win_rate": (25.0, 1.0),
+    "mt_score": (6.0, 0.1),
+    "wb_raw": (6.0, 0.1),
+}
+# (student, arm) -> AlpacaEval 2's verdict counts and GLM, as codit.alpacaeval writes them.
+PLAIN_VERDICTS = {"weighted": 0, "plain": 8, "unparsable": 0}
+WEIGHTED_VERDICTS = {"weighted": 8, "plain": 0, "unparsable": 0}
+GLM_OF = {"s_gpt2": "length_controlled_noreg"}  # student -> GLM (others: length_controlled_v1)
+
+
+def judged_level(metric: str, student: str, gain_of: str, seed: int | None) -> float:
+    """A model's planted mean on a judged metric: s_gpt2 is 4 steps below s_llama, seed 1 two
+    steps above seed 0."""
+    base, step = JUDGED_LEVELS[metric]
+    below = 4 * JUDGED_STUDENTS.index(student) if student in JUDGED_STUDENTS else 0
+    return base + step * (JUDGED_GAIN[gain_of] - below + 2 * (seed or 0))
+
+
+def judged_metrics(student: str, gain_of: str, seed: int | None) -> dict[str, dict[str, float]]:
+    """task -> metric -> the model's level on it (WB-Score from the raw 1-10 score)."""
+    level = {name: judged_level(name, student, gain_of, seed) for name in JUDGED_LEVELS}
+    wildbench = level["wb_raw"]
+    return {
+        "alpaca_eval": {key: level[key] for key in ("length_controlled_winrate", "win_rate")},
+        "mt_bench": {"score": level["mt_score"], "turn_1": level["mt_score"] + 0.2,
+                     "turn_2": level["mt_score"] - 0.2},
+        "wildbench": {"score": wildbench, "wb_score": (wildbench - 5) * 20,
+                      "task_macro": (wildbench - 5) * 20},
+    }  # fmt: skip
+
+
+def item_step(task: str) -> float:
+    return 1.0 if task == "alpaca_eval" else 0.1
+
+
+def judged_samples(path: Path, task: str, levels: dict[str, float]) -> Path:
+    """Per-item samples whose mean per metric is the level (codit.judged's layout)."""
+    records = [
+        {"doc_id": i, "doc_hash": f"{task}-{i}", "filter": "none", "metrics": list(levels),
+         **{metric: level + offset * item_step(task) for metric, level in levels.items()}}
+        for i, offset in enumerate(ITEM_OFFSETS)
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+def judged_file(directory: Path, name: str, labels: dict, task: str, levels: dict) -> Path:
+    """One scores.json of a judged benchmark, its samples beside it."""
+    samples = judged_samples(directory / f"{name}.{task}.samples.jsonl", task, levels)
+    block = {}
+    for metric, level in levels.items():
+        block |= {f"{metric},none": level, f"{metric}_stderr,none": 0.5}
+    payload = {
+        "results": {task: block},
+        "higher_is_better": {task: dict.fromkeys(levels, True)},
+        "codit": {"labels": labels, "sample_files": {task: str(samples)}, "provenance": {}},
+    }
+    if task == "alpaca_eval":  # length and verdicts: no per-item sample, no stderr
+        block["avg_length,none"] = 900.0
+        plain = labels["arm"] == "reference"
+        payload["verdicts"] = PLAIN_VERDICTS if plain else WEIGHTED_VERDICTS
+        payload["glm"] = GLM_OF.get(labels["student"], "length_controlled_v1")
+    path = directory / f"{name}.{task}.json"
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def judged_model(
+    directory: Path, labels: dict, gain_of: str, seed: int | None, tasks: tuple[str, ...]
+) -> list[Path]:
+    """The scores files of one evaluated model on the given judged benchmarks."""
+    name = "__".join([labels["teacher_pair"] or "public", labels["student"], labels["arm"],
+                      str(seed)])  # fmt: skip
+    metrics = judged_metrics(labels["student"], gain_of, seed)
+    return [judged_file(directory, name, labels, task, metrics[task]) for task in tasks]
+
+
+JUDGED_TASKS = ("alpaca_eval", "mt_bench", "wildbench")
+
+
+def write_judged(directory: Path, tasks: tuple[str, ...] = JUDGED_TASKS) -> list[Path]:
+    """Scores files of pa x 2 students x 4 arms x 2 seeds, public_x x 2 students x 2 seeds, the
+    pa instruct reference and s_llama before training."""
+    directory.mkdir()
+    files = []
+    runs = [("pa", s, arm, seed) for s in JUDGED_STUDENTS for arm in JUDGED_ARMS
+            for seed in JUDGED_SEEDS]  # fmt: skip
+    runs += [("", student, "public_x", seed) for student in JUDGED_STUDENTS for seed in (0, 1)]
+    for pair, student, arm, seed in runs:
+        labels = grid_labels(pair, student, arm, seed)
+        files += judged_model(directory, labels, arm, seed, tasks)
+    for pair, model in (("pa", "pa-instruct"), ("", "s_llama")):
+        labels = {"teacher_pair": pair, "student": model, "arm": "reference"}
+        files += judged_model(directory, labels, model, None, tasks)
+    return files
+
+
+@pytest.fixture(scope="module")
+def judged_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`codit report` of the three judged benchmarks (no lm-eval task, no dataset card)."""
+    tmp_path = tmp_path_factory.mktemp("judged")
+    out = tmp_path / "results"
+    run_report(write_judged(tmp_path / "evals"), [], out)
+    return out
+
+
+def paper_block(markdown: str, title: str) -> list[list[str]]:
+    """Header and body cells of one block of main.md's paper table."""
+    section = markdown.split(f"\n### {title}\n\n")[1]
+    lines = [line for line in section.split("\n\n")[0].splitlines() if line.startswith("|")]
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    return [cells[0], *cells[2:]]
+
+
+def interval_text(metric: str, student: str, arm: str, digits: int, wb: bool = False) -> str:
+    """The expected `mean [low, high]` cell of a trained arm across JUDGED_SEEDS."""
+    values = [judged_level(metric, student, arm, seed) for seed in JUDGED_SEEDS]
+    if wb:
+        values = [(value - 5) * 20 for value in values]
+    interval = seed_interval(values)
+    mean, low, high = (interval[key] for key in ("mean", "low", "high"))
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def test_paper_table_blocks_arms_and_cells(judged_run: Path) -> None:
+    markdown = (judged_run / "tables/main.md").read_text()
+    # After the alpha selection (on MT-Bench, the default), before the per-metric sections.
+    assert (
+        markdown.index("## CoDIT α selected on mt_bench/score")
+        < markdown.index("## Paper table")
+        < markdown.index("## alpaca_eval/")
+    )
+    header, *body = paper_block(markdown, "pa / s_llama: llama → llama (same)")
+    assert header == ["arm", "AE2 LC", "AE2 WR", "MT-Bench", "WB-Score"]
+    rows = {row[0]: row[1:] for row in body}
+    assert list(rows) == [
+        "direct", "best-of-4 (judge)", "public: x", "α=0.01", "α=0.1",
+        "CoDIT (selected α=0.1)", "teacher instruct: pa-instruct", "student before training",
+    ]  # fmt: skip
+    # Seeds 30 and 32: mean 31, t(0.975, 1) x sd / sqrt(2) = 12.706 either side.
+    assert rows["direct"][0] == "31.0 [18.3, 43.7]"
+    assert rows["direct"][2] == "6.10 [4.83, 7.37]"
+    assert rows["direct"][3] == "22.0 [-3.4, 47.4]"  # (6.1 - 5) x 20, 12.706 x 2 either side
+    alpha = codit_arm(0.1, 1)
+    best = [
+        interval_text("length_controlled_winrate", "s_llama", alpha, 1),
+        interval_text("win_rate", "s_llama", alpha, 1),
+        interval_text("mt_score", "s_llama", alpha, 2),
+        interval_text("wb_raw", "s_llama", alpha, 1, wb=True),
+    ]
+    assert rows["α=0.1"] == [f"**{cell}**" for cell in best]
+    assert rows["CoDIT (selected α=0.1)"] == rows["α=0.1"]
+    assert rows["α=0.01"][1] == interval_text("win_rate", "s_llama", codit_arm(0.01, 1), 1)
+    assert rows["public: x"][0] == interval_text("length_controlled_winrate", "s_llama",
+                                                 "public_x", 1)  # fmt: skip
+    # Reference models: one evaluation each, so value ± stderr.
+    assert rows["teacher instruct: pa-instruct"] == ["40.0 ± 0.5", "35.0 ± 0.5", "7.00 ± 0.50",
+                                                     "40.0 ± 0.5"]  # fmt: skip
+    assert rows["student before training"][0] == "24.0 ± 0.5"
+    _, *gpt2 = paper_block(markdown, "pa / s_gpt2: llama → gpt2 (cross)")
+    gpt2_rows = {row[0]: row[1:] for row in gpt2}
+    assert "student before training" not in gpt2_rows  # no reference of s_gpt2
+    assert gpt2_rows["direct"][0] == "27.0 [14.3, 39.7]"  # four steps below s_llama
+
+
+def test_paper_table_notes_alpaca_eval_verdicts_and_records_them(judged_run: Path) -> None:
+    markdown = (judged_run / "tables/main.md").read_text()
+    paper = markdown.split("## Paper table")[1].split("\n### ")[0]
+    note = (
+        "AlpacaEval 2 verdicts: mixed weighted and plain; 160 weighted, 16 plain, 0 unparsable "
+        "judgments over 22 models; length-controlled GLM: length_controlled_noreg, "
+        "length_controlled_v1."
+    )
+    assert note in paper
+    assert "`AE2 LC` = AlpacaEval 2 length-controlled win rate" in paper
+    record = json.loads((judged_run / "report_provenance.json").read_text())
+    assert record["alpaca_eval_verdicts"] == {
+        "files": 22, "files_without_verdicts": 0, "weighted": 160, "plain": 16,
+        "unparsable": 0, "glm": ["length_controlled_noreg", "length_controlled_v1"],
+        "kind": "mixed",
+    }  # fmt: skip
+    assert str(judged_run / "figures/judged_vs_alpha.png") in record["outputs"]
+
+
+def test_judged_metrics_keep_their_units_in_the_metric_sections(judged_run: Path) -> None:
+    markdown = (judged_run / "tables/main.md").read_text()
+    header, *body = section_rows(markdown, "alpaca_eval/win_rate")
+    assert "## alpaca_eval/win_rate (raw value, higher is better)" in markdown
+    row = next(row for row in body if row[1] == "s_llama")
+    assert row[header.index("direct")] == "26.000 [13.294, 38.706]"  # in %, not x 100
+
+
+def test_paper_table_in_latex(judged_run: Path) -> None:
+    latex = (judged_run / "tables/main.tex").read_text()
+    paper = latex.split(r"\begin{table}")[1]  # the first float: the paper's table
+    assert r"arm & AE2 LC & AE2 WR & MT-Bench & WB-Score \\" in paper
+    assert r"\multicolumn{5}{l}{\textit{pa / s\_gpt2: llama $\rightarrow$ gpt2 (cross)}}" in paper
+    assert r"CoDIT (selected $\alpha$=0.1) & \textbf{" in paper
+    assert r"direct & 31.0 [18.3, 43.7] &" in paper
+    assert r"teacher instruct: pa-instruct & 40.0 $\pm$ 0.5 &" in paper
+    assert r"length\_controlled\_v1" in paper and r"95\% t interval" in paper
+    body = latex.split(r"\begin{document}")[1]
+    assert [line for line in body.splitlines() if "_" in line.replace(r"\_", "")] == []
+    assert body.count("{") == body.count("}")
+    assert latex.count(r"\begin{table}") == 1 + 9  # one pair; 3 + 3 + 3 judged metrics
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+def test_paper_table_latex_compiles(judged_run: Path, tmp_path: Path) -> None:
+    shutil.copy(judged_run / "tables/main.tex", tmp_path / "main.tex")
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:]
+
+
+def test_paired_rows_cover_every_judged_metric_with_samples(judged_run: Path) -> None:
+    paired = read_table(judged_run / "tables/paired.csv")
+    metrics = set(zip(paired["task"], paired["metric"], strict=True))
+    assert metrics == {
+        ("alpaca_eval", "length_controlled_winrate"), ("alpaca_eval", "win_rate"),
+        ("mt_bench", "score"), ("mt_bench", "turn_1"), ("mt_bench", "turn_2"),
+        ("wildbench", "score"), ("wildbench", "wb_score"), ("wildbench", "task_macro"),
+    }  # fmt: skip
+    rows = paired[(paired.task == "alpaca_eval") & (paired.metric == "win_rate")]
+    assert len(rows) == len(JUDGED_STUDENTS) * 2  # two alphas per student
+    row = rows[(rows.student == "s_gpt2") & (rows.alpha == 0.01)].iloc[0]
+    assert (row["n_items"], row["n_items_direct"], row["n_items_codit"]) == (8, 8, 8)
+    assert row["n_seeds"] == 2
+    assert row["direct"] == pytest.approx(22.0) and row["codit"] == pytest.approx(25.0)
+    assert row["difference"] == pytest.approx(3.0)
+    # AlpacaEval's mean length has no per-item sample: listed as skipped, per CoDIT arm.
+    skipped = json.loads((judged_run / "report_provenance.json").read_text())["paired_skipped"]
+    assert {(entry["task"], entry["metric"]) for entry in skipped} == {
+        ("alpaca_eval", "avg_length")
+    }
+    markdown = (judged_run / "tables/paired.md").read_text()
+    assert "## pa: alpaca_eval / length_controlled_winrate" in markdown
+
+
+def test_an_arm_selected_on_mt_bench_but_missing_elsewhere_leaves_its_cell_empty(
+    tmp_path: Path,
+) -> None:
+    files = write_judged(tmp_path / "evals", ("alpaca_eval", "mt_bench"))
+    missing = codit_arm(0.1, 1)  # the arm MT-Bench selects, never judged on AlpacaEval 2
+    files = [f for f in files if not (missing in f.name and ".alpaca_eval." in f.name)]
+    run_report(files, [], tmp_path / "out")
+    markdown = (tmp_path / "out/tables/main.md").read_text()
+    header, *body = paper_block(markdown, "pa / s_llama: llama → llama (same)")
+    rows = {row[0]: row[1:] for row in body}
+    assert rows["CoDIT (selected α=0.1)"][:2] == [tables.MISSING_CELL] * 2
+    assert rows["CoDIT (selected α=0.1)"][2] == rows["α=0.1"][2] == "**6.60 [5.33, 7.87]**"
+
+
+def test_paired_comparison_runs_on_the_items_both_arms_scored(tmp_path: Path) -> None:
+    files = write_judged(tmp_path / "evals", ("alpaca_eval",))
+    # Seed 0 of one CoDIT arm got no verdict on item 0 (offset -3): its win_rate is left out.
+    name = f"pa__s_llama__{codit_arm(0.01, 1)}__0.alpaca_eval.samples.jsonl"
+    path = tmp_path / "evals" / name
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    del records[0]["win_rate"]
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    run_report(files, [], tmp_path / "out")
+    paired = read_table(tmp_path / "out/tables/paired.csv")
+    arm = paired[(paired.student == "s_llama") & (paired.alpha == 0.01)]
+    row = arm[arm.metric == "win_rate"].iloc[0]
+    assert (row["n_items"], row["n_items_direct"], row["n_items_codit"]) == (7, 8, 7)
+    # The 7 shared items' offsets sum to +3: both means move by 3/7, the difference stays.
+    assert row["direct"] == pytest.approx(26 + 3 / 7) and row["difference"] == pytest.approx(3)
+    lc = arm[arm.metric == "length_controlled_winrate"].iloc[0]
+    assert (lc["n_items"], lc["n_items_codit"]) == (8, 8)
+    markdown = (tmp_path / "out/tables/paired.md").read_text()
+    section = markdown.split("## pa: alpaca_eval / win_rate")[1].split("\n## ")[0]
+    assert "Compared on 7–8 items: the items that both arms scored" in section
+    skipped = json.loads((tmp_path / "out/report_provenance.json").read_text())["paired_skipped"]
+    assert {entry["metric"] for entry in skipped} == {"avg_length"}
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width, _ = matplotlib.image.imread(path).shape
+    return width, height
+
+
+def test_judged_figure_has_a_panel_per_headline_metric(judged_run: Path) -> None:
+    width, _ = png_size(judged_run / "figures/judged_vs_alpha.png")
+    assert width == round(4 * plots.PANEL_SIZE[0] * plots.DPI)  # four panels in one row
+
+
+def test_without_judged_benchmarks_no_paper_table_and_a_text_figure(results: Path) -> None:
+    assert "Paper table" not in (results / "tables/main.md").read_text()
+    assert r"Judged benchmarks" not in (results / "tables/main.tex").read_text()
+    width, _ = png_size(results / "figures/judged_vs_alpha.png")
+    assert width == round(plots.PANEL_SIZE[0] * plots.DPI)  # the one text panel
+    record = json.loads((results / "report_provenance.json").read_text())
+    assert record["alpaca_eval_verdicts"] is None
+
+
+def test_only_mt_bench_gives_its_column_alone(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_report(write_judged(tmp_path / "evals", ("mt_bench",)), [], out)
+    markdown = (out / "tables/main.md").read_text()
+    header, *body = paper_block(markdown, "pa / s_llama: llama → llama (same)")
+    assert header == ["arm", "MT-Bench"] and body[0] == ["direct", "6.10 [4.83, 7.37]"]
+    assert "AlpacaEval 2 verdicts" not in markdown
+    width, _ = png_size(out / "figures/judged_vs_alpha.png")
+    assert width == round(plots.PANEL_SIZE[0] * plots.DPI)

@@ -92,11 +92,15 @@ def test_slurm_run_equals_local_run(cluster, tinyworld_build, warm_directory, tm
     assert sorted(by_rule["generate_shard"]) == [(1, 1), (1, 1), (2, 1), (2, 1)], jobs
     assert by_rule["sft"] == [(1, 1), (1, 1)], jobs  # two arms
     assert by_rule["evaluate_student"] == [(1, 2), (1, 2)], jobs
-    # MT-Bench: answers on the model's GPU; each judging job served the tiny judge inside its
-    # SLURM job (no GPU: judge.gpus is 0) and stopped it
-    assert by_rule["mtbench_answer_student"] == [(1, 2), (1, 2)], jobs  # as evaluation
-    assert by_rule["mtbench_judge"] == [(0, 1)] * 3, jobs
-    for log in (on_slurm / "logs/mtbench").rglob("*.judge-server.log"):
+    # Judged benchmarks: answers on the model's GPU; each judging job served the tiny judge
+    # once for the three benchmarks inside its SLURM job (no GPU: judge.gpus is 0), stopped it
+    for name in ("mtbench", "alpacaeval", "wildbench"):
+        assert by_rule[f"{name}_answer_student"] == [(1, 2), (1, 2)], jobs  # as evaluation
+    assert by_rule["judge_answers"] == [(0, 1)] * 3, jobs
+    server_logs = list((on_slurm / "logs/judged").rglob("*.judge-server.log"))
+    assert len(server_logs) == 3, server_logs
+    for log in server_logs:
+        assert log.read_text().count("starting judge server") == 1, log
         pid = re.search(r"judge server pid (\d+)", log.read_text()).group(1)
         assert not os.path.exists(f"/proc/{pid}"), log
     local_rules = {"gather_dataset", "report", "prefetch_eval_tasks", "prepare_instructions"}

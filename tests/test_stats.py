@@ -285,6 +285,31 @@ def test_replicates_of_different_items_are_refused(tmp_path):
         compare_replicates([], [path_b], "prompt_level_strict_acc")
 
 
+def test_shared_only_compares_the_items_every_file_scored(tmp_path):
+    def judged(name: str, values: dict[int, float | None]) -> Path:
+        """A judged benchmark's samples: an item without verdict lacks its metric."""
+        records = [
+            {"doc_id": key, "doc_hash": f"h{key}", "filter": "none", "metrics": ["win_rate"],
+             **({} if value is None else {"win_rate": value})}
+            for key, value in values.items()
+        ]  # fmt: skip
+        return write_samples(tmp_path / name, records)
+
+    direct = [judged("a0", {0: 10, 1: 20, 2: 30, 3: 40}), judged("a1", {0: 10, 1: 20, 3: 40})]
+    codit = [judged("b0", {0: 15, 1: None, 2: 35, 3: 45}), judged("b1", {0: 15, 2: 35, 3: 45})]
+    with pytest.raises(ValueError, match="lack 'win_rate'"):  # strict by default
+        compare_replicates(direct[:1], codit[:1], "win_rate", resamples=50)
+    with pytest.raises(ValueError, match="hold different items"):
+        compare_replicates(direct, direct, "win_rate", resamples=50)
+    result = compare_replicates(direct, codit, "win_rate", resamples=50, shared_only=True)
+    # direct scored 0, 1 and 3 in both seeds, CoDIT 0, 2 and 3: items 0 and 3 are compared
+    assert (result["n_items"], result["n_items_a"], result["n_items_b"]) == (2, 3, 3)
+    assert (result["mean_a"], result["mean_b"], result["difference"]) == (25, 30, 5)
+    elsewhere = [judged("c0", {9: 1})]
+    with pytest.raises(ValueError, match="no items to compare"):
+        compare_replicates(direct[:1], elsewhere, "win_rate", resamples=50, shared_only=True)
+
+
 # --------------------------------------------------------------------------- across seeds
 
 

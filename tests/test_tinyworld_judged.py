@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 import tinyworld_cache
 
-from codit import alpacaeval, wildbench
+from codit import alpacaeval, judging, mtbench, wildbench
 from codit.judge import Judge, JudgeEndpoint, JudgeError, JudgeRequest
 from codit.judge_server import judge_at
-from codit.provenance import read_json, write_json, write_jsonl
+from codit.provenance import read_json, read_jsonl, write_json, write_jsonl
 from codit.tinyworld import alpacaeval as tiny
 from codit.tinyworld import judge as tiny_judge
 from codit.tinyworld.corpus import build_splits
 from codit.tinyworld.mtbench import QUESTIONS
+from codit.tinyworld.mtbench import write_bench as write_mtbench
 from codit.tinyworld.oracle import Oracle
 from codit.tinyworld.world import generate_world
 
@@ -40,6 +41,7 @@ def world(tmp_path_factory) -> tuple[Path, list[dict]]:
     wildbench.write_tiny_bench(root / tiny_judge.WILDBENCH_FOLDER, items)
     references = {item["instruction"]: POOR for item in tiny.tiny_items(items)}
     tiny.write_tiny_bench(root / tiny.FOLDER, items, references)
+    write_mtbench(root / "mt_bench", items)
     return root, items
 
 
@@ -226,3 +228,80 @@ def test_reference_answers_of_the_trained_instruct_model(tinyworld_build, tmp_pa
     assert all(j["preference"] >= 1.5 for j in judgments)
     for judgment, score in zip(judgments, scores, strict=True):
         assert judgment["preference"] == pytest.approx(1 + logistic(1.0 - score))
+
+
+def write_answers_of_every_benchmark(root: Path, items: list[dict], evaluated: Path) -> None:
+    """Gold answers (every other one POOR) to the three tiny benches, with their cards."""
+    gold = {item["instruction"]: item["response"] for item in items}
+
+    def answer(instruction: str, index: int) -> str:
+        return gold[instruction] if index % 2 else POOR
+
+    questions = read_jsonl(root / "mt_bench" / "question.jsonl")
+    references = read_json(root / tiny.FOLDER / tiny.REFERENCE_FILE)
+    tasks = read_jsonl(root / tiny_judge.WILDBENCH_FOLDER / tiny_judge.TASKS_FILE)
+    answers = {
+        mtbench.TASK: [
+            {"question_id": q["question_id"], "turns": [answer(q["turns"][0], i), POOR]}
+            for i, q in enumerate(questions)
+        ],
+        alpacaeval.TASK: [
+            {"instruction": r["instruction"], "output": answer(r["instruction"], i)}
+            for i, r in enumerate(references)
+        ],
+        wildbench.TASK: [
+            {"session_id": t["session_id"], "output": answer(t["tinyworld"]["instruction"], i)}
+            for i, t in enumerate(tasks)
+        ],
+    }
+    for task, records in answers.items():
+        folder = judging.answers_dir(evaluated, task)
+        write_jsonl(folder / judging.ANSWERS, records)
+        write_json(folder / judging.ANSWERS_CARD, {"model": "gold", "labels": {"arm": "gold"}})
+
+
+def test_one_judging_job_serves_the_judge_once_for_every_benchmark(world, tmp_path):
+    """`codit judged`: one server start; each benchmark's files equal its own command's."""
+    root, items = world
+    together, alone = tmp_path / "together" / "model", tmp_path / "alone" / "model"
+    write_answers_of_every_benchmark(root, items, together)
+    write_answers_of_every_benchmark(root, items, alone)
+    serve = f"{sys.executable} -m codit tinyworld judge --world {root} --port {{port}}"
+    endpoint = JudgeEndpoint(serve=serve, model=tiny_judge.MODEL_NAME, workers=2, retries=0)
+    run = judging.JudgingRun(
+        evaluated=str(together), mt_bench=root / "mt_bench", alpaca_eval=root / tiny.FOLDER,
+        wildbench=root / tiny_judge.WILDBENCH_FOLDER, judge=endpoint,
+    )  # fmt: skip
+    payloads = judging.judge_all(run)
+    assert list(payloads) == [mtbench.TASK, alpacaeval.TASK, wildbench.TASK]
+    log = run.server_log_path.read_text()
+    assert log.count("starting judge server") == 1, log
+    # The same answers graded by each benchmark's own judging command (its own server).
+    alone_run = judging.JudgingRun(**{**run.__dict__, "evaluated": str(alone)})
+    for task in judging.TASKS:
+        grade, grading = alone_run.grading(task)
+        grade(grading)
+        for name in judging.JUDGED_FILES[:2]:
+            ours = (judging.answers_dir(together, task) / name).read_text()
+            theirs = (judging.answers_dir(alone, task) / name).read_text()
+            assert ours == theirs, (task, name)
+        scores = read_json(judging.answers_dir(together, task) / "scores.json")
+        own = read_json(judging.answers_dir(alone, task) / "scores.json")
+        assert scores["results"] == own["results"] and scores["codit"]["labels"] == {"arm": "gold"}
+    assert payloads[alpacaeval.TASK]["verdicts"]["weighted"] == tiny.TINY_ITEMS
+    assert 0 < payloads[alpacaeval.TASK]["win_rate"] < 100  # gold wins, POOR loses
+    assert payloads[wildbench.TASK]["unparsable"] == 0
+
+
+def test_a_judging_job_without_answers_stops_before_a_judge_starts(world, tmp_path):
+    root, _ = world
+    endpoint = JudgeEndpoint(serve="false {port}", model="m")
+    run = judging.JudgingRun(
+        evaluated=str(tmp_path / "model"), wildbench=root / tiny_judge.WILDBENCH_FOLDER,
+        judge=endpoint,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"wildbench: no .*model\.wildbench/answers\.jsonl"):
+        judging.judge_all(run)
+    assert not run.server_log_path.exists()
+    with pytest.raises(ValueError, match="give --mt-bench, --alpaca-eval or --wildbench"):
+        judging.judge_all(judging.JudgingRun(evaluated="x", judge=endpoint))

@@ -53,6 +53,8 @@ FETCH_RULES = {
     "prefetch_eval_tasks",
     "public_dataset",
     "fetch_mtbench",
+    "fetch_alpacaeval",
+    "fetch_wildbench",
 }
 OFFLINE = "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1"
 HUB_ENV = "HF_HOME=resources/hub/huggingface NLTK_DATA=resources/hub/nltk_data"
@@ -108,12 +110,19 @@ def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
         "chat_vector": chat_vectors,
         "evaluate_chatvector": chat_vectors,
         "evaluate_reference": references,
-        # MT-Bench: every evaluated model answers it, the judge grades every answer file
-        "fetch_mtbench": 1,
-        "mtbench_answer_student": (pairs * trained + public) * seeds * students,
-        "mtbench_answer_chatvector": chat_vectors,
-        "mtbench_answer_reference": references,
-        "mtbench_judge": (pairs * trained + public) * seeds * students + chat_vectors + references,
+        # The judged benchmarks: each fetched once; every evaluated model answers each, and one
+        # judging job per evaluated model grades its three answer files
+        **{f"fetch_{name}": 1 for name in ("mtbench", "alpacaeval", "wildbench")},
+        **{
+            f"{name}_answer_{kind}": count
+            for name in ("mtbench", "alpacaeval", "wildbench")
+            for kind, count in (
+                ("student", (pairs * trained + public) * seeds * students),
+                ("chatvector", chat_vectors),
+                ("reference", references),
+            )
+        },
+        "judge_answers": (pairs * trained + public) * seeds * students + chat_vectors + references,
         "report": 1,
         "all": 1,
     }
@@ -130,14 +139,24 @@ def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
     alpaca = next(c for c in commands["public_dataset"] if "--name alpaca" in c)
     assert "--source hub:tatsu-lab/alpaca" in alpaca and "--context-field input" in alpaca
     assert alpaca.count("/seed0/card.json") == pairs * 5 and "/seed1/" not in alpaca
-    judged = commands["mtbench_judge"][0]
-    assert "--bench resources/hub/mt_bench --reference gpt-4" in judged
+    judged = next(c for c in commands["judge_answers"] if "reference/qwen3-8b " in c)
+    assert (
+        "codit judged --evaluated results/eval/reference/qwen3-8b --mt-bench resources/hub/"
+        "mt_bench --alpaca-eval resources/hub/alpaca_eval --wildbench resources/hub/wildbench "
+        "--mt-bench-reference gpt-4 --alpaca-eval-seed 0 --alpaca-eval-top-logprobs 0"
+    ) in judged
     assert "--judge-url http://judge-host:8000/v1 --judge-model openai/gpt-oss-120b" in judged
-    answered = next(c for c in commands["mtbench_answer_reference"] if "qwen3-8b " in c)
-    assert "--max-new-tokens 1024 --batch-size 16 --dtype bfloat16 --device cuda" in answered
-    assert answered.endswith("--out results/eval/reference/qwen3-8b.mt_bench/answers.jsonl --card "
-                             "results/eval/reference/qwen3-8b.mt_bench/answers.card.json "
-                             "> logs/mtbench/reference/qwen3-8b.answer.log 2>&1")  # fmt: skip
+    for name, task, tokens in (("mtbench", "mt_bench", 1024), ("alpacaeval", "alpaca_eval", 2048),
+                               ("wildbench", "wildbench", 4096)):  # fmt: skip
+        answered = next(c for c in commands[f"{name}_answer_reference"] if "qwen3-8b " in c)
+        assert f"codit {name} answer --model resources/hub/models/qwen3-8b " in answered
+        engine = "--batch-size 16 --dtype bfloat16 --device cuda"
+        assert f"--max-new-tokens {tokens} {engine}" in answered
+        assert answered.endswith(
+            f"--out results/eval/reference/qwen3-8b.{task}/answers.jsonl --card results/eval/"
+            f"reference/qwen3-8b.{task}/answers.card.json > logs/judged/reference/qwen3-8b.{task}"
+            ".answer.log 2>&1"
+        )
     vector = commands["chat_vector"][0]
     assert "--student resources/hub/models/qwen3-8b-base" in vector and "--ratio " in vector
 
@@ -159,23 +178,25 @@ def test_a_judge_the_job_serves_runs_on_the_jobs_gpus(tmp_path):
         assert "--judge-url" not in command and "--server-log logs/bestofn/" in command
 
 
-def test_the_tiny_worlds_mt_bench_with_its_served_judge_is_in_the_dag(tmp_path):
-    """MT-Bench on in the tiny world: every evaluated model answers it, every answer file is
-    graded by a judging job that serves the world's judge."""
+def test_the_tiny_worlds_mt_bench_alone_with_its_served_judge_is_in_the_dag(tmp_path):
+    """MT-Bench alone on in the tiny world: every evaluated model answers it, every answer file
+    is graded by a judging job that serves the world's judge; nothing of the other two."""
     config = derived_config(
         tmp_path / "mt_bench.yaml",
-        {"evaluation": {"mt_bench": {"enabled": True, "bench": "tinyworld"}}},
+        {"evaluation": {"mt_bench": {"enabled": True, "bench": "tinyworld"},
+                        "alpaca_eval": {"enabled": False}, "wildbench": {"enabled": False}}},
         {"judge": {"serve": TINY_JUDGE, "model": "tinyworld-oracle-judge"}},
-    )
+    )  # fmt: skip
     result = snakemake("-n", "-p", "--configfile", str(config), "--directory", str(tmp_path))
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     evaluated = counts["evaluate_student"] + counts["evaluate_chatvector"] + 3
-    assert counts["mtbench_judge"] == evaluated == 47
+    assert counts["judge_answers"] == counts["mtbench_answer_student"] + 5 == evaluated == 47
     assert "fetch_mtbench" not in counts  # the tiny world builds its own bench
-    judged = [c for rule, _, c in job_blocks(result.stdout) if rule == "mtbench_judge"]
+    assert not [rule for rule in counts if "alpaca" in rule or "wildbench" in rule], counts
+    judged = [c for rule, _, c in job_blocks(result.stdout) if rule == "judge_answers"]
     assert all(f"--judge-serve '{TINY_JUDGE}'" in c for c in judged)
-    assert all("--bench resources/tinyworld/mt_bench" in c for c in judged)
+    assert all(" --mt-bench resources/tinyworld/mt_bench --mt-bench-reference" in c for c in judged)
     assert_package_lists_the_same_jobs(config, counts)
 
 
@@ -202,11 +223,20 @@ def test_tiny_world_dry_run(tmp_path):
         "chat_vector": chat_vectors,
         "evaluate_chatvector": chat_vectors,
         "evaluate_reference": references,
-        # MT-Bench: every evaluated model answers, and a served tiny judge grades the answers
-        "mtbench_answer_student": (trained + 1) * seeds * students,
-        "mtbench_answer_chatvector": chat_vectors,
-        "mtbench_answer_reference": references,
-        "mtbench_judge": (trained + 1) * seeds * students + chat_vectors + references,
+        # The three judged benchmarks: every evaluated model answers each, and one judging job
+        # per evaluated model grades the three with a served tiny judge; the tiny AlpacaEval's
+        # reference outputs are the tiny instruct model's
+        "tinyworld_alpacaeval": 1,
+        **{
+            f"{name}_answer_{kind}": count
+            for name in ("mtbench", "alpacaeval", "wildbench")
+            for kind, count in (
+                ("student", (trained + 1) * seeds * students),
+                ("chatvector", chat_vectors),
+                ("reference", references),
+            )
+        },
+        "judge_answers": (trained + 1) * seeds * students + chat_vectors + references,
         "report": 1,
         "all": 1,
     }
@@ -237,8 +267,11 @@ SMOKE_GRID = {
     "instructions": {"limit": 96},
     "generation": {"alphas": [0.1]},
     "sft": {"epochs": 1},
-    # MT-Bench graded by the tiny world's judge, which each judging job serves
-    "evaluation": {"mt_bench": {"enabled": True, "bench": "tinyworld", "max_new_tokens": 32}},
+    # the judged benchmarks graded by the tiny world's judge, which each judging job serves
+    "evaluation": {
+        task: {"enabled": True, "bench": "tinyworld", "max_new_tokens": 32}
+        for task in ("mt_bench", "alpaca_eval", "wildbench")
+    },
 }
 SMOKE_GRID_REPLACED = {
     "seeds": [0],
@@ -249,8 +282,11 @@ SMOKE_GRID_REPLACED = {
 SMOKE_ARMS = ["direct", "bestof2_oracle", "public_tinyworld-rules", "codit_alpha0.1_beta1"]
 # Rules the smoke run itself does not run: the tiny world comes from the shared build (which
 # these rules made, tinyworld_cache.built), and the tiny world has no Hub model to download
-# and its own MT-Bench.
-NOT_IN_SMOKE_RUN = {"tinyworld_data", "tinyworld_model", "download_model", "fetch_mtbench"}
+# and its own judged benchmarks.
+NOT_IN_SMOKE_RUN = {
+    "tinyworld_data", "tinyworld_model", "tinyworld_alpacaeval", "download_model",
+    "fetch_mtbench", "fetch_alpacaeval", "fetch_wildbench",
+}  # fmt: skip
 
 
 def rules_of_workflow() -> set[str]:
@@ -316,23 +352,32 @@ def test_smoke_grid_runs_every_rule_and_every_arm_kind(tinyworld_build, warm_dir
     assert datasets >= set(SMOKE_ARMS)
     for figure in ("metric_vs_alpha.png", "length_vs_alpha.png", "paired_heatmap.png"):
         assert (tmp_path / "results/figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # MT-Bench: every evaluated model graded on both turns by a judge its job served, then
-    # stopped (the server logs name their pids, all gone)
-    graded = sorted((tmp_path / "results/eval").rglob("scores.json"))
-    assert len(graded) == ran["evaluate_student"] + ran["evaluate_chatvector"] + 3 == 12
-    for path in graded:
-        scores = json.loads(path.read_text())
-        assert scores["judgments"] == 32 and scores["unparsable"] == 0, path
-    # ... and in the tables beside the lm-eval tasks, with the alpha selected on it
-    judged = {(row["student"], row["arm_name"]) for row in rows if row["task"] == "mt_bench"}
-    assert len(judged) == 12 and ("tiny-llama-instruct", "reference") in judged
+    # The judged benchmarks: every evaluated model graded on each by one judge its judging job
+    # served once, then stopped (the server logs name their pids, all gone)
+    evaluated = ran["evaluate_student"] + ran["evaluate_chatvector"] + 3
+    assert ran["judge_answers"] == evaluated == 12
+    judgments = {"mt_bench": 32, "alpaca_eval": 32, "wildbench": 20}  # per model
+    for task, count in judgments.items():
+        graded = sorted((tmp_path / "results/eval").rglob(f"*.{task}/scores.json"))
+        assert len(graded) == evaluated, task
+        for path in graded:
+            scores = json.loads(path.read_text())
+            assert scores["judgments"] == count, path
+            assert scores.get("unparsable", scores.get("verdicts", {}).get("unparsable")) == 0
+    # ... and in the tables beside the lm-eval tasks, with the alpha selected on MT-Bench
+    for task in judgments:
+        judged = {(row["student"], row["arm_name"]) for row in rows if row["task"] == task}
+        assert len(judged) == 12 and ("tiny-llama-instruct", "reference") in judged, task
     markdown = (tmp_path / "results/tables/main.md").read_text()
     assert "## mt_bench/score (raw value, higher is better)" in markdown
     assert "## CoDIT α selected on mt_bench/score" in markdown and "(α=0.1)" in markdown
     with open(tmp_path / "results/tables/paired.csv") as handle:
         paired = {(row["task"], row["metric"]) for row in csv.DictReader(handle)}
-    assert ("mt_bench", "score") in paired
-    for log in (tmp_path / "logs/mtbench").rglob("*.judge-server.log"):
+    assert {("mt_bench", "score"), ("alpaca_eval", "win_rate"), ("wildbench", "score")} <= paired
+    server_logs = list((tmp_path / "logs/judged").rglob("*.judge-server.log"))
+    assert len(server_logs) == evaluated
+    for log in server_logs:
+        assert log.read_text().count("starting judge server") == 1, log
         pid = re.search(r"judge server pid (\d+)", log.read_text()).group(1)
         assert not Path(f"/proc/{pid}").exists(), log
     # a second run has nothing left to do: results are complete and up to date

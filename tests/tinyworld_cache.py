@@ -1,4 +1,5 @@
-"""One build of the default tiny world (data and its three models) for every test that needs it.
+"""One build of the default tiny world (data, its three models, the tiny AlpacaEval's reference
+outputs) for every test that needs it.
 
 The workflow's own rules build it (`tinyworld_data`, `tinyworld_model`), once, into
 `.test-cache/tinyworld-<key>/` of the checkout, where `<key>` hashes the world's seed and pool
@@ -28,6 +29,7 @@ BUILD_SOURCES = [
     *sorted((REPO / "src/codit/tinyworld").rglob("*.py")),
     *sorted((REPO / "src/codit/tinyworld/task_templates").glob("*")),
     REPO / "src/codit/provenance.py",
+    REPO / "src/codit/wildbench.py",  # the tiny WildBench's writer
     REPO / "workflow/rules/tinyworld.smk",
 ]
 BUILD_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors")
@@ -60,6 +62,7 @@ def built() -> Path:
         folder.mkdir()
         targets = ["resources/tinyworld/data_card.json"]
         targets += [f"resources/tinyworld/models/{name}" for name in MODELS]
+        targets += ["resources/tinyworld/alpaca_eval"]  # the instruct model's references
         result = snakemake(
             "--cores", "2", "--configfile", str(REPO / "config/config.yaml"),
             "--directory", str(folder), *targets, timeout=40 * 60,

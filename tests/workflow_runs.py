@@ -71,11 +71,14 @@ SMALL_GRID = {
     "generation": {"alphas": [0.1], "max_new_tokens": 96, "batch_size": 32, "num_shards": 2},
     "students": ["tiny-llama-base"],
     "sft": {"epochs": 1, "learning_rate": 0.002, "batch_size": 8, "max_length": 256},
-    # MT-Bench (as in config/config.yaml, shorter answers): each judging job serves the judge
+    # The judged benchmarks (as in config/config.yaml, shorter answers): each judging job
+    # serves the judge once for the three
     "evaluation": {
         "references": ["tiny-llama-instruct"],
         "limit": 64,
         "mt_bench": {"enabled": True, "bench": "tinyworld", "max_new_tokens": 32},
+        "alpaca_eval": {"enabled": True, "bench": "tinyworld", "max_new_tokens": 32},
+        "wildbench": {"enabled": True, "bench": "tinyworld", "max_new_tokens": 32},
     },
     # Evaluation jobs ask for 2 CPUs (resources.evaluate.cpus), the others for `threads`: 1.
     "resources": {"evaluate": {"mem_mb": 2000, "runtime_minutes": 15, "cpus": 2}},

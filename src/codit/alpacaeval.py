@@ -89,7 +89,7 @@ from typing import TYPE_CHECKING, Any
 from codit import judged
 from codit.answering import Answerer, AnsweringRun, write_answers
 from codit.judge import Judge, JudgeEndpoint, JudgeRequest, request_key
-from codit.provenance import file_sha256, read_json, read_jsonl
+from codit.provenance import file_sha256, provenance, read_json, read_jsonl
 from codit.settings import Settings, group, option
 from codit.stats import standard_error
 
@@ -563,6 +563,76 @@ def instruction_samples(
 
 
 # --------------------------------------------------------------------------------------------
+# Fetching AlpacaEval 2.0's data
+
+# The data files of the tatsu-lab/alpaca_eval dataset repository (datasets 4 no longer runs its
+# loading script, so the files are fetched as they are) and the judge's template from the
+# alpaca_eval code at the release whose GLM codit.alpacaeval follows (0.6.6).
+DATASET_SOURCE = "https://huggingface.co/datasets/tatsu-lab/alpaca_eval/resolve/{revision}"
+DATASET_REVISION = "main"  # the dataset has no release tags; the manifest keeps each digest
+REFERENCE_SOURCE_FILE = "alpaca_eval_gpt4_baseline.json"  # AlpacaEval 2.0's reference: GPT-4 Turbo
+ALPACA_EVAL_SOURCE = "https://raw.githubusercontent.com/tatsu-lab/alpaca_eval/{tag}"
+ALPACA_EVAL_TAG = "v0.6.6"
+TEMPLATE_PATH = "src/alpaca_eval/evaluators_configs/alpaca_eval_clf_gpt4_turbo/alpaca_eval_clf.txt"
+INSTRUCTIONS = 805
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchRun(Settings):
+    """One `codit alpacaeval fetch` run: AlpacaEval 2.0's reference outputs, the GLM's data and
+    the judge's template into a bench folder."""
+
+    out: Path = option(help="the bench folder to write")
+    data_source: str = option(
+        DATASET_SOURCE.format(revision=DATASET_REVISION),
+        "base URL (or file:// folder) of the tatsu-lab/alpaca_eval dataset repository",
+    )
+    template_source: str = option(
+        ALPACA_EVAL_SOURCE.format(tag=ALPACA_EVAL_TAG),
+        "base URL (or file:// folder) of the tatsu-lab/alpaca_eval code repository",
+    )
+    length_control_data: bool = option(
+        True, "also fetch df_gamed.csv and instruction_difficulty.csv (the full LC GLM)"
+    )
+    instructions: int = option(INSTRUCTIONS, "how many instructions the reference must hold")
+
+
+def fetch(run: FetchRun) -> dict[str, Any]:
+    """Download the files into a staging folder, check them, then swap it in."""
+    from codit.provenance import staged_dir, write_json
+
+    data = run.data_source.rstrip("/")
+    with staged_dir(run.out) as staging:
+        files = {
+            "references": judged.fetch_file(
+                f"{data}/{REFERENCE_SOURCE_FILE}", staging / REFERENCE_FILE, BENCHMARK
+            ),
+            "template": judged.fetch_file(
+                f"{run.template_source.rstrip('/')}/{TEMPLATE_PATH}",
+                staging / TEMPLATE_FILE,
+                BENCHMARK,
+            ),
+        }
+        if run.length_control_data:
+            for name in (GAMED_FILE, DIFFICULTY_FILE):
+                files[name] = judged.fetch_file(f"{data}/{name}", staging / name, BENCHMARK)
+        bench = Bench(staging)  # refuses files that are not AlpacaEval's
+        if len(bench.references) != run.instructions:
+            raise ValueError(
+                f"{BENCHMARK}: {files['references']['url']} holds {len(bench.references)} "
+                f"instructions, not {run.instructions}"
+            )
+        manifest = {
+            "instructions": len(bench.references),
+            "gamed_baselines": bench.gamed is not None,  # the full length_controlled_v1
+            "files": files,
+            **provenance(run.record()),
+        }
+        write_json(staging / "manifest.json", manifest)
+    return manifest
+
+
+# --------------------------------------------------------------------------------------------
 # Command line
 
 # Answers are greedy (our choice: a model's answers then depend on the model alone; recorded).
@@ -606,7 +676,7 @@ JUDGED = judged.JudgedBenchmark(
 )  # fmt: skip
 
 
-def grade_answers(grading: GradingRun) -> dict[str, Any]:
+def grade_answers(grading: GradingRun, running: JudgeEndpoint | None = None) -> dict[str, Any]:
     """Judge the outputs; write the judgments, the per-instruction samples and the scores."""
     bench = Bench(grading.bench)
     outputs = read_jsonl(grading.answers, objects_only=True)
@@ -623,6 +693,7 @@ def grade_answers(grading: GradingRun) -> dict[str, Any]:
         item_samples=lambda judgments: instruction_samples(bench, judgments, kept),
         record=grading.record(),
         extra={"bench_sha256": bench.sha256, "answers_sha256": file_sha256(grading.answers)},
+        running=running,
         top_logprobs=grading.top_logprobs,
     )  # fmt: skip
     print(
@@ -634,6 +705,9 @@ def grade_answers(grading: GradingRun) -> dict[str, Any]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
+    FetchRun.add_arguments(
+        commands.add_parser("fetch", help="AlpacaEval 2.0's reference outputs and template")
+    )
     AnsweringRun.add_arguments(
         commands.add_parser("answer", help="answer every instruction of the bench with a model")
     )
@@ -643,6 +717,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.command == "fetch":
+        fetch_run = FetchRun.from_args(args)
+        manifest = fetch(fetch_run)
+        print(f"codit alpacaeval: {manifest['instructions']} instructions -> {fetch_run.out}")
+        return
     if args.command == "answer":
         answering = AnsweringRun.from_args(args)
         records = answer_instructions(answering)

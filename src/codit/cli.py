@@ -55,6 +55,10 @@ STAGES = {
         "codit.wildbench",
         "WildBench v2: a model's answers scored 1-10 on each task's checklist (WB-Score)",
     ),
+    "judged": (
+        "codit.judging",
+        "grade one model's answers to every judged benchmark with one judge (served once)",
+    ),
     "report": ("codit.report", "collect evaluation results into tables and figures"),
     "bench": (
         "codit.bench",

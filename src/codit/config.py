@@ -187,20 +187,41 @@ def check_best_of_n(config: dict[str, Any]) -> None:
         check_judge(config, "best_of_n.scorers: 'judge'")
 
 
-def check_mt_bench(config: dict[str, Any]) -> None:
-    """MT-Bench needs a judge, and its bench: FastChat's (fetched) or a folder that exists."""
-    mt_bench = config["evaluation"].get("mt_bench", {})
-    if not mt_bench.get("enabled"):
-        return
-    check_judge(config, "evaluation.mt_bench")
-    bench = mt_bench["bench"]
-    if bench == "tinyworld" and config["instructions"]["source"] != "tinyworld":
-        raise ConfigError("evaluation.mt_bench.bench: 'tinyworld' needs the tiny world")
-    if bench not in {"fastchat", "tinyworld"} and not Path(bench, "question.jsonl").is_file():
-        raise ConfigError(
-            f"evaluation.mt_bench.bench: {bench!r} is neither 'fastchat', 'tinyworld' nor a "
-            "folder with question.jsonl"
-        )
+# Each judged benchmark (its config section under `evaluation`): the `bench` value that means
+# its published data, fetched into the hub cache, and the file a folder of its layout holds.
+JUDGED_BENCH_SOURCES = {
+    "mt_bench": ("fastchat", "question.jsonl"),
+    "alpaca_eval": ("alpaca_eval", "reference_outputs.json"),
+    "wildbench": ("wildbench", "tasks.jsonl"),
+}
+
+
+def judged_bench_folder(config: dict[str, Any], task: str) -> str:
+    """A judged benchmark's bench folder: its published data in the hub cache, the tiny
+    world's, or the config's own folder."""
+    bench = config["evaluation"][task]["bench"]
+    if bench == JUDGED_BENCH_SOURCES[task][0]:
+        return f"{hub_cache(config)}/{task}"
+    return f"{TINYWORLD_DIR}/{task}" if bench == "tinyworld" else bench
+
+
+def check_judged_benchmarks(config: dict[str, Any]) -> None:
+    """A judged benchmark needs a judge, and its bench: the published one (fetched), the tiny
+    world's, or a folder that exists with the benchmark's data file."""
+    for task, (published, data_file) in JUDGED_BENCH_SOURCES.items():
+        section = config["evaluation"].get(task, {})
+        if not section.get("enabled"):
+            continue
+        key = f"evaluation.{task}"
+        check_judge(config, key)
+        bench = section["bench"]
+        if bench == "tinyworld" and config["instructions"]["source"] != "tinyworld":
+            raise ConfigError(f"{key}.bench: 'tinyworld' needs the tiny world")
+        if bench not in {published, "tinyworld"} and not Path(bench, data_file).is_file():
+            raise ConfigError(
+                f"{key}.bench: {bench!r} is neither {published!r}, 'tinyworld' nor a folder "
+                f"with {data_file}"
+            )
 
 
 def check_judge(config: dict[str, Any], needed_by: str) -> None:
@@ -303,7 +324,7 @@ def build_grid(config: dict[str, Any]) -> Grid:
             f"teacher_pairs.{PUBLIC}: the name is reserved for public datasets' results; rename it"
         )
     check_best_of_n(config)
-    check_mt_bench(config)
+    check_judged_benchmarks(config)
     chat_vectors = []
     settings = config.get("chat_vector", {})
     for pair, names in settings.get("students", {}).items():

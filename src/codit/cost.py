@@ -50,35 +50,51 @@ seed; per chat vector; per reference model), per lm-eval task:
     ceil(items / evaluation.batch_size) batches of `generated_tokens` decode steps of
     evaluation.batch_size rows at context prompt + generated / 2, plus prefill as above; GPUs: the
     evaluated model's (a trained student or a chat vector has its base model's shape).
-MT-Bench (with evaluation.mt_bench.enabled: one answering job and one judging job per evaluated
-model, i.e. per evaluation job above; config/cost.yaml `mt_bench`):
-    Answering (`codit mtbench answer`, the generation engine in direct mode, one model, on the
-    evaluated model's GPUs): both turns of every question, each turn in batches of
-    evaluation.batch_size per answering temperature (FastChat's temperature_config groups the
-    categories). Direct generation's model per batch: a batch of b questions decodes until its
-    longest answer stops, steps = min(answer / batch_occupancy, max_new_tokens) with answer
-    = min(answer_tokens, evaluation.mt_bench.max_new_tokens), at b x answer / steps rows still
-    decoding (b x batch_occupancy unless the cap binds) at context prompt + answer / 2, where
-    the prompt is question 1 + chat template (turn 1) or question 1 + answer 1 + question 2
-    + chat template (turn 2); plus prefill of every prompt as above.
-    Judging (`codit mtbench judge`): 2 x questions calls (one per question and turn); a call's
-    prompt is the judge template + the question(s) + the answer(s): turn 1 question 1 and
-    answer 1, turn 2 both questions and both answers; the reference-graded categories
-    (codit.mtbench.NEED_REF_CATS) add the turn-1 reference answer, or for turn 2 a reference
-    conversation (both questions and both reference answers). The reply is judge_reply_tokens
-    capped by judge.max_tokens. GPU-seconds = calls x (prompt + reply) / the judge's tokens/s
-    per GPU (as for Best-of-N), plus, when judge.serve runs the judge per job, judge.gpus
-    x judge.serve_startup_s. With judge.url the judge is an external endpoint: no start-up,
-    the judging jobs hold no GPU, and the output says that the judge stages' GPU-hours
-    (Best-of-N scoring and MT-Bench judging, in the total) are that server's.
+Judged benchmarks (MT-Bench, AlpacaEval 2.0, WildBench v2: evaluation.mt_bench,
+evaluation.alpaca_eval, evaluation.wildbench, each on with `enabled`; a config without the section
+has it off; config/cost.yaml `mt_bench`, `alpaca_eval`, `wildbench`). Every evaluated model, i.e.
+every evaluation job above (counted from the workflow's evaluation jobs, whatever the answering
+and judging rules are called), gets one answering job per enabled benchmark and ONE judging job
+for all of them together:
+    Answering (`codit mtbench|alpacaeval|wildbench answer`, the generation engine in direct
+    mode, one model, on the evaluated model's GPUs; stages mt_bench_answer, alpaca_eval_answer,
+    wildbench_answer): every item in every answering round (MT-Bench: both turns of every
+    question; AlpacaEval: every instruction; WildBench: the last user turn of every task), each
+    round in batches of evaluation.batch_size per answering group (MT-Bench: one per FastChat
+    answering temperature; the other two answer greedily: one group). Direct generation's
+    model per batch: a batch of b items decodes until its longest answer stops, steps
+    = min(answer / batch_occupancy, max_new_tokens) with answer = min(answer_tokens,
+    evaluation.<benchmark>.max_new_tokens), at b x answer / steps rows still decoding
+    (b x batch_occupancy unless the cap binds) at context prompt + answer / 2; plus prefill of
+    every prompt as above. The prompts: MT-Bench turn 1 question 1 + chat template, turn 2
+    question 1 + answer 1 + question 2 + chat template; AlpacaEval the instruction + chat
+    template; WildBench the conversation before the answer + chat template.
+    Judging (stage judged_judge, one job per evaluated model; `codit mtbench|alpacaeval|
+    wildbench judge` against one judge): the calls of every enabled benchmark add up. MT-Bench:
+    2 x questions calls (one per question and turn); a call's prompt is the judge template + the
+    question(s) + the answer(s): turn 1 question 1 and answer 1, turn 2 both questions and both
+    answers; the reference-graded categories (codit.mtbench.NEED_REF_CATS) add the turn-1
+    reference answer, or for turn 2 a reference conversation (both questions and both reference
+    answers). AlpacaEval: one pairwise call per instruction, prompt = alpaca_eval_clf's template
+    + the instruction + the model's answer + the reference output, reply one token (with its top
+    log-probabilities). WildBench: one call per task, prompt = the score template + the
+    conversation + the answer + the checklist, reply the JSON of strengths, weaknesses and
+    score. Each reply is the benchmark's judge_reply_tokens capped by judge.max_tokens.
+    GPU-seconds of a benchmark's calls = calls x (prompt + reply) / the judge's tokens/s per GPU
+    (as for Best-of-N); a judging job adds, when judge.serve runs the judge per job, judge.gpus
+    x judge.serve_startup_s ONCE (the server starts once per evaluated model, not per
+    benchmark). With judge.url the judge is an external endpoint: no start-up, the judging
+    jobs hold no GPU, and the output says that the judge stages' GPU-hours (Best-of-N scoring
+    and the judged benchmarks' judging, in the total) are that server's.
 
-Not modelled (each makes the real cost higher): model loading per job (the MT-Bench answering
-jobs included; only a served judge's start-up is counted), batch tails beyond batch_occupancy,
-padding in SFT batches (packing is off), CoDIT responses of another length (unless
-workload.codit_response_tokens says so), responses dropped or retried, failed jobs, a judge
-server held while it is not saturated (a judging job sends judge.workers requests at a time, so
-a judge it serves itself is far from saturated), judge calls retried, the start-up of a judge
-served per Best-of-N scoring job.
+Not modelled (each makes the real cost higher): model loading per job (the judged benchmarks'
+answering jobs included; only a served judge's start-up is counted), batch tails beyond
+batch_occupancy, padding in SFT batches (packing is off), CoDIT responses of another length
+(unless workload.codit_response_tokens says so), responses dropped or retried, failed jobs, a
+judge server held while it is not saturated (a judging job sends judge.workers requests at a
+time, so a judge it serves itself is far from saturated), judge calls retried, the start-up of a
+judge served per Best-of-N scoring job, WildBench's cut of long histories and answers at 1,000
+words in the judge's prompt (that one makes it lower).
 The CoDIT ratio is measured on a tiny model on CPU and transferred as is; the share of skipped
 pre-model steps, and so the ratio, depends on the teacher pair and the batch size.
 """
@@ -89,7 +105,7 @@ import argparse
 import copy
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,11 +131,25 @@ STAGE_LABELS = {
     "chat_vector": "chat vector (weight arithmetic, CPU)",
     "evaluate_chat_vector": "evaluate (chat vectors)",
     "mt_bench_answer": "MT-Bench answers",
-    "mt_bench_judge": "MT-Bench judging (judge server)",
+    "alpaca_eval_answer": "AlpacaEval 2 answers",
+    "wildbench_answer": "WildBench answers",
+    # Named after the enabled benchmarks in the output (judge_stage_label).
+    "judged_judge": "judging of the judged benchmarks (judge server)",
     "total": "total",
 }
 # The stages that ask the LLM judge (config `judge`: an endpoint at `url`, or served per job).
-JUDGE_STAGES = ("best_of_n", "mt_bench_judge")
+JUDGE_STAGES = ("best_of_n", "judged_judge")
+# The evaluation rules of the workflow (one job per evaluated model) and the wildcard naming the
+# model whose shape and GPUs it runs: every judged benchmark has one answering job per such job,
+# and one judging job grades all of them (rules mtbench_answer_* ... and mtbench_judge or
+# judge_answers in workflow/rules/judged.smk; counted from these, whatever those rules are named).
+EVALUATED = {
+    "evaluate_student": "student",
+    "evaluate_chatvector": "student",
+    "evaluate_reference": "model",
+}
+# What the output shows per judged benchmark.
+JUDGED_SUMMARY = ("label", "answer_jobs", "answer_gpu_hours", "judge_calls", "judge_gpu_hours")
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,7 +209,12 @@ class Judge:
 
 @dataclass(frozen=True)
 class MTBench:
-    """MT-Bench as the estimate sees it: FastChat's questions per category and mean tokens."""
+    """MT-Bench as the estimate sees it: FastChat's questions per category and mean tokens.
+
+    Every judged benchmark (MTBench, AlpacaEval, WildBench) tells the estimate the same things:
+    its items, the answering groups (items batched together: one answering temperature), the
+    prompt tokens of each answering round, and the judge calls and prompt tokens of one judging
+    job."""
 
     categories: dict[str, int]  # questions per category
     turn1_question_tokens: float
@@ -195,6 +230,10 @@ class MTBench:
         return sum(self.categories.values())
 
     @property
+    def items(self) -> int:
+        return self.questions
+
+    @property
     def reference_questions(self) -> int:
         """Questions graded against the reference answer (FastChat's NEED_REF_CATS)."""
         return sum(n for category, n in self.categories.items() if category in NEED_REF_CATS)
@@ -206,6 +245,145 @@ class MTBench:
         for category, n in self.categories.items():
             groups[temperature_of(category)] = groups.get(temperature_of(category), 0) + n
         return [groups[temperature] for temperature in sorted(groups)]
+
+    def answer_groups(self) -> list[int]:
+        return self.temperature_groups()
+
+    def answer_prompts(self, answer_tokens: float) -> tuple[float, ...]:
+        """Mean prompt tokens of the two answering turns: turn 2 holds the first question, the
+        model's first answer and the second question."""
+        turn1 = self.turn1_question_tokens + self.chat_template_tokens
+        turn2 = (
+            self.turn1_question_tokens
+            + answer_tokens
+            + self.turn2_question_tokens
+            + self.chat_template_tokens
+        )
+        return turn1, turn2
+
+    def judge_calls(self) -> int:
+        """One call per question and turn."""
+        return 2 * self.questions
+
+    def judge_prompt_tokens(self, answer_tokens: float) -> float:
+        """Prompt tokens of one judging job's 2 x questions calls (FastChat's single-answer
+        prompts): turn 1 shows question 1 and answer 1; turn 2 the whole conversation; the
+        NEED_REF_CATS prompts add the reference answer of turn 1, and for turn 2 a reference
+        conversation (both questions and both reference answers)."""
+        q1, q2 = self.turn1_question_tokens, self.turn2_question_tokens
+        template, reference = self.judge_template_tokens, self.reference_tokens
+        turn1 = self.questions * (template + q1 + answer_tokens)
+        turn1 += self.reference_questions * reference
+        turn2 = self.questions * (template + q1 + answer_tokens + q2 + answer_tokens)
+        turn2 += self.reference_questions * (q1 + reference + q2 + reference)
+        return turn1 + turn2
+
+
+@dataclass(frozen=True)
+class AlpacaEval:
+    """AlpacaEval 2.0 (codit.alpacaeval): one greedy answer per instruction, one pairwise judge
+    call per instruction (alpaca_eval_clf: the instruction, the model's output and the reference
+    output; a one-token verdict with its top log-probabilities)."""
+
+    instructions: int
+    instruction_tokens: float  # mean instruction
+    chat_template_tokens: float  # the answering prompt's chat template
+    answer_tokens: float  # mean answer, before max_new_tokens caps it
+    reference_tokens: float  # mean reference output
+    judge_template_tokens: float  # alpaca_eval_clf's fixed text and chat format
+    judge_reply_tokens: float  # the verdict token, before judge.max_tokens caps it
+
+    @property
+    def items(self) -> int:
+        return self.instructions
+
+    def answer_groups(self) -> list[int]:
+        return [self.instructions]  # greedy: one temperature
+
+    def answer_prompts(self, answer_tokens: float) -> tuple[float, ...]:
+        return (self.instruction_tokens + self.chat_template_tokens,)
+
+    def judge_calls(self) -> int:
+        return self.instructions
+
+    def judge_prompt_tokens(self, answer_tokens: float) -> float:
+        per_call = (
+            self.judge_template_tokens
+            + self.instruction_tokens
+            + answer_tokens
+            + self.reference_tokens
+        )
+        return self.instructions * per_call
+
+
+@dataclass(frozen=True)
+class WildBench:
+    """WildBench v2 (codit.wildbench): one greedy answer to the last user turn of every task's
+    conversation, one checklist-score judge call per task (the history, the query, the answer
+    and the checklist; a JSON reply with strengths, weaknesses and the score)."""
+
+    tasks: int
+    conversation_tokens: float  # mean history + last user turn
+    chat_template_tokens: float  # the answering prompt's chat template
+    answer_tokens: float  # mean answer, before max_new_tokens caps it
+    checklist_tokens: float  # mean checklist
+    judge_template_tokens: float  # the score template's fixed text and chat format
+    judge_reply_tokens: float  # mean judge reply, before judge.max_tokens caps it
+
+    @property
+    def items(self) -> int:
+        return self.tasks
+
+    def answer_groups(self) -> list[int]:
+        return [self.tasks]  # greedy: one temperature
+
+    def answer_prompts(self, answer_tokens: float) -> tuple[float, ...]:
+        return (self.conversation_tokens + self.chat_template_tokens,)
+
+    def judge_calls(self) -> int:
+        return self.tasks
+
+    def judge_prompt_tokens(self, answer_tokens: float) -> float:
+        per_call = (
+            self.judge_template_tokens
+            + self.conversation_tokens
+            + answer_tokens
+            + self.checklist_tokens
+        )
+        return self.tasks * per_call
+
+
+JudgedBench = MTBench | AlpacaEval | WildBench
+
+
+@dataclass(frozen=True)
+class JudgedSpec:
+    """A judged benchmark as `codit cost` knows it: its section in the workflow config
+    (evaluation.<key>) and in the assumptions (<key>), its name, the workflow's default
+    max_new_tokens, and its assumptions' class. The class's first field is the item count (the
+    assumptions' `count_key`), the others are tokens under their own names."""
+
+    key: str
+    label: str
+    default_max_new_tokens: int
+    cls: type[MTBench] | type[AlpacaEval] | type[WildBench]
+    count_key: str
+    items_name: str  # what an item is called in the output
+
+    @property
+    def answer_stage(self) -> str:
+        return f"{self.key}_answer"
+
+
+# The judged benchmarks, in the order the output lists them. Each evaluated model answers every
+# enabled one in a job of its own (stage <key>_answer), and one judging job per evaluated model
+# grades them all with the judge (stage judged_judge).
+JUDGED = (
+    JudgedSpec("mt_bench", "MT-Bench", 1024, MTBench, "questions_per_category", "questions"),
+    JudgedSpec("alpaca_eval", "AlpacaEval 2", 2048, AlpacaEval, "instructions", "instructions"),
+    JudgedSpec("wildbench", "WildBench", 4096, WildBench, "tasks", "tasks"),
+)
+JUDGE_STAGE = "judged_judge"
 
 
 @dataclass(frozen=True)
@@ -235,7 +413,8 @@ class Assumptions:
     raw: dict[str, Any]
     judge: Judge | None = None  # needed only by a config with the `judge` Best-of-N scorer
     public: dict[str, PublicData] = field(default_factory=dict)  # by Hub dataset id or name
-    mt_bench: MTBench | None = None  # needed only by a config with evaluation.mt_bench.enabled
+    # The judged benchmarks by key (JUDGED), needed only by a config that enables them.
+    judged: dict[str, JudgedBench] = field(default_factory=dict)
 
 
 def _section(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -333,27 +512,22 @@ def parse_assumptions(data: dict[str, Any], source: str = "assumptions") -> Assu
             ),
         )
 
-    mt_bench = None
-    if data.get("mt_bench") is not None:
-        entry, where = _section(data, "mt_bench", source), f"{source}: mt_bench"
-        categories = _section(entry, "questions_per_category", where)
-        mt_bench = MTBench(
-            categories={
-                str(category): int(_number(categories, category, f"{where}.questions_per_category"))
+    judged: dict[str, JudgedBench] = {}
+    for spec in JUDGED:
+        if data.get(spec.key) is None:
+            continue
+        entry, where = _section(data, spec.key, source), f"{source}: {spec.key}"
+        count_field, *token_fields = (item.name for item in fields(spec.cls))
+        if spec.cls is MTBench:
+            categories = _section(entry, spec.count_key, where)
+            count: Any = {
+                str(category): int(_number(categories, category, f"{where}.{spec.count_key}"))
                 for category in categories
-            },
-            **{
-                key: _number(entry, key, where)
-                for key in (
-                    "turn1_question_tokens",
-                    "turn2_question_tokens",
-                    "chat_template_tokens",
-                    "answer_tokens",
-                    "reference_tokens",
-                    "judge_template_tokens",
-                    "judge_reply_tokens",
-                )
-            },
+            }
+        else:
+            count = int(_number(entry, spec.count_key, where))
+        judged[spec.key] = spec.cls(
+            **{count_field: count}, **{key: _number(entry, key, where) for key in token_fields}
         )
 
     public = {}
@@ -383,7 +557,7 @@ def parse_assumptions(data: dict[str, Any], source: str = "assumptions") -> Assu
         raw=copy.deepcopy(data),
         judge=judge,
         public=public,
-        mt_bench=mt_bench,
+        judged=judged,
     )
 
 
@@ -511,56 +685,30 @@ def judge_gpu_seconds(
     return calls * (call_prompt_tokens + reply_tokens) / judge.tokens_per_s_per_gpu
 
 
-def mt_bench_answer_prompts(bench: MTBench, answer_tokens: float) -> tuple[float, float]:
-    """Mean prompt tokens of the two answering turns: turn 2 holds the first question, the
-    model's first answer and the second question."""
-    turn1 = bench.turn1_question_tokens + bench.chat_template_tokens
-    turn2 = (
-        bench.turn1_question_tokens
-        + answer_tokens
-        + bench.turn2_question_tokens
-        + bench.chat_template_tokens
-    )
-    return turn1, turn2
-
-
-def mt_bench_answer_seconds(
+def answer_seconds(
     model: ModelCost,
     gpu: GPU,
-    bench: MTBench,
+    bench: JudgedBench,
     batch_size: int,
     max_new_tokens: int,
     occupancy: float,
 ) -> float:
-    """Seconds of one `codit mtbench answer` job: both turns of every question, batched per
-    answering temperature, each batch decoding until its longest answer stops (direct
-    generation's model: the mean answer over the batch occupancy, capped at max_new_tokens),
-    plus prefill."""
+    """Seconds of one answering job of a judged benchmark (`codit mtbench|alpacaeval|wildbench
+    answer`, the engine in direct mode): every item in every answering round (MT-Bench's two
+    turns; one otherwise), batched per answering group (an answering temperature), each batch
+    decoding until its longest answer stops (direct generation's model: the mean answer over the
+    batch occupancy, capped at max_new_tokens), plus prefill of every prompt."""
     answer = min(bench.answer_tokens, max_new_tokens)
     steps = min(answer / occupancy, max_new_tokens)  # the longest answer of a batch
     seconds = 0.0
-    for prompt in mt_bench_answer_prompts(bench, answer):
+    for prompt in bench.answer_prompts(answer):
         context = prompt + answer / 2
-        for group in bench.temperature_groups():
+        for group in bench.answer_groups():
             for start in range(0, group, batch_size):
                 rows = min(batch_size, group - start) * answer / steps  # rows still decoding
                 seconds += steps * decode_step_seconds(model, gpu, rows, context)
-        seconds += prefill_seconds(model, gpu, bench.questions * prompt)
+        seconds += prefill_seconds(model, gpu, bench.items * prompt)
     return seconds
-
-
-def mt_bench_judge_prompt_tokens(bench: MTBench, answer_tokens: float) -> float:
-    """Prompt tokens of one judging job's 2 x questions calls (FastChat's single-answer
-    prompts): turn 1 shows question 1 and answer 1; turn 2 the whole conversation; the
-    NEED_REF_CATS prompts add the reference answer of turn 1, and for turn 2 a reference
-    conversation (both questions and both reference answers)."""
-    q1, q2 = bench.turn1_question_tokens, bench.turn2_question_tokens
-    template, reference = bench.judge_template_tokens, bench.reference_tokens
-    turn1 = bench.questions * (template + q1 + answer_tokens)
-    turn1 += bench.reference_questions * reference
-    turn2 = bench.questions * (template + q1 + answer_tokens + q2 + answer_tokens)
-    turn2 += bench.reference_questions * (q1 + reference + q2 + reference)
-    return turn1 + turn2
 
 
 # --------------------------------------------------------------------------------------------
@@ -632,6 +780,18 @@ def task_cost(task: str, assumptions: Assumptions) -> EvalTask:
             "`evaluation:` (items, prompt_tokens, generated_tokens)"
         )
     return assumptions.tasks[task]
+
+
+def judged_settings(evaluation: dict[str, Any], spec: JudgedSpec) -> dict[str, Any]:
+    """`enabled` and `max_new_tokens` of a judged benchmark's section of the config's
+    `evaluation` (evaluation.<key>), with the workflow's defaults; a config (or a schema) without
+    the section has the benchmark off."""
+    section = evaluation.get(spec.key) or {}
+    max_new = section.get("max_new_tokens")
+    return {
+        "enabled": bool(section.get("enabled", False)),
+        "max_new_tokens": spec.default_max_new_tokens if max_new is None else max_new,
+    }
 
 
 def estimate(
@@ -768,39 +928,28 @@ def estimate(
     models = {**grid.students, **grid.references, **vector_students}
     evaluate_per_job = {slug: evaluation_hours(spec) for slug, spec in models.items()}
 
-    # MT-Bench: every evaluated model answers both turns of every question (on its GPUs), and a
-    # judging job grades them with the judge (at judge.url, or served on the job's judge.gpus).
+    # Judged benchmarks: every evaluated model (one per evaluation job of the workflow's list)
+    # answers each enabled benchmark in a job of its own, on its GPUs; one judging job per
+    # evaluated model asks the judge (at judge.url, or served on the job's judge.gpus) for the
+    # answers of every enabled benchmark, so a served judge starts once per evaluated model.
+    evaluated = [job.get(EVALUATED[job.rule]) for job in jobs if job.rule in EVALUATED]
     judge_config = config["judge"]
     served = bool(judge_config["serve"])
-    mt_bench: dict[str, Any] = {"enabled": evaluation["mt_bench"]["enabled"]}
-    mt_bench_answer_per_job: dict[str, float] = {}
-    mt_bench_judge_hours = 0.0
-    if mt_bench["enabled"]:
-        bench, judge = assumptions.mt_bench, assumptions.judge
-        if bench is None or judge is None:
+    enabled = [spec for spec in JUDGED if judged_settings(evaluation, spec)["enabled"]]
+    judged_detail: dict[str, dict[str, Any]] = {spec.key: {"enabled": False} for spec in JUDGED}
+    judging_jobs = len(evaluated) if enabled else 0
+    judge_gpus, startup = 0, 0.0
+    judge = assumptions.judge
+    if enabled:
+        missing = [spec.key for spec in enabled if spec.key not in assumptions.judged]
+        missing += ["judge"] if judge is None else []
+        if missing:
+            names = ", ".join(f"evaluation.{spec.key}" for spec in enabled)
             raise ValueError(
-                f"evaluation.mt_bench is enabled but {assumptions.source} has no "
-                f"`{'mt_bench' if bench is None else 'judge'}:` section"
+                f"{names} enabled but {assumptions.source} has no "
+                + " and no ".join(f"`{key}:`" for key in missing)
+                + " section"
             )
-        max_new = evaluation["mt_bench"]["max_new_tokens"]
-        answer = min(bench.answer_tokens, max_new)
-        mt_bench_answer_per_job = {
-            slug: mt_bench_answer_seconds(
-                model_cost(spec, assumptions),
-                gpu,
-                bench,
-                evaluation["batch_size"],
-                max_new,
-                assumptions.batch_occupancy,
-            )
-            * spec.gpus
-            / 3600
-            for slug, spec in models.items()
-        }
-        calls = 2 * bench.questions
-        call_prompt = mt_bench_judge_prompt_tokens(bench, answer) / calls
-        reply = min(bench.judge_reply_tokens, judge_config["max_tokens"])
-        judge_gpus, startup = 0, 0.0
         if served:
             judge_gpus = judge_config["gpus"]
             if judge_gpus < 1:
@@ -814,29 +963,88 @@ def estimate(
                     "(seconds from the serve command to a healthy server)"
                 )
             startup = judge.serve_startup_s
-        mt_bench_judge_hours = (
-            judge_gpu_seconds(judge, calls, call_prompt, reply) + judge_gpus * startup
-        ) / 3600
-        batches = sum(math.ceil(n / evaluation["batch_size"]) for n in bench.temperature_groups())
-        mt_bench.update(
+    judged_stages: dict[str, dict[str, Any]] = {}
+    for spec in enabled:
+        bench = assumptions.judged[spec.key]
+        max_new = judged_settings(evaluation, spec)["max_new_tokens"]
+        answer = min(bench.answer_tokens, max_new)
+        answer_per_job = {
+            slug: answer_seconds(
+                model_cost(model, assumptions),
+                gpu,
+                bench,
+                evaluation["batch_size"],
+                max_new,
+                assumptions.batch_occupancy,
+            )
+            * model.gpus
+            / 3600
+            for slug, model in models.items()
+        }
+        calls = bench.judge_calls()
+        call_prompt = bench.judge_prompt_tokens(answer) / calls
+        reply = min(bench.judge_reply_tokens, judge_config["max_tokens"])
+        judge_seconds = judge_gpu_seconds(judge, calls, call_prompt, reply)
+        batches = sum(math.ceil(n / evaluation["batch_size"]) for n in bench.answer_groups())
+        answer_hours = sum(answer_per_job[slug] for slug in evaluated)
+        judged_detail[spec.key] = {
+            "enabled": True,
+            "label": spec.label,
+            "items": bench.items,
+            "items_name": spec.items_name,
+            "rounds": len(bench.answer_prompts(answer)),
+            "max_new_tokens": max_new,
+            "answer_tokens": answer,
+            "answer_prompt_tokens": list(bench.answer_prompts(answer)),
+            "answer_batch_size": evaluation["batch_size"],
+            "answer_batches_per_round": batches,
+            "answer_gpu_hours_per_job": answer_per_job,
+            "answer_jobs": len(evaluated),
+            "answer_gpu_hours": answer_hours,
+            "judge_calls_per_job": calls,
+            "judge_prompt_tokens_per_call": call_prompt,
+            "judge_reply_tokens_per_call": reply,
+            "judge_gpu_seconds_per_job": judge_seconds,
+            "judge_calls": calls * judging_jobs,
+            "judge_gpu_hours": judge_seconds * judging_jobs / 3600,
+        }
+        judged_stages[spec.answer_stage] = {"jobs": len(evaluated), "gpu_hours": answer_hours}
+    startup_hours = judging_jobs * judge_gpus * startup / 3600
+    details = [judged_detail[spec.key] for spec in enabled]
+    judged_total = {
+        "answer_jobs": sum(detail["answer_jobs"] for detail in details),
+        "answer_gpu_hours": sum(detail["answer_gpu_hours"] for detail in details),
+        "judge_calls": sum(detail["judge_calls"] for detail in details),
+        "judge_gpu_hours": sum(detail["judge_gpu_hours"] for detail in details) + startup_hours,
+    }
+    judged_stages[JUDGE_STAGE] = {
+        "jobs": judging_jobs,
+        "gpu_hours": judged_total["judge_gpu_hours"],
+    }
+    judged: dict[str, Any] = {
+        "benchmarks": [spec.key for spec in enabled],
+        "jobs": judging_jobs,
+        "per_benchmark": {
+            spec.key: {key: judged_detail[spec.key][key] for key in JUDGED_SUMMARY}
+            for spec in enabled
+        },
+        "total": judged_total,
+    }
+    if enabled:
+        judged.update(
             {
-                "questions": bench.questions,
-                "turns": 2,
-                "max_new_tokens": max_new,
-                "answer_tokens": answer,
-                "answer_prompt_tokens": list(mt_bench_answer_prompts(bench, answer)),
-                "answer_batch_size": evaluation["batch_size"],
-                "answer_batches_per_turn": batches,
-                "answer_gpu_hours_per_job": mt_bench_answer_per_job,
                 "judge_model": judge_config["model"],
                 "judge_served": served,
                 "judge_gpus_per_job": judge_gpus,
                 "judge_startup_s_per_job": startup,
-                "judge_calls_per_job": calls,
-                "judge_prompt_tokens_per_call": call_prompt,
-                "judge_reply_tokens_per_call": reply,
+                "startup_gpu_hours": startup_hours,
                 "judge_tokens_per_s_per_gpu": judge.tokens_per_s_per_gpu,
-                "judge_gpu_hours_per_job": mt_bench_judge_hours,
+                "judge_calls_per_job": sum(detail["judge_calls_per_job"] for detail in details),
+                "judge_gpu_hours_per_job": (
+                    sum(detail["judge_gpu_seconds_per_job"] for detail in details)
+                    + judge_gpus * startup
+                )
+                / 3600,
             }
         )
 
@@ -869,12 +1077,8 @@ def estimate(
             return "chat_vector", 0.0
         if job.rule == "evaluate_chatvector":
             return "evaluate_chat_vector", evaluate_per_job[wildcards["student"]]
-        if job.rule in ("mtbench_answer_student", "mtbench_answer_chatvector"):
-            return "mt_bench_answer", mt_bench_answer_per_job[wildcards["student"]]
-        if job.rule == "mtbench_answer_reference":
-            return "mt_bench_answer", mt_bench_answer_per_job[wildcards["model"]]
-        if job.rule == "mtbench_judge":
-            return "mt_bench_judge", mt_bench_judge_hours
+        # The judged benchmarks' answering and judging jobs are counted per evaluated model
+        # above, whatever the rules are called.
         return None, 0.0
 
     stages = {key: {"jobs": 0, "gpu_hours": 0.0} for key in STAGE_LABELS if key != "total"}
@@ -890,8 +1094,7 @@ def estimate(
             if job.rule == "best_of_n"
         )
     best_of_n["jobs"] = stages["best_of_n"]["jobs"]
-    if mt_bench["enabled"]:
-        mt_bench["judge_calls"] = stages["mt_bench_judge"]["jobs"] * mt_bench["judge_calls_per_job"]
+    stages.update(judged_stages)
     stages["total"] = {
         "jobs": sum(stage["jobs"] for stage in stages.values()),
         "gpu_hours": sum(stage["gpu_hours"] for stage in stages.values()),
@@ -921,7 +1124,8 @@ def estimate(
         "judge_external_gpu_hours": external,
         "pairs": pairs,
         "best_of_n": best_of_n,
-        "mt_bench": mt_bench,
+        "judged": judged,
+        **judged_detail,
         "public": public_rows,
         "sft_gpu_hours_per_job": sft_per_job,
         "sft_public_gpu_hours_per_job": sft_public_per_job,
@@ -960,6 +1164,86 @@ def rounded(value: Any, digits: int = 3) -> Any:
     return value
 
 
+def format_tokens(value: float) -> str:
+    """A token count: whole numbers as they are, others at 3 significant figures."""
+    return f"{int(value):,}" if float(value).is_integer() else format_sig(value)
+
+
+def judge_stage_label(result: dict[str, Any]) -> str:
+    """The judging stage's label, naming the enabled judged benchmarks."""
+    labels = [result[key]["label"] for key in result["judged"]["benchmarks"]]
+    if not labels:
+        return STAGE_LABELS[JUDGE_STAGE]
+    return f"judging of {', '.join(labels)} (judge server)"
+
+
+def format_judged(result: dict[str, Any]) -> list[str]:
+    """The judged benchmarks' table (answers and judge calls per benchmark, the judge's
+    start-ups, the total) and what each benchmark's jobs do; nothing when none is enabled."""
+    judged = result["judged"]
+    if not judged["benchmarks"]:
+        return []
+    details = [result[key] for key in judged["benchmarks"]]
+    total = judged["total"]
+    lines = [
+        "",
+        "| judged benchmark | answer jobs | answer GPU-hours | judge calls | judge GPU-hours |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for detail in details:
+        lines.append(
+            f"| {detail['label']} | {detail['answer_jobs']:,} | "
+            f"{format_sig(detail['answer_gpu_hours'])} | {detail['judge_calls']:,} | "
+            f"{format_sig(detail['judge_gpu_hours'])} |"
+        )
+    if judged["judge_served"]:
+        lines.append(
+            f"| judge start-up (once per judging job: {judged['jobs']:,} x "
+            f"{judged['judge_gpus_per_job']} GPUs x {format_sig(judged['judge_startup_s_per_job'])}"
+            f" s) | | | | {format_sig(judged['startup_gpu_hours'])} |"
+        )
+    lines += [
+        f"| total | {total['answer_jobs']:,} | {format_sig(total['answer_gpu_hours'])} | "
+        f"{total['judge_calls']:,} | {format_sig(total['judge_gpu_hours'])} |",
+        "",
+    ]
+    for detail in details:
+        prompts = " and ".join(format_tokens(tokens) for tokens in detail["answer_prompt_tokens"])
+        rounds = f" x {detail['rounds']} turns" if detail["rounds"] > 1 else ""
+        per = " per turn" if detail["rounds"] > 1 else ""
+        lines.append(
+            f"{detail['label']}: each evaluated model answers {detail['items']:,} "
+            f"{detail['items_name']}{rounds} on its own GPUs "
+            f"({format_tokens(detail['answer_tokens'])} answer tokens assumed, at most "
+            f"{detail['max_new_tokens']:,}; prompts of {prompts} tokens; "
+            f"{detail['answer_batches_per_round']} batches of up to "
+            f"{detail['answer_batch_size']}{per}).",
+        )
+    if judged["judge_served"]:
+        where = (
+            f"served by each judging job on {judged['judge_gpus_per_job']} GPUs, "
+            f"{format_sig(judged['judge_startup_s_per_job'])} s start-up per job included"
+        )
+    else:
+        where = "at judge.url, an external endpoint (the judging jobs hold no GPU)"
+    calls = "; ".join(
+        f"{detail['label']} {detail['judge_calls_per_job']:,} calls of "
+        f"{format_tokens(round_sig(detail['judge_prompt_tokens_per_call']))} prompt + "
+        f"{format_tokens(detail['judge_reply_tokens_per_call'])} reply "
+        f"token{'' if detail['judge_reply_tokens_per_call'] == 1 else 's'} "
+        f"({format_sig(detail['judge_gpu_seconds_per_job'])} GPU-seconds)"
+        for detail in details
+    )
+    lines += [
+        "",
+        f"The judge ({judged['judge_model']}) is {where}. One judging job per evaluated model "
+        f"({judged['jobs']:,} jobs) grades every enabled benchmark's answers: {calls} per job, "
+        f"at {format_sig(judged['judge_tokens_per_s_per_gpu'])} tokens/s per GPU; "
+        f"{format_sig(judged['judge_gpu_hours_per_job'])} GPU-hours per judging job.",
+    ]
+    return lines
+
+
 def format_markdown(result: dict[str, Any], config_name: str) -> str:
     """The stage table and the per-pair generation table, as Markdown."""
     codit_arms = sum(parse_arm(arm).kind == CODIT for arm in result["arms"])
@@ -979,6 +1263,8 @@ def format_markdown(result: dict[str, Any], config_name: str) -> str:
     ]
     for key, label in STAGE_LABELS.items():
         stage = result["stages"][key]
+        if key == JUDGE_STAGE:
+            label = judge_stage_label(result)
         if stage["jobs"] or key == "total":  # stages the config does not have are left out
             lines.append(f"| {label} | {stage['jobs']:,} | {format_sig(stage['gpu_hours'])} |")
     best = result["best_of_n"]
@@ -991,37 +1277,16 @@ def format_markdown(result: dict[str, Any], config_name: str) -> str:
             f"{format_sig(best['judge_tokens_per_s_per_gpu'])} tokens/s per GPU "
             "(GPU-hours of a saturated server; a server kept up while idle costs more).",
         ]
-    mt = result["mt_bench"]
-    if mt["enabled"]:
-        if mt["judge_served"]:
-            where = (
-                f"served by each judging job on {mt['judge_gpus_per_job']} GPUs, "
-                f"{format_sig(mt['judge_startup_s_per_job'])} s start-up per job included"
-            )
-        else:
-            where = "at judge.url, an external endpoint (the judging jobs hold no GPU)"
-        prompts = " and ".join(format_sig(tokens) for tokens in mt["answer_prompt_tokens"])
-        lines += [
-            "",
-            f"MT-Bench: each evaluated model answers {mt['questions']} questions x "
-            f"{mt['turns']} turns on its own GPUs ({format_sig(mt['answer_tokens'])} answer "
-            f"tokens assumed, at most {mt['max_new_tokens']:,}; prompts of {prompts} tokens; "
-            f"{mt['answer_batches_per_turn']} batches of up to {mt['answer_batch_size']} per "
-            f"turn). The judge ({mt['judge_model']}) is {where}: {mt['judge_calls']:,} calls "
-            f"({mt['judge_calls_per_job']} per job) of "
-            f"{format_sig(mt['judge_prompt_tokens_per_call'])} prompt + "
-            f"{format_sig(mt['judge_reply_tokens_per_call'])} reply tokens at "
-            f"{format_sig(mt['judge_tokens_per_s_per_gpu'])} tokens/s per GPU, "
-            f"{format_sig(mt['judge_gpu_hours_per_job'])} GPU-hours per judging job.",
-        ]
+    lines += format_judged(result)
     if result["judge_external_gpu_hours"]:
         total = result["stages"]["total"]["gpu_hours"]
         lines += [
             "",
             f"The judge is at judge.url, an external endpoint: the judge stages' "
             f"{format_sig(result['judge_external_gpu_hours'])} GPU-hours (Best-of-N scoring, "
-            "MT-Bench judging) are that server's, not GPUs the workflow's jobs hold; the jobs' "
-            f"own GPU-hours: {format_sig(total - result['judge_external_gpu_hours'])}.",
+            "the judged benchmarks' judging) are that server's, not GPUs the workflow's jobs "
+            f"hold; the jobs' own GPU-hours: "
+            f"{format_sig(total - result['judge_external_gpu_hours'])}.",
         ]
     lines += [
         "",

@@ -13,6 +13,7 @@ targets fill them with `Job.fill`.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +42,14 @@ CHAT_VECTOR_DIR = "results/chatvector/" + CHAT_VECTOR_ID
 EVAL_TRAINED = "results/eval/" + TRAINED_ID
 EVAL_CHAT_VECTOR = "results/eval/" + CHAT_VECTOR_ID
 EVAL_REFERENCE = "results/eval/" + REFERENCE_ID
-# MT-Bench beside an evaluation (`evaluated`: the path of the evaluation below results/eval/).
-MT_BENCH = "results/eval/{evaluated}.mt_bench"
+# A judged benchmark's answers and grades beside an evaluation (`evaluated`: the path of the
+# evaluation below results/eval/; `task`: mt_bench, alpaca_eval, wildbench).
+EVALUATED = "results/eval/{evaluated}"
+JUDGED_DIR = EVALUATED + ".{task}"
+# Each judged benchmark's task name (config key under `evaluation`) and its commands' name
+# (`codit <name> answer`, rules `<name>_answer_*`), in the order they are graded.
+JUDGED_BENCHMARKS = {"mt_bench": "mtbench", "alpaca_eval": "alpacaeval", "wildbench": "wildbench"}
+ANSWER_RULE_KINDS = ("student", "chatvector", "reference")
 
 # What `codit report` writes below the results folder, by the report rule's output names.
 REPORT_DIR = "results"
@@ -57,6 +64,7 @@ REPORT_OUTPUTS = {
     "metric_figure": "figures/metric_vs_alpha.png",
     "length_figure": "figures/length_vs_alpha.png",
     "heatmap_figure": "figures/paired_heatmap.png",
+    "judged_figure": "figures/judged_vs_alpha.png",
     "provenance": "report_provenance.json",
 }
 
@@ -71,18 +79,22 @@ RULES = (
     "evaluate_student",
     "evaluate_chatvector",
     "evaluate_reference",
-    "mtbench_answer_student",
-    "mtbench_answer_chatvector",
-    "mtbench_answer_reference",
-    "mtbench_judge",
+    *(f"{name}_answer_{kind}" for name in JUDGED_BENCHMARKS.values() for kind in ANSWER_RULE_KINDS),
+    "judge_answers",
 )
-# Each evaluation rule, the rule that answers MT-Bench with the same model, and the path of the
-# evaluation below results/eval/.
-MT_BENCH_OF = {
-    "evaluate_student": ("mtbench_answer_student", TRAINED_ID),
-    "evaluate_chatvector": ("mtbench_answer_chatvector", CHAT_VECTOR_ID),
-    "evaluate_reference": ("mtbench_answer_reference", REFERENCE_ID),
+# Each evaluation rule, the kind of its judged benchmarks' answering rules (the same model) and
+# the path of the evaluation below results/eval/.
+JUDGED_OF = {
+    "evaluate_student": ("student", TRAINED_ID),
+    "evaluate_chatvector": ("chatvector", CHAT_VECTOR_ID),
+    "evaluate_reference": ("reference", REFERENCE_ID),
 }
+
+
+def answer_rule(task: str, kind: str) -> str:
+    """The rule that answers benchmark `task` with a model of `kind` (student, chatvector,
+    reference): `alpacaeval_answer_student` ..."""
+    return f"{JUDGED_BENCHMARKS[task]}_answer_{kind}"
 
 
 @dataclass(frozen=True)
@@ -138,9 +150,9 @@ def trained_datasets(grid: Grid) -> list[tuple[str, str, int]]:
     return runs + [(PUBLIC, arm, seed) for arm in grid.public for seed in grid.seeds]
 
 
-def grid_jobs(grid: Grid, num_shards: int, mt_bench: bool = False) -> list[Job]:
-    """Every job of the grid's rules (RULES), each once; `mt_bench`: every evaluated model also
-    answers MT-Bench, and the judge grades it."""
+def grid_jobs(grid: Grid, num_shards: int, judged: Sequence[str] = ()) -> list[Job]:
+    """Every job of the grid's rules (RULES), each once; `judged`: the judged benchmarks
+    (tasks) every evaluated model also answers, one job each, all graded by one judging job."""
     jobs = []
     best_of_n = [arm for arm in grid.arms if parse_arm(arm).kind == BEST_OF_N]
     for pair in grid.pairs:
@@ -161,12 +173,18 @@ def grid_jobs(grid: Grid, num_shards: int, mt_bench: bool = False) -> list[Job]:
         wildcards = {"pair": vector.pair, "arm": vector.arm, "student": vector.student.slug}
         jobs += [job("chat_vector", **wildcards), job("evaluate_chatvector", **wildcards)]
     jobs += [job("evaluate_reference", model=model) for model in grid.references]
-    if mt_bench:
-        for evaluation in [j for j in jobs if j.rule in MT_BENCH_OF]:
-            answering, evaluated = MT_BENCH_OF[evaluation.rule]
-            jobs.append(Job(answering, evaluation.wildcards))
-            jobs.append(job("mtbench_judge", evaluated=evaluation.fill(evaluated)))
+    if judged:
+        for evaluation in [j for j in jobs if j.rule in JUDGED_OF]:
+            kind, evaluated = JUDGED_OF[evaluation.rule]
+            jobs += [Job(answer_rule(task, kind), evaluation.wildcards) for task in judged]
+            jobs.append(job("judge_answers", evaluated=evaluation.fill(evaluated)))
     return jobs
+
+
+def judged_tasks(config: dict[str, Any]) -> list[str]:
+    """The judged benchmarks a validated config turns on, in grading order."""
+    evaluation = config["evaluation"]
+    return [task for task in JUDGED_BENCHMARKS if evaluation.get(task, {}).get("enabled")]
 
 
 def config_jobs(config: dict[str, Any], grid: Grid | None = None) -> list[Job]:
@@ -174,7 +192,7 @@ def config_jobs(config: dict[str, Any], grid: Grid | None = None) -> list[Job]:
     return grid_jobs(
         grid or build_grid(config),
         config["generation"]["num_shards"],
-        mt_bench=config["evaluation"]["mt_bench"]["enabled"],
+        judged=judged_tasks(config),
     )
 
 

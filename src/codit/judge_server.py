@@ -138,9 +138,15 @@ def served(
 
 
 @contextlib.contextmanager
-def judge_at(endpoint: JudgeEndpoint, log: Path) -> Iterator[JudgeEndpoint]:
+def judge_at(
+    endpoint: JudgeEndpoint, log: Path, running: JudgeEndpoint | None = None
+) -> Iterator[JudgeEndpoint]:
     """The endpoint to ask: `endpoint` itself, or, when it has a `serve` command, the same
-    judge at the URL of a server started for the block (and stopped after it)."""
+    judge at the URL of a server started for the block (and stopped after it); `running`: one
+    that an enclosing `judge_at` already started for this endpoint."""
+    if running is not None:
+        yield running
+        return
     if not endpoint.serve:
         yield endpoint
         return

@@ -123,16 +123,19 @@ def judge_and_write(
     item_samples: Callable[[Records], Records],
     record: dict[str, Any],
     extra: Mapping[str, Any] | None = None,
+    running: JudgeEndpoint | None = None,
     **judge_options: Any,
 ) -> dict[str, Any]:
     """Ask the judge through `grade` (-> judgments, result), then write the judgments, the
     samples and the scores; returns the scores payload. `extra` joins the payload (digests of
-    the bench and the answers); `judge_options` go to `Judge` (e.g. top_logprobs)."""
+    the bench and the answers); `running`: the endpoint of a judge server the caller already
+    runs (`codit judged`: one server for several benchmarks), else the job serves its own;
+    `judge_options` go to `Judge` (e.g. top_logprobs)."""
     card = outputs.labels()
     endpoint_settings.check()  # before a server starts
     cache = Path(f"{outputs.out}.judge-cache.jsonl")
     log = outputs.server_log or Path(f"{outputs.out}.judge-server.log")
-    with judge_at(endpoint_settings, log) as endpoint:
+    with judge_at(endpoint_settings, log, running) as endpoint:
         judge = Judge(
             endpoint, benchmark=benchmark.name, prompt_version=benchmark.prompt_version,
             parse=benchmark.parse, cache=cache, **judge_options,

@@ -366,7 +366,7 @@ JUDGED = JudgedBenchmark(
 )  # fmt: skip
 
 
-def grade_answers(grading: GradingRun) -> dict[str, Any]:
+def grade_answers(grading: GradingRun, running: JudgeEndpoint | None = None) -> dict[str, Any]:
     """Grade the answers; write the judgments, the per-question samples and the scores."""
     bench = Bench(grading.bench, grading.reference)
     answers = read_jsonl(grading.answers, objects_only=True)
@@ -376,6 +376,7 @@ def grade_answers(grading: GradingRun) -> dict[str, Any]:
         item_samples=lambda judgments: question_samples(bench, judgments),
         record=grading.record(),
         extra={"bench_sha256": bench.sha256, "answers_sha256": file_sha256(grading.answers)},
+        running=running,
     )  # fmt: skip
     print(
         f"codit mtbench: {BENCHMARK} score {payload['score']} (turn 1 {payload['turn_1']}, "

@@ -8,6 +8,12 @@ and gives CoDIT minus direct with a 95% percentile interval. Only CoDIT is paire
 Best-of-N, public and chat-vector arms are not. A metric that has no per-item score (e.g. a
 corpus-level F1) is listed as skipped with the reason, never dropped silently.
 
+A model's tasks may come in several files (the lm-eval evaluation and each judged benchmark's
+scores file); their samples files are joined per model and seed. The comparison runs on the
+items that every samples file of both arms scored: a judged benchmark leaves out an item whose
+verdict was unparsable, so `n_items` (compared) may be below `n_items_direct` and
+`n_items_codit` (the items each arm scored in all its seeds).
+
 The item bootstrap holds the trained students fixed: it says whether these students differ, not
 whether another training run would. With several seeds the table also gives the seed-level
 comparison: CoDIT minus direct per seed (seed s of each arm), its mean and 95% Student-t
@@ -33,12 +39,14 @@ NOTHING_PAIRED = (
 RESAMPLES = 10000
 SEED = 0
 COLUMNS = [
-    "teacher_pair", "student", "arm", "alpha", "beta", "task", "metric", "n_items", "n_seeds",
+    "teacher_pair", "student", "arm", "alpha", "beta", "task", "metric",
+    "n_items", "n_items_direct", "n_items_codit", "n_seeds",
     "direct", "codit", "difference", "low", "high", "p_value",
     "seed_difference", "seed_low", "seed_high",
 ]  # fmt: skip
-# (teacher_pair, student, arm name) -> replicate seed (None when unlabelled) -> evaluation
-Replicates = dict[tuple[str, str, str], dict[Any, Mapping[str, Any]]]
+# (teacher_pair, student, arm name) -> replicate seed (None when unlabelled) -> task -> the
+# samples file, joined over the model's evaluation files
+Replicates = dict[tuple[str, str, str], dict[Any, dict[str, str]]]
 
 
 def sample_files(payload: Mapping[str, Any]) -> dict[str, str]:
@@ -49,7 +57,7 @@ def sample_files(payload: Mapping[str, Any]) -> dict[str, str]:
 def group_replicates(
     evaluations: Iterable[tuple[str, Mapping[str, Any]]],
 ) -> tuple[Replicates, dict[tuple[str, str, str], dict[str, Any]]]:
-    """(direct and CoDIT evaluations by model and seed; identity of each CoDIT model)."""
+    """(direct and CoDIT samples files by model, seed and task; identity of each CoDIT model)."""
     replicates: Replicates = {}
     codit: dict[tuple[str, str, str], dict[str, Any]] = {}
     for source, payload in evaluations:
@@ -58,7 +66,7 @@ def group_replicates(
             continue  # only CoDIT is paired with direct
         key = (identity["teacher_pair"], identity["student"], identity["arm_name"])
         seed = None if math.isnan(identity["seed"]) else int(identity["seed"])
-        replicates.setdefault(key, {})[seed] = payload
+        replicates.setdefault(key, {}).setdefault(seed, {}).update(sample_files(payload))
         if identity["arm"] == CODIT:
             codit[key] = {
                 "teacher_pair": key[0], "student": key[1], "arm": key[2],
@@ -68,15 +76,15 @@ def group_replicates(
 
 
 def shared_files(
-    direct: Mapping[Any, Mapping[str, Any]], codit: Mapping[Any, Mapping[str, Any]]
+    direct: Mapping[Any, Mapping[str, str]], codit: Mapping[Any, Mapping[str, str]]
 ) -> dict[str, tuple[list[str], list[str]]]:
     """task -> (direct files, CoDIT files) over the seeds both arms hold, in seed order.
 
     A task counts only when every shared seed of both arms has its samples file.
     """
     seeds = sorted(direct.keys() & codit.keys(), key=lambda seed: (seed is None, seed or 0))
-    files_a = [sample_files(direct[seed]) for seed in seeds]
-    files_b = [sample_files(codit[seed]) for seed in seeds]
+    files_a = [direct[seed] for seed in seeds]
+    files_b = [codit[seed] for seed in seeds]
     tasks = set.intersection(*(set(files) for files in files_a + files_b)) if seeds else set()
     return {
         task: ([files[task] for files in files_a], [files[task] for files in files_b])
@@ -124,14 +132,17 @@ def paired_comparisons(
         for task, (files_a, files_b) in shared_files(baseline, replicates[key]).items():
             for metric in metrics_by_task.get(task, []):
                 try:
-                    result = compare_replicates(files_a, files_b, metric, RESAMPLES, SEED)
+                    result = compare_replicates(
+                        files_a, files_b, metric, RESAMPLES, SEED, shared_only=True
+                    )
                 except ValueError as error:
                     skipped.append({"arm": identity["arm"], "task": task, "metric": metric,
                                     "reason": str(error)})  # fmt: skip
                     continue
                 rows.append({
                     **identity, "task": task, "metric": metric,
-                    "n_items": result["n_items"], "n_seeds": len(files_a),
+                    "n_items": result["n_items"], "n_items_direct": result["n_items_a"],
+                    "n_items_codit": result["n_items_b"], "n_seeds": len(files_a),
                     "direct": result["mean_a"], "codit": result["mean_b"],
                     "difference": result["difference"],
                     "low": result["low"], "high": result["high"], "p_value": result["p_value"],
@@ -140,6 +151,21 @@ def paired_comparisons(
     table = pd.DataFrame(rows, columns=COLUMNS)
     order = ["teacher_pair", "task", "metric", "student", "alpha", "beta"]
     return table.sort_values(order, kind="stable").reset_index(drop=True), skipped
+
+
+def items_text(rows: pd.DataFrame) -> str:
+    """`8 items` when both arms scored every item; else the range compared and why it is lower."""
+    compared = rows["n_items"].astype(int)
+    low, high = compared.min(), compared.max()
+    number = str(low) if low == high else f"{low}–{high}"
+    text = f"Compared on {number} item{'' if high == 1 else 's'}"
+    whole = (rows["n_items"] == rows["n_items_direct"]) & (rows["n_items"] == rows["n_items_codit"])
+    if whole.all():
+        return text + "."
+    return (
+        text + ": the items that both arms scored in every seed (an item without a valid "
+        "verdict is left out; paired.csv's n_items_direct and n_items_codit count each arm's)."
+    )
 
 
 def seeds_text(counts: Iterable[int]) -> str:
@@ -204,7 +230,7 @@ def render_paired_markdown(table: pd.DataFrame) -> str:
             "",
             f"## {pair}: {task} / {metric}",
             "",
-            f"Item scores {seeds_text(rows['n_seeds'].astype(int))} per arm.",
+            f"Item scores {seeds_text(rows['n_seeds'].astype(int))} per arm. {items_text(rows)}",
             "",
             markdown_grid(header, body, 1),
         ]

@@ -6,8 +6,10 @@ mean across seeds against alpha with bars of the 95% Student-t interval across s
 stderr for one seed), and the other arms as horizontal lines or markers of the same colour:
 direct dashed with a faint band, Best-of-N dash-dot, public datasets dotted (drawn for every
 teacher pair), chat-vector students as `<` markers at the right edge labelled r=..., and the
-teacher instruct references dotted grey. length_vs_alpha.png draws the seed means of dataset
-statistics (tokens, truncation, repeated 4-grams) the same way.
+teacher instruct references dotted grey. judged_vs_alpha.png draws the judged benchmarks'
+headline metrics (the paper's table's columns) the same way, CoDIT and direct only.
+length_vs_alpha.png draws the seed means of dataset statistics (tokens, truncation, repeated
+4-grams) the same way.
 
 Figures are built with matplotlib's object API (`Figure`, Agg canvas), never pyplot, so no
 display or global state is involved.
@@ -34,7 +36,14 @@ from matplotlib.transforms import blended_transform_factory
 
 from codit.naming import BEST_OF_N, CHAT_VECTOR, CODIT, DIRECT_ARM, PUBLIC, format_number
 from codit.provenance import atomic_path
-from codit.tables import REFERENCE_ARM, ArmName, broadcast_public, is_fraction_metric
+from codit.tables import (
+    PAPER_COLUMNS,
+    REFERENCE_ARM,
+    ArmName,
+    PaperColumn,
+    broadcast_public,
+    shown_in_percent,
+)
 
 DPI = 100
 PANEL_SIZE = (4.4, 3.3)  # inches per panel
@@ -99,6 +108,14 @@ def save_figure(figure: Figure, path: str | os.PathLike) -> None:
     """Write the PNG atomically."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=DPI)
+
+
+def save_text_figure(text: str, path: str | os.PathLike) -> None:
+    """A one-panel figure that only says `text`: a declared output with nothing to draw."""
+    figure, (ax,) = panel_grid(1)
+    ax.text(0.5, 0.5, text, ha="center", transform=ax.transAxes)
+    ax.set_axis_off()
+    save_figure(figure, path)
 
 
 def beta_markers(codit_betas: pd.Series) -> dict[float, str]:
@@ -218,14 +235,14 @@ def student_series(ax: Axes, series: pd.DataFrame, colour: str, markers: dict) -
 
 def metric_panel(ax: Axes, rows: pd.DataFrame, colours: dict, markers: dict) -> None:
     """One task/metric: every arm of every student, and the reference instruct models."""
-    percent = is_fraction_metric(rows["mean"])
+    task, metric = rows["task"].iloc[0], rows["metric"].iloc[0]
+    percent = shown_in_percent(task, metric, rows["mean"])
     scaled = scale_summary(rows, percent)
     for (pair, student), series in scaled.groupby(["teacher_pair", "student"], sort=True):
         if (pair, student) in colours:
             student_series(ax, series, colours[(pair, student)], markers)
     reference_instruct_lines(ax, scaled)
     configure_alpha_axis(ax, scaled.loc[scaled["arm"] == CODIT, "alpha"])
-    task, metric = rows["task"].iloc[0], rows["metric"].iloc[0]
     ax.set_title(f"{task}\n{metric}", fontsize=10)
     ax.set_ylabel(f"{metric} (%)" if percent else metric, fontsize=9)
     ax.grid(alpha=0.3)
@@ -264,15 +281,60 @@ def plot_metric_vs_alpha(summary: pd.DataFrame, path: str | os.PathLike) -> None
         metric_panel(ax, rows, colours, markers)
     instructs = (summary["arm"] == REFERENCE_ARM) & (summary["teacher_pair"] != "")
     handles = metric_legend(colours, markers, set(trained["arm"]), bool(instructs.any()))
+    finish_alpha_figure(figure, handles, "Student scores", path)
+
+
+def finish_alpha_figure(
+    figure: Figure, handles: list[Line2D], what: str, path: str | os.PathLike
+) -> None:
+    """The legend and title every figure against alpha shares; then save it."""
     figure.legend(
         handles=handles, loc="outside lower center", ncol=min(4, len(handles)), fontsize=8
     )
     figure.suptitle(
-        "Student scores against CoDIT's α (same colour: same teacher pair and student)\n"
+        f"{what} against CoDIT's α (same colour: same teacher pair and student)\n"
         "bars and bands: 95% t interval across seeds, or ± 1 stderr for a single seed",
         fontsize=11,
     )
     save_figure(figure, path)
+
+
+# --------------------------------------------------------------------------- judged vs alpha
+
+# The paper's comparison against alpha: CoDIT's curve and the direct baseline it must beat.
+JUDGED_ARMS = (DIRECT_ARM, CODIT)
+NO_JUDGED = "no judged benchmark in this run"
+
+
+def judged_panels(summary: pd.DataFrame) -> list[tuple[PaperColumn, pd.DataFrame]]:
+    """(column, its CoDIT and direct summary rows) of each judged headline metric present."""
+    arms = summary[summary["arm"].isin(JUDGED_ARMS)]
+    panels = []
+    for column in PAPER_COLUMNS:
+        rows = arms[(arms["task"] == column.task) & (arms["metric"] == column.metric)]
+        if not rows.empty:
+            panels.append((column, rows))
+    return panels
+
+
+def plot_judged_vs_alpha(summary: pd.DataFrame, path: str | os.PathLike) -> None:
+    """judged_vs_alpha.png: each judged headline metric (AE2 LC and WR, MT-Bench, WB-Score)
+    against alpha, a colour per (teacher pair, student), direct as its dashed level; a figure
+    that says so when no judged benchmark ran (the report always declares this output)."""
+    panels = judged_panels(summary)
+    if not panels:
+        save_text_figure(NO_JUDGED, path)
+        return
+    shown = pd.concat([rows for _, rows in panels])
+    colours = series_colours(list(shown.groupby(["teacher_pair", "student"]).groups))
+    markers = beta_markers(shown.loc[shown["arm"] == CODIT, "beta"])
+    figure, axes = panel_grid(len(panels), columns=len(panels))
+    for ax, (column, rows) in zip(axes, panels, strict=True):
+        metric_panel(ax, rows, colours, markers)
+        ax.set_title(f"{column.label}\n{column.task}/{column.metric}", fontsize=10)
+        ax.set_ylabel(column.label, fontsize=9)
+    handles = metric_legend(colours, markers, set(shown["arm"]), has_reference=False)
+    finish_alpha_figure(figure, handles, "Judged benchmarks", path)
 
 
 # --------------------------------------------------------------------------- length vs alpha
@@ -346,8 +408,14 @@ def plot_length_vs_alpha(datasets: pd.DataFrame, path: str | os.PathLike) -> Non
 # --------------------------------------------------------------------------- paired heat map
 
 
-def heatmap_panel(ax: Axes, rows: pd.DataFrame, scale: float, limit: float) -> object:
-    """Teacher pairs x students, coloured by CoDIT minus direct; * where 0 is outside the CI."""
+def heatmap_panel(ax: Axes, rows: pd.DataFrame, scale: float, limit: float) -> object | None:
+    """Teacher pairs x students, coloured by CoDIT minus direct; * where 0 is outside the CI.
+    None (and a note) when this arm was not paired on this metric (e.g. never judged on it)."""
+    if rows.empty:
+        ax.text(0.5, 0.5, "not paired", ha="center", transform=ax.transAxes, color="0.5")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return None
     pairs = sorted(rows["teacher_pair"].unique())
     students = sorted(rows["student"].unique())
     grid = np.full((len(pairs), len(students)), np.nan)
@@ -370,26 +438,22 @@ def plot_paired_heatmap(paired: pd.DataFrame, path: str | os.PathLike) -> None:
     groups = list(paired.groupby(["task", "metric"], sort=True))
     arms = paired.drop_duplicates("arm").sort_values(["alpha", "beta"])
     if not groups:
-        figure, (ax,) = panel_grid(1)
-        ax.text(0.5, 0.5, "no CoDIT arm paired with a direct arm", ha="center",
-                transform=ax.transAxes)  # fmt: skip
-        ax.set_axis_off()
-        save_figure(figure, path)
+        save_text_figure("no CoDIT arm paired with a direct arm", path)
         return
     figure, axes = panel_grid(len(groups) * len(arms), columns=len(arms))
     limit = 1e-9
     scales = {}
     for key, rows in groups:
-        scales[key] = (
-            100.0 if is_fraction_metric(pd.concat([rows["direct"], rows["codit"]])) else 1.0
-        )
+        both = pd.concat([rows["direct"], rows["codit"]])
+        scales[key] = 100.0 if shown_in_percent(*key, both) else 1.0
         limit = max(limit, float((scales[key] * rows["difference"]).abs().max()))
     image = None
     panels = iter(axes)
     for (task, metric), rows in groups:
         for arm in arms.itertuples(index=False):
             ax = next(panels)
-            image = heatmap_panel(ax, rows[rows["arm"] == arm.arm], scales[(task, metric)], limit)
+            drawn = heatmap_panel(ax, rows[rows["arm"] == arm.arm], scales[(task, metric)], limit)
+            image = drawn or image
             setting = f"α={format_number(arm.alpha)}"
             if arms["beta"].nunique() > 1:
                 setting += f" β={format_number(arm.beta)}"

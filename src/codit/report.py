@@ -17,15 +17,23 @@ copied to every teacher pair), tables/datasets.csv, tables/main.md and tables/ma
 pair x student with its architectures, one column per arm), tables/paired.{csv,md} (CoDIT minus
 direct, paired bootstrap over benchmark items of seed-averaged scores, from the evaluations'
 samples files), figures/metric_vs_alpha.png, figures/length_vs_alpha.png,
-figures/paired_heatmap.png and report_provenance.json.
+figures/paired_heatmap.png, figures/judged_vs_alpha.png and report_provenance.json.
 
-Judged benchmarks come as evaluation-shaped files too (codit.mtbench's scores.json: task
-`mt_bench`, metrics score, turn_1 and turn_2, per-question samples), so they join every table,
-the paired bootstrap and the figures like an lm-eval task. As in the paper, each row's CoDIT
-alpha is selected on MT-Bench (`--select-alpha-on`): the arm with the best mean across seeds
-fills the `CoDIT (selected α)` column of every metric, and main.md lists the choices. Selecting
-and reporting on the same benchmark flatters that benchmark's selected column; the other
-metrics' columns are not selected on.
+Judged benchmarks come as evaluation-shaped files too (codit.judged's scores.json: task
+`mt_bench` with score, turn_1 and turn_2; `alpaca_eval` with length_controlled_winrate,
+win_rate and avg_length; `wildbench` with score, wb_score and task_macro; per-item samples), so
+they join every table, the paired bootstrap and the figures like an lm-eval task. As in the
+paper, each row's CoDIT alpha is selected on MT-Bench (`--select-alpha-on`): the arm with the
+best mean across seeds fills the `CoDIT (selected α)` column of every metric, and main.md lists
+the choices. Selecting and reporting on the same benchmark flatters that benchmark's selected
+column; the other metrics' columns are not selected on.
+
+With a judged benchmark present, main.md (after the selection) and main.tex (first) open with
+the paper's table: a block per teacher pair and student, its arms and reference models as rows,
+AE2 LC, AE2 WR, MT-Bench and WB-Score as columns (those present), with a note of the verdicts
+AlpacaEval 2's win rates rest on (weighted or plain; also in report_provenance.json under
+`alpaca_eval_verdicts`). figures/judged_vs_alpha.png draws those metrics against alpha; it is
+always written (a declared output), saying so when no judged benchmark ran.
 """
 
 from __future__ import annotations
@@ -175,6 +183,20 @@ def alpha_selection(
     return tables.select_alpha(summary, on, directions) if present else {}
 
 
+def selection_table(
+    summary: pd.DataFrame,
+    on: str,
+    directions: dict[str, bool],
+    selected: dict[tuple[str, str], str],
+) -> tables.MetricTable | None:
+    """The selection metric's table, for main.md's list of selected alphas (None: none)."""
+    if not selected:
+        return None
+    task, _, metric = on.partition("/")
+    rows = summary[(summary["task"] == task) & (summary["metric"] == metric)]
+    return tables.metric_table(rows, tables.metric_direction(directions, task, metric), selected)
+
+
 def run(args: argparse.Namespace) -> None:
     write_report(ReportRun.from_args(args))
 
@@ -189,20 +211,17 @@ def write_report(report: ReportRun) -> None:
     directions = tables.higher_is_better(evaluations)
     selected = alpha_selection(summary, report.select_alpha_on, directions)
     metric_tables = tables.metric_tables(shown, directions, selected)
-    selection_table = None
-    if selected:
-        task, _, metric = report.select_alpha_on.partition("/")
-        rows = summary[(summary["task"] == task) & (summary["metric"] == metric)]
-        selection_table = tables.metric_table(
-            rows, tables.metric_direction(directions, task, metric), selected
-        )
+    selection = selection_table(summary, report.select_alpha_on, directions, selected)
+    verdicts = tables.alpaca_eval_verdicts(evaluations)
+    paper = tables.paper_table(shown, directions, selected, verdicts)
 
     out = Path(report.out_dir)
     write_csv(table, out / OUTPUTS["table"])
     write_csv(summary, out / OUTPUTS["summary"])
     write_csv(datasets, out / OUTPUTS["datasets"])
-    write_text(tables.render_markdown(metric_tables, selection_table), out / OUTPUTS["markdown"])
-    write_text(tables.render_latex(metric_tables), out / OUTPUTS["latex"])
+    markdown = tables.render_markdown(metric_tables, selection, paper)
+    write_text(markdown, out / OUTPUTS["markdown"])
+    write_text(tables.render_latex(metric_tables, paper), out / OUTPUTS["latex"])
     comparisons, skipped = paired.paired_comparisons(evaluations, table)
     write_csv(comparisons, out / OUTPUTS["paired_csv"])
     write_text(paired.render_paired_markdown(comparisons), out / OUTPUTS["paired"])
@@ -210,6 +229,7 @@ def write_report(report: ReportRun) -> None:
     plots.plot_length_vs_alpha(datasets, out / OUTPUTS["length_figure"])
     shown_pairs = select_metrics(comparisons, report.metric, strict=False)
     plots.plot_paired_heatmap(shown_pairs, out / OUTPUTS["heatmap_figure"])
+    plots.plot_judged_vs_alpha(shown, out / OUTPUTS["judged_figure"])
     record = provenance_record(report, table, datasets, skipped)
     record["alpha_selection"] = {
         "on": report.select_alpha_on if selected else None,
@@ -218,6 +238,8 @@ def write_report(report: ReportRun) -> None:
             for (pair, student), arm in sorted(selected.items())
         ],
     }
+    # Whether AE2's win rates rest on weighted or plain verdicts (None: AlpacaEval 2 is off).
+    record["alpaca_eval_verdicts"] = verdicts
     write_json(out / OUTPUTS["provenance"], record)
     print(
         f"codit report: {len(table)} result rows, {len(metric_tables)} metrics, "

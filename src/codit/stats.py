@@ -82,11 +82,15 @@ def _as_score(raw: Any, where: str) -> tuple[float, float]:
     )
 
 
-def read_items(samples_path: str | os.PathLike, metric: str) -> dict[ItemKey, Item]:
+def read_items(
+    samples_path: str | os.PathLike, metric: str, missing_ok: bool = False
+) -> dict[ItemKey, Item]:
     """Every item of a samples file under `metric` (METRIC or METRIC/FILTER, as in main.csv).
 
     A task with several filters logs each document once per filter; only the records of the
-    metric's filter are read. A document logged twice under the same filter is refused.
+    metric's filter are read. A document logged twice under the same filter is refused, and so
+    is a record without the metric unless `missing_ok` (a judged benchmark leaves out the
+    metric of an item whose verdict was unparsable): such an item is then left out.
     """
     name, filter_name = split_metric(metric)
     items: dict[ItemKey, Item] = {}
@@ -123,7 +127,7 @@ def read_items(samples_path: str | os.PathLike, metric: str) -> dict[ItemKey, It
     if not items:
         known = ", ".join(sorted(seen_metrics)) or "none"
         raise ValueError(f"{samples_path}: no item has metric {metric!r} (metrics: {known})")
-    if lacking:
+    if lacking and not missing_ok:
         raise ValueError(f"{samples_path}: {lacking} items of filter {filter_name!r} lack {name!r}")
     return items
 
@@ -274,20 +278,26 @@ def paired_bootstrap(
     }
 
 
-def read_replicates(paths: Sequence[str | os.PathLike], metric: str) -> dict[ItemKey, Item]:
+def read_replicates(
+    paths: Sequence[str | os.PathLike], metric: str, shared_only: bool = False
+) -> dict[ItemKey, Item]:
     """Items of one arm's samples files (one per seed), each score averaged over the files.
 
     Every file must hold the same items (doc_ids, doc_hash and instruction counts), so the
     average is over the same documents; the weight of an item is its (common) list length.
+    `shared_only`: records without the metric are left out and the average is over the items
+    every file holds, instead of refusing files whose items differ.
     """
     if not paths:
         raise ValueError(f"metric {metric!r}: no samples files to average")
     first_path, *others = paths
-    first = read_items(first_path, metric)
-    totals = {key: item.score for key, item in first.items()}
-    for path in others:
-        items = read_items(path, metric)
-        if items.keys() != first.keys():
+    first = read_items(first_path, metric, missing_ok=shared_only)
+    readings = [(path, read_items(path, metric, missing_ok=shared_only)) for path in others]
+    keys = set(first)
+    for path, items in readings:
+        if shared_only:
+            keys &= items.keys()
+        elif items.keys() != first.keys():
             only_first, only_other = (
                 len(first.keys() - items.keys()),
                 len(items.keys() - first.keys()),
@@ -297,11 +307,13 @@ def read_replicates(paths: Sequence[str | os.PathLike], metric: str) -> dict[Ite
                 f"{only_other} only in the second): replicates must be evaluated on the same items"
             )
         check_same_items(first, items, first_path, path)
-        for key, item in items.items():
-            totals[key] += item.score
+    totals = {key: first[key].score for key in sorted(keys)}
+    for _, items in readings:  # summed in seed order, as before `shared_only` existed
+        for key in totals:
+            totals[key] += items[key].score
     return {
-        key: Item(totals[key] / len(paths), item.weight, item.doc_hash)
-        for key, item in first.items()
+        key: Item(total / len(paths), first[key].weight, first[key].doc_hash)
+        for key, total in totals.items()
     }
 
 
@@ -312,6 +324,7 @@ def compare_replicates(
     resamples: int = 10000,
     seed: int = 0,
     confidence: float = 0.95,
+    shared_only: bool = False,
 ) -> dict[str, Any]:
     """`paired_bootstrap` of two arms' seed-averaged per-item scores (a = direct, b = CoDIT).
 
@@ -320,10 +333,19 @@ def compare_replicates(
     resamples items, the seeds staying fixed. For a list-valued metric each prompt is weighted
     by its number of instructions, so the means equal lm-eval's inst_level_* values (averaged
     over seeds) while prompts stay the resampled unit.
+
+    `shared_only`: compare on the items that every file of both arms scored (an item without
+    a valid verdict in one file is left out) instead of refusing differing items; n_items_a
+    and n_items_b count the items each arm scored in all its files, n_items those compared.
     """
-    items_a = read_replicates(paths_a, metric)
-    items_b = read_replicates(paths_b, metric)
+    items_a = read_replicates(paths_a, metric, shared_only)
+    items_b = read_replicates(paths_b, metric, shared_only)
     check_same_items(items_a, items_b, paths_a[0], paths_b[0])
+    counts = {"n_items_a": len(items_a), "n_items_b": len(items_b)}
+    if shared_only:
+        shared = items_a.keys() & items_b.keys()
+        items_a = {key: items_a[key] for key in sorted(shared)}
+        items_b = {key: items_b[key] for key in sorted(shared)}
     scores_a = {key: item.score for key, item in items_a.items()}
     scores_b = {key: item.score for key, item in items_b.items()}
     weights = {key: item.weight for key, item in items_a.items()}
@@ -340,6 +362,7 @@ def compare_replicates(
         "metric": metric,
         "n_seeds_a": len(paths_a),
         "n_seeds_b": len(paths_b),
+        **counts,
         "weighted_by_list_length": list_valued,
         **result,
     }

@@ -12,6 +12,11 @@ The replicate summary (`summary.csv`) has one row per (teacher_pair, student, ar
 alpha, beta, task, metric): n_seeds, mean, sd, a 95% Student-t interval across seeds (low, high;
 empty for one seed) and lm-eval's stderr (one seed only). Public rows are copied to every teacher
 pair there, so each pair's table row has a column for each public dataset.
+
+The paper's table (`PaperTable`) regroups the judged benchmarks' headline metrics
+(PAPER_COLUMNS: AlpacaEval 2 LC and WR, MT-Bench, WB-Score) as the paper prints them: a block per
+(teacher pair, student), its arms and reference models as rows, one column per metric, each
+column being that metric's MetricTable (same cells, intervals and best arm).
 """
 
 from __future__ import annotations
@@ -101,6 +106,10 @@ MISSING_CELL = "–"
 SELECTED_ARM = "codit_selected"
 CONFIDENCE = 0.95
 ARCHITECTURE_KEYS = ("student_architecture", "teacher_architecture")
+# Task names of the judged benchmarks' scores files (codit.mtbench, codit.alpacaeval,
+# codit.wildbench): their metrics carry their own units.
+MT_BENCH, ALPACA_EVAL, WILDBENCH = "mt_bench", "alpaca_eval", "wildbench"
+JUDGED_TASKS = (ALPACA_EVAL, MT_BENCH, WILDBENCH)
 
 
 # --------------------------------------------------------------------------- evaluation results
@@ -287,6 +296,63 @@ def metric_direction(directions: Mapping[str, bool], task: str, metric: str) -> 
     return directions.get(f"{task}/{metric.split('/', 1)[0]}", True)
 
 
+# codit.alpacaeval's verdict kinds: first-token log-probabilities, the reply's text, neither.
+VERDICT_KINDS = ("weighted", "plain", "unparsable")
+
+
+def verdict_kind(counts: Mapping[str, int]) -> str:
+    """`weighted`, `plain`, `mixed` (both) or `none`: which verdicts the win rates rest on."""
+    used = [kind for kind in ("weighted", "plain") if counts[kind]]
+    return "mixed" if len(used) == 2 else (used[0] if used else "none")
+
+
+def alpaca_eval_verdicts(
+    evaluations: Iterable[tuple[str, Mapping[str, Any]]],
+) -> dict[str, Any] | None:
+    """AlpacaEval 2's verdicts summed over its scores files (files, counts per kind, files
+    without counts, the length-controlled GLMs, the kind); None without such a file."""
+    files = [payload for _, payload in evaluations if ALPACA_EVAL in (payload.get("results") or {})]
+    if not files:
+        return None
+    counts = dict.fromkeys(VERDICT_KINDS, 0)
+    unrecorded = 0
+    for payload in files:
+        verdicts = payload.get("verdicts")
+        if not isinstance(verdicts, Mapping):
+            unrecorded += 1  # scores files written before the counts existed
+            continue
+        for kind in VERDICT_KINDS:
+            counts[kind] += int(verdicts.get(kind) or 0)
+    return {
+        "files": len(files),
+        "files_without_verdicts": unrecorded,
+        **counts,
+        "glm": sorted({str(payload["glm"]) for payload in files if payload.get("glm")}),
+        "kind": verdict_kind(counts),
+    }
+
+
+VERDICT_TEXTS = {
+    "weighted": "weighted (the judge's first-token log-probabilities)",
+    "plain": "plain (the judge's reply text)",
+    "mixed": "mixed weighted and plain",
+    "none": "none recorded",
+}
+
+
+def verdict_note(summary: Mapping[str, Any]) -> str:
+    """One line saying which AlpacaEval 2 verdicts and GLM the AE2 columns rest on."""
+    counts = ", ".join(f"{summary[kind]} {kind}" for kind in VERDICT_KINDS)
+    text = (
+        f"AlpacaEval 2 verdicts: {VERDICT_TEXTS[summary['kind']]}; {counts} judgments over "
+        f"{summary['files']} models"
+    )
+    if summary["files_without_verdicts"]:
+        text += f" ({summary['files_without_verdicts']} scores files without counts)"
+    glm = ", ".join(summary["glm"]) or "not recorded"
+    return f"{text}; length-controlled GLM: {glm}."
+
+
 # --------------------------------------------------------------------------- replicates
 
 
@@ -437,35 +503,49 @@ def is_fraction_metric(values: pd.Series) -> bool:
     return bool(len(finite)) and bool(((finite >= 0) & (finite <= 1)).all())
 
 
-def _scaled(percent: bool) -> tuple[float, int]:
-    """(scale, decimals): percentages with one decimal, raw values with three."""
-    return (100.0, 1) if percent else (1.0, 3)
+def shown_in_percent(task: str, metric: str, values: pd.Series) -> bool:
+    """Whether a metric is drawn and tabled in %: judged benchmarks have fixed units (a win
+    rate already in %, a 1-10 score), so only lm-eval metrics go by `is_fraction_metric`."""
+    return task not in JUDGED_TASKS and is_fraction_metric(values)
 
 
-def format_value(value: float, stderr: float, percent: bool, plus_minus: str) -> str:
+def _scaled(percent: bool, digits: int | None = None) -> tuple[float, int]:
+    """(scale, decimals): percentages with one decimal, raw values with three (or `digits`)."""
+    scale, default = (100.0, 1) if percent else (1.0, 3)
+    return scale, default if digits is None else digits
+
+
+def format_value(
+    value: float, stderr: float, percent: bool, plus_minus: str, digits: int | None = None
+) -> str:
     """`62.0 ± 3.4` for percentages, `1.234 ± 0.056` otherwise; stderr only when known."""
     if pd.isna(value):
         return MISSING_CELL
-    scale, digits = _scaled(percent)
+    scale, digits = _scaled(percent, digits)
     text = f"{value * scale:.{digits}f}"
     if not pd.isna(stderr):
         text += f"{plus_minus}{stderr * scale:.{digits}f}"
     return text
 
 
-def format_interval(mean: float, low: float, high: float, percent: bool) -> str:
+def format_interval(
+    mean: float, low: float, high: float, percent: bool, digits: int | None = None
+) -> str:
     """`62.0 [58.1, 65.9]`: the mean across seeds and its t interval."""
     if pd.isna(mean):
         return MISSING_CELL
-    scale, digits = _scaled(percent)
+    scale, digits = _scaled(percent, digits)
     return f"{mean * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
 
 
-def format_cell(cell: Mapping[str, Any], percent: bool, plus_minus: str) -> str:
-    """An interval across seeds when there are several, else lm-eval's value ± stderr."""
+def format_cell(
+    cell: Mapping[str, Any], percent: bool, plus_minus: str, digits: int | None = None
+) -> str:
+    """An interval across seeds when there are several, else lm-eval's value ± stderr;
+    `digits` overrides the decimals of the unit (percent: 1, raw: 3)."""
     if cell["n_seeds"] > 1 and not pd.isna(cell["low"]):
-        return format_interval(cell["mean"], cell["low"], cell["high"], percent)
-    return format_value(cell["mean"], cell["stderr"], percent, plus_minus)
+        return format_interval(cell["mean"], cell["low"], cell["high"], percent, digits)
+    return format_value(cell["mean"], cell["stderr"], percent, plus_minus, digits)
 
 
 def architecture_text(teacher: str, student: str, arrow: str = "→") -> str:
@@ -596,8 +676,11 @@ def metric_table(
         column = ArmName(SELECTED_ARM)
         arms = arm_names([*(arm.name for arm in arms), SELECTED_ARM])
         for name, frame in statistics.items():
+            # The arm selected on one benchmark may be missing from another's results.
             frame[column] = [
-                frame.at[row, ArmName(selected[row])] if row in selected else math.nan
+                frame.at[row, ArmName(selected[row])]
+                if row in selected and ArmName(selected[row]) in frame.columns
+                else math.nan
                 for row in frame.index
             ]
             statistics[name] = frame.reindex(columns=arms)
@@ -611,10 +694,11 @@ def metric_table(
     references = rows.loc[
         rows["arm"] == REFERENCE_ARM, ["teacher_pair", "student", "mean", "stderr"]
     ]
+    task, metric = rows["task"].iloc[0], rows["metric"].iloc[0]
     return MetricTable(
-        task=rows["task"].iloc[0],
-        metric=rows["metric"].iloc[0],
-        percent=is_fraction_metric(rows["mean"]),
+        task=task,
+        metric=metric,
+        percent=shown_in_percent(task, metric, rows["mean"]),
         higher_is_better=higher,
         arms=arms,
         show_beta=show_beta,
@@ -657,6 +741,183 @@ def metric_tables(
     for (task, metric), rows in summary.groupby(["task", "metric"], sort=True):
         tables.append(metric_table(rows, metric_direction(directions, task, metric), selected))
     return tables
+
+
+# --------------------------------------------------------------------------- the paper's table
+
+
+@dataclass(frozen=True)
+class PaperColumn:
+    """A judged benchmark's headline metric as a column of the paper's table."""
+
+    task: str
+    metric: str
+    label: str
+    description: str
+    digits: int  # decimals, as the paper prints them
+
+
+PAPER_COLUMNS = (
+    PaperColumn(ALPACA_EVAL, "length_controlled_winrate", "AE2 LC",
+                "AlpacaEval 2 length-controlled win rate against the reference (%)", 1),
+    PaperColumn(ALPACA_EVAL, "win_rate", "AE2 WR", "AlpacaEval 2 win rate (%)", 1),
+    PaperColumn(MT_BENCH, "score", "MT-Bench", "MT-Bench mean judge score (1-10)", 2),
+    PaperColumn(WILDBENCH, "wb_score", "WB-Score",
+                "WildBench v2 WB-Score, (mean score - 5) x 20", 1),
+)  # fmt: skip
+Block = tuple[str, str]  # (teacher pair, student): one block of the paper's table
+
+
+@dataclass
+class PaperTable:
+    """The paper's layout: a block per (teacher pair, student), arms as rows, the judged
+    headline metrics present as columns; each column is that metric's MetricTable."""
+
+    columns: list[PaperColumn]
+    tables: list[MetricTable]  # one per column, in the same order
+    verdicts: str = ""  # which AlpacaEval 2 verdicts the AE2 columns rest on ("" without)
+
+    @property
+    def blocks(self) -> list[Block]:
+        return sorted({block for table in self.tables for block in table.values.index})
+
+    @property
+    def show_beta(self) -> bool:
+        return any(table.show_beta for table in self.tables)
+
+    def arms(self, block: Block) -> list[ArmName]:
+        """The block's arms that have a value in some column, in column order."""
+        present = {
+            arm
+            for table in self.tables
+            if block in table.values.index
+            for arm in table.arms
+            if not pd.isna(table.values.at[block, arm])
+        }
+        return sorted(present, key=ArmName.sort_key)
+
+    def architecture(self, block: Block) -> tuple[str, str]:
+        """(teacher, student) architectures of the block, from the first column that has it."""
+        return next(t.architectures[block] for t in self.tables if block in t.architectures)
+
+    def selected_alpha(self, block: Block) -> float | None:
+        return next((t.selected_alpha[block] for t in self.tables if block in t.selected_alpha),
+                    None)  # fmt: skip
+
+
+def paper_table(
+    summary: pd.DataFrame,
+    directions: Mapping[str, bool],
+    selected: Mapping[tuple[str, str], str] | None = None,
+    verdicts: Mapping[str, Any] | None = None,
+) -> PaperTable | None:
+    """The paper's table of the judged headline metrics in the summary; None without any
+    (or without a trained student to show)."""
+    columns, column_tables = [], []
+    for column in PAPER_COLUMNS:
+        rows = summary[(summary["task"] == column.task) & (summary["metric"] == column.metric)]
+        if rows.empty:
+            continue
+        higher = metric_direction(directions, column.task, column.metric)
+        columns.append(column)
+        column_tables.append(metric_table(rows, higher, selected))
+    paper = PaperTable(columns, column_tables, verdict_note(verdicts) if verdicts else "")
+    return paper if paper.blocks else None
+
+
+@dataclass(frozen=True)
+class PaperStyle:
+    """How the paper's cells are written in one output format."""
+
+    plus_minus: str
+    bold: str  # a format with one field
+    missing: str
+    latex: bool
+
+
+def paper_arm_label(paper: PaperTable, block: Block, arm: ArmName, latex: bool) -> str:
+    """The arm's label; the selected column names the block's alpha."""
+    alpha = paper.selected_alpha(block)
+    if arm.name != SELECTED_ARM or alpha is None:
+        return arm.label(paper.show_beta, latex)
+    symbol = r"$\alpha$" if latex else "α"
+    return f"CoDIT (selected {symbol}={format_number(alpha)})"
+
+
+def paper_arm_cells(
+    paper: PaperTable, block: Block, arm: ArmName, style: PaperStyle, best: list[pd.DataFrame]
+) -> list[str]:
+    """One cell per column: mean [interval] (or value ± stderr), in bold where `best` (each
+    column's best_mask) says so."""
+    cells = []
+    for column, table, mask in zip(paper.columns, paper.tables, best, strict=True):
+        if block not in table.values.index or arm not in table.values.columns:
+            cells.append(style.missing)
+            continue
+        text = format_cell(table.cell(block, arm), table.percent, style.plus_minus, column.digits)
+        if text == MISSING_CELL:
+            text = style.missing
+        elif mask.at[block, arm]:
+            text = style.bold.format(text)
+        cells.append(text)
+    return cells
+
+
+def block_references(table: MetricTable, block: Block) -> list[tuple[str, str]]:
+    """(teacher pair, model) of the block's reference models in one column: the pair's
+    instruct model(s), then the student before training (a reference without teacher pair)."""
+    pair, student = block
+    refs = table.references
+    teacher = refs["teacher_pair"].eq(pair) & (pair != "")
+    untrained = refs["teacher_pair"].eq("") & refs["student"].eq(student)
+    found = pd.concat([refs[teacher], refs[untrained]])
+    return list(zip(found["teacher_pair"], found["student"], strict=True))
+
+
+def reference_cell(
+    table: MetricTable, column: PaperColumn, model: tuple[str, str], style: PaperStyle
+) -> str:
+    """A reference model's value ± stderr in one column ("missing" when not evaluated)."""
+    refs = table.references
+    found = refs[refs["teacher_pair"].eq(model[0]) & refs["student"].eq(model[1])]
+    if found.empty:
+        return style.missing
+    value, stderr = found["value"].iloc[0], found["stderr"].iloc[0]
+    text = format_value(value, stderr, table.percent, style.plus_minus, column.digits)
+    return text.replace(MISSING_CELL, style.missing)
+
+
+def paper_reference_rows(paper: PaperTable, block: Block, style: PaperStyle) -> list[list[str]]:
+    """A row per reference model of the block, labelled by its role."""
+    models = dict.fromkeys(model for t in paper.tables for model in block_references(t, block))
+    body = []
+    for pair, name in models:
+        label = f"teacher instruct: {name}" if pair else "student before training"
+        cells = [
+            reference_cell(table, column, (pair, name), style)
+            for column, table in zip(paper.columns, paper.tables, strict=True)
+        ]
+        body.append([latex_escape(label) if style.latex else label, *cells])
+    return body
+
+
+def paper_block_rows(paper: PaperTable, block: Block, style: PaperStyle) -> list[list[str]]:
+    """Arm label and cells of every arm of the block, then its reference models."""
+    best = [table.best_mask() for table in paper.tables]
+    body = [
+        [paper_arm_label(paper, block, arm, style.latex),
+         *paper_arm_cells(paper, block, arm, style, best)]
+        for arm in paper.arms(block)
+    ]  # fmt: skip
+    return body + paper_reference_rows(paper, block, style)
+
+
+def paper_block_title(paper: PaperTable, block: Block, arrow: str) -> str:
+    """`pa / s_gpt2: llama → gpt2 (cross)` (no architectures: just pair / student)."""
+    pair, student = block
+    architectures = architecture_text(*paper.architecture(block), arrow)
+    title = f"{pair or 'no teacher pair'} / {student}"
+    return title if architectures == MISSING_CELL else f"{title}: {architectures}"
 
 
 def _caption_note(table: MetricTable) -> str:
@@ -770,12 +1031,41 @@ def markdown_selection_section(table: MetricTable) -> str:
     return f"## CoDIT α selected on {selected_on} (per row, best mean across seeds)\n\n{grid}\n"
 
 
-def render_markdown(tables: list[MetricTable], selection: MetricTable | None = None) -> str:
+MARKDOWN_PAPER = PaperStyle(plus_minus=" ± ", bold="**{}**", missing=MISSING_CELL, latex=False)
+PAPER_LEGEND = [
+    "As in the paper: one table per teacher pair and student; rows are how the student was",
+    "obtained (the arms of the sections below), then the untouched reference models; cells as",
+    "below (mean [95% t interval] across seeds, or value ± standard error for one seed), the",
+    "best arm per table and column (oracle arms aside) in **bold**. Columns:",
+]
+
+
+def markdown_paper_section(paper: PaperTable) -> str:
+    """The paper's table: legend, AlpacaEval's verdict note, then one table per block."""
+    parts = ["## Paper table: judged benchmarks per teacher pair and student", "", *PAPER_LEGEND]
+    parts += [f"`{column.label}` = {column.description};" for column in paper.columns]
+    parts[-1] = parts[-1].removesuffix(";") + "."
+    parts += ["", paper.verdicts, ""] if paper.verdicts else [""]
+    header = ["arm", *(column.label for column in paper.columns)]
+    for block in paper.blocks:
+        body = paper_block_rows(paper, block, MARKDOWN_PAPER)
+        parts += [f"### {paper_block_title(paper, block, '→')}", "",
+                  markdown_grid(header, body, numeric_from=1), ""]  # fmt: skip
+    return "\n".join(parts)
+
+
+def render_markdown(
+    tables: list[MetricTable],
+    selection: MetricTable | None = None,
+    paper: PaperTable | None = None,
+) -> str:
     """The whole main.md: a short legend, the alpha selection (the selection metric's table,
-    if any), then one section per metric."""
+    if any), the paper's table of the judged benchmarks (if any), then one section per metric."""
     intro = ["# CoDIT reproduction: evaluation results", "", *MARKDOWN_LEGEND, ""]
     if selection is not None:
         intro[-1:] = [*SELECTION_LEGEND, "", markdown_selection_section(selection)]
+    if paper is not None:
+        intro.append(markdown_paper_section(paper))
     return "\n".join(intro + [markdown_metric_section(table) for table in tables]).rstrip() + "\n"
 
 
@@ -815,18 +1105,27 @@ def _latex_cells(table: MetricTable) -> list[list[str]]:
 
 def latex_tabular(header: list[str], body: list[list[str]], text_columns: int) -> list[str]:
     """A booktabs tabular: text columns left-aligned, numbers right-aligned."""
+    return latex_tabular_lines(header, [latex_row(row) for row in body], text_columns)
+
+
+def latex_row(cells: list[str]) -> str:
+    return " & ".join(cells) + r" \\"
+
+
+def latex_tabular_lines(header: list[str], lines: list[str], text_columns: int) -> list[str]:
+    """A booktabs tabular around body lines already written (rows, rules, block headings)."""
     spec = "l" * text_columns + "r" * (len(header) - text_columns)
     # Shrink a tabular wider than the text (many alphas and betas), never enlarge a narrow one.
-    lines = [
+    return [
         r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
         rf"\begin{{tabular}}{{{spec}}}",
         r"\toprule",
-        " & ".join(header) + r" \\",
+        latex_row(header),
         r"\midrule",
+        *lines,
+        r"\bottomrule",
+        r"\end{tabular}}",
     ]
-    lines += [" & ".join(row) + r" \\" for row in body]
-    lines += [r"\bottomrule", r"\end{tabular}}"]
-    return lines
 
 
 def latex_metric_table(table: MetricTable) -> str:
@@ -860,8 +1159,37 @@ def latex_metric_table(table: MetricTable) -> str:
     return "\n".join(lines)
 
 
-def render_latex(tables: list[MetricTable]) -> str:
-    """A standalone document (article, booktabs, graphicx) holding one table float per metric."""
+LATEX_PAPER = PaperStyle(plus_minus=r" $\pm$ ", bold=r"\textbf{{{}}}", missing="--", latex=True)
+
+
+def latex_paper_table(paper: PaperTable, pair: str) -> str:
+    """One teacher pair's part of the paper's table: a float with a block per student."""
+    header = ["arm", *(latex_escape(column.label) for column in paper.columns)]
+    lines: list[str] = []
+    for block in (block for block in paper.blocks if block[0] == pair):
+        title = latex_escape(paper_block_title(paper, block, "→")).replace("→", r"$\rightarrow$")
+        if lines:
+            lines.append(r"\midrule")
+        heading = rf"\multicolumn{{{len(header)}}}{{l}}{{\textit{{{title}}}}}"
+        lines += [latex_row([heading])]
+        lines += [latex_row(row) for row in paper_block_rows(paper, block, LATEX_PAPER)]
+    columns = "; ".join(f"{column.label}: {column.description}" for column in paper.columns)
+    caption = (
+        f"Judged benchmarks as in the paper, teacher pair {pair or 'none'} ({columns}); "
+        "mean [95% t interval] across seeds, or value ± one standard error for one seed; best "
+        f"arm per student and column (oracle arms aside) in bold. {paper.verdicts}"
+    )
+    caption = latex_escape(caption.strip()).replace("±", r"$\pm$")
+    return "\n".join([
+        r"\begin{table}[htbp]", r"\centering", r"\small",
+        *latex_tabular_lines(header, lines, text_columns=1),
+        rf"\caption{{{caption}}}", r"\end{table}",
+    ])  # fmt: skip
+
+
+def render_latex(tables: list[MetricTable], paper: PaperTable | None = None) -> str:
+    """A standalone document (article, booktabs, graphicx) holding the paper's table (one float
+    per teacher pair, if any judged benchmark ran), then one table float per metric."""
     preamble = [
         "% Generated by `codit report`; compiles on its own (pdflatex main.tex).",
         r"\documentclass{article}",
@@ -872,5 +1200,7 @@ def render_latex(tables: list[MetricTable]) -> str:
         r"\begin{document}",
         "",
     ]
-    body = [latex_metric_table(table) + "\n" for table in tables]
+    pairs = sorted({pair for pair, _ in paper.blocks}) if paper is not None else []
+    body = [latex_paper_table(paper, pair) + "\n" for pair in pairs if paper is not None]
+    body += [latex_metric_table(table) + "\n" for table in tables]
     return "\n".join(preamble + body + [r"\end{document}", ""])

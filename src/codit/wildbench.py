@@ -653,7 +653,7 @@ JUDGED = JudgedBenchmark(
 )
 
 
-def grade_answers(grading: GradingRun) -> dict[str, Any]:
+def grade_answers(grading: GradingRun, running: JudgeEndpoint | None = None) -> dict[str, Any]:
     """Score the answers; write the judgments, the per-task samples and the scores."""
     bench = Bench(grading.bench)
     answers = read_jsonl(grading.answers, objects_only=True)
@@ -663,6 +663,7 @@ def grade_answers(grading: GradingRun) -> dict[str, Any]:
         item_samples=lambda judgments: task_samples(bench, judgments),
         record=grading.record(),
         extra={"bench_sha256": bench.sha256, "answers_sha256": file_sha256(grading.answers)},
+        running=running,
     )  # fmt: skip
     print(
         f"codit wildbench: WB-Score {payload['wb_score']} (task macro {payload['task_macro']}; "

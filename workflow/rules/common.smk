@@ -1,6 +1,7 @@
 # Config validation, the experiment grid, input functions and target lists. No rules here.
 
 import json
+import os
 import re
 import shlex
 
@@ -14,6 +15,7 @@ from codit.config import (
     hub_cache,
     hub_environment,
     instruction_source,
+    judged_bench_folder,
     task_include_path,
 )
 from codit.datasets import GatherSettings
@@ -28,7 +30,8 @@ from codit.jobs import (
     EVAL_CHAT_VECTOR,
     EVAL_REFERENCE,
     EVAL_TRAINED,
-    MT_BENCH,
+    JUDGED_BENCHMARKS,
+    JUDGED_DIR,
     INSTRUCTION_CARD,
     INSTRUCTION_POOL,
     PUBLIC_DATASET_DIR,
@@ -45,6 +48,7 @@ from codit.jobs import (
     of_rule,
     parse_shard,
     shard_names,
+    judged_tasks,
     trained_datasets,
 )
 from codit.judge import JudgeEndpoint
@@ -76,13 +80,11 @@ except ConfigError as error:
 GEN = config["generation"]
 HUB_CACHE = hub_cache(config)
 SHARDS = shard_names(GEN["num_shards"])
-MT_BENCH_SETTINGS = config["evaluation"]["mt_bench"]
-# The MT-Bench folder: FastChat's data, fetched into the hub cache; the tiny world's, built
+# The judged benchmarks the config turns on (tasks: mt_bench, alpaca_eval, wildbench) and each
+# one's bench folder: its published data, fetched into the hub cache; the tiny world's, built
 # with its data; or the config's own folder.
-MT_BENCH_FOLDER = {
-    "fastchat": f"{HUB_CACHE}/mt_bench",
-    "tinyworld": f"{TINYWORLD_DIR}/mt_bench",
-}.get(MT_BENCH_SETTINGS["bench"], MT_BENCH_SETTINGS["bench"])
+JUDGED_TASKS = judged_tasks(config)
+JUDGED_FOLDERS = {task: judged_bench_folder(config, task) for task in JUDGED_TASKS}
 # Every job of the grid (codit.jobs); the targets below, and `codit cost`, read this list.
 JOBS = config_jobs(config, GRID)
 ENV = "../../envs/codit.yaml"
@@ -202,12 +204,34 @@ def best_of_n_gpus(wildcards):
     return judge_gpus(wildcards) if parse_arm(wildcards.arm).scorer == "judge" else 0
 
 
-def mt_bench_answer_settings():
-    """Length of MT-Bench answers, on the evaluation's batch size, dtype and device."""
+def judged_answer_settings(task):
+    """Length of a judged benchmark's answers, on the evaluation's batch size, dtype and
+    device."""
     engine = EngineSettings.from_config(config["evaluation"])
-    return AnsweringSettings.from_config(
-        MT_BENCH_SETTINGS, engine=engine
-    ).command_line()
+    section = config["evaluation"][task]
+    return AnsweringSettings.from_config(section, engine=engine).command_line()
+
+
+def judging_flags():
+    """`codit judged`'s benchmark flags: each enabled benchmark's folder and grading settings."""
+    evaluation, flags = config["evaluation"], []
+    for task, folder in JUDGED_FOLDERS.items():
+        flags.append(f"--{task.replace('_', '-')} {shlex.quote(folder)}")
+    if "mt_bench" in JUDGED_FOLDERS:
+        flags.append(f"--mt-bench-reference {evaluation['mt_bench']['reference']}")
+    if "alpaca_eval" in JUDGED_FOLDERS:
+        section = evaluation["alpaca_eval"]
+        flags.append(f"--alpaca-eval-seed {section['seed']}")
+        flags.append(f"--alpaca-eval-top-logprobs {section['top_logprobs']}")
+    return " ".join(flags)
+
+
+def judged_files(name, evaluated="{evaluated}"):
+    """One file of every enabled benchmark's folder of an evaluated model, by task."""
+    folders = {
+        task: JUDGED_DIR.format(evaluated=evaluated, task=task) for task in JUDGED_TASKS
+    }
+    return {task: os.path.join(folder, name) for task, folder in folders.items()}
 
 
 def public_spec(wildcards):
@@ -522,9 +546,13 @@ def report_path(name):
     return f"{REPORT_DIR}/{REPORT_OUTPUTS[name]}"
 
 
-def mt_bench_outputs(name):
-    """One output of every MT-Bench judging job: its scores or its per-question samples."""
-    return [job.fill(f"{MT_BENCH}/{name}") for job in of_rule(JOBS, "mtbench_judge")]
+def judged_outputs(name):
+    """One file of every judging job for every benchmark: its scores or per-item samples."""
+    return [
+        path
+        for job in of_rule(JOBS, "judge_answers")
+        for path in judged_files(name, job.get("evaluated")).values()
+    ]
 
 
 def final_targets():

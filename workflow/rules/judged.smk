@@ -1,106 +1,183 @@
-# Judged benchmarks beside the lm-eval tasks: MT-Bench for every evaluated model (its two turns
-# answered with the model, graded by the config's `judge`). On only with evaluation.mt_bench.
-# The judging job writes an evaluation-shaped scores file, which the report reads beside the
-# lm-eval results (labels from the answers' card, per-question samples for the bootstrap).
+# Judged benchmarks beside the lm-eval tasks: MT-Bench, AlpacaEval 2.0 and WildBench v2, each
+# on only with its `evaluation.<task>.enabled`. Every evaluated model answers each benchmark in
+# a job of its own (`<benchmark>_answer_{student,chatvector,reference}`: generation, the GPU
+# work); one judging job per evaluated model grades all its answers with one judge
+# (`judge_answers`), so a judge the job serves itself starts once per model, not per benchmark.
+# The judging job writes, per benchmark, an evaluation-shaped scores file that the report reads
+# beside the lm-eval results (labels from the answers' card, per-item samples for the bootstrap).
 
 
 rule fetch_mtbench:
     output:
         directory(f"{HUB_CACHE}/mt_bench"),
     log:
-        "logs/mtbench/fetch.log",
+        "logs/judged/fetch_mt_bench.log",
     benchmark:
-        "benchmarks/mtbench/fetch.tsv"
-    localrule: True  # FastChat's data is downloaded here, on the login node
+        "benchmarks/judged/fetch_mt_bench.tsv"
+    localrule: True  # the benchmarks' data is downloaded here, on the login node
     conda:
         ENV
     shell:
         f"{FETCH_ENV}codit mtbench fetch --out {{output}} > {{log}} 2>&1"
 
 
-rule mtbench_answer_student:
-    input:
-        model=f"{SFT_DIR}/merged",
-        bench=MT_BENCH_FOLDER,
-        teacher=teacher_model,
+rule fetch_alpacaeval:
     output:
-        answers=f"{EVAL_TRAINED}.mt_bench/answers.jsonl",
-        card=f"{EVAL_TRAINED}.mt_bench/answers.card.json",
+        directory(f"{HUB_CACHE}/alpaca_eval"),
     log:
-        f"logs/mtbench/{TRAINED_ID}.answer.log",
+        "logs/judged/fetch_alpaca_eval.log",
     benchmark:
-        f"benchmarks/mtbench/{TRAINED_ID}.answer.tsv"
-    wildcard_constraints:
-        arm=DATASET_ARMS,
+        "benchmarks/judged/fetch_alpaca_eval.tsv"
+    localrule: True
     conda:
         ENV
-    threads: stage_threads("evaluate")
-    resources:
-        gpu=student_gpus,
-        mem_mb=stage_mem_mb("evaluate"),
-        runtime=stage_runtime("evaluate"),
-    params:
-        settings=mt_bench_answer_settings(),
-        labels=student_labels,
-        model_flags=student_model_flags,
     shell:
-        OFFLINE_ENV
-        + "codit mtbench answer --model {input.model} --bench {input.bench} {params.settings}"
-        " {params.labels} {params.model_flags} --threads {threads}"
-        " --out {output.answers} --card {output.card} > {log} 2>&1"
+        f"{FETCH_ENV}codit alpacaeval fetch --out {{output}} > {{log}} 2>&1"
 
 
-use rule mtbench_answer_student as mtbench_answer_chatvector with:
-    input:
-        model=CHAT_VECTOR_DIR,
-        bench=MT_BENCH_FOLDER,
-        teacher=teacher_model,
+rule fetch_wildbench:
     output:
-        answers=f"{EVAL_CHAT_VECTOR}.mt_bench/answers.jsonl",
-        card=f"{EVAL_CHAT_VECTOR}.mt_bench/answers.card.json",
+        directory(f"{HUB_CACHE}/wildbench"),
     log:
-        f"logs/mtbench/{CHAT_VECTOR_ID}.answer.log",
+        "logs/judged/fetch_wildbench.log",
     benchmark:
-        f"benchmarks/mtbench/{CHAT_VECTOR_ID}.answer.tsv"
-    wildcard_constraints:
-        arm=CHAT_VECTOR_ARMS,
+        "benchmarks/judged/fetch_wildbench.tsv"
+    localrule: True
+    conda:
+        ENV
+    shell:
+        f"{FETCH_ENV}codit wildbench fetch --out {{output}} > {{log}} 2>&1"
 
 
-use rule mtbench_answer_student as mtbench_answer_reference with:
+ANSWER_COMMAND = (
+    OFFLINE_ENV
+    + "codit {params.benchmark} answer --model {input.model} --bench {input.bench}"
+    " {params.settings} {params.labels} {params.model_flags} --threads {threads}"
+    " --out {output.answers} --card {output.card} > {log} 2>&1"
+)
+
+# One answering rule per enabled benchmark and kind of evaluated model (named like
+# codit.jobs.answer_rule: `alpacaeval_answer_student` ...).
+for task in JUDGED_TASKS:
+    command = JUDGED_BENCHMARKS[task]
+
+    rule:
+        name:
+            f"{command}_answer_student"
+        input:
+            model=f"{SFT_DIR}/merged",
+            bench=JUDGED_FOLDERS[task],
+            teacher=teacher_model,
+        output:
+            answers=f"{EVAL_TRAINED}.{task}/answers.jsonl",
+            card=f"{EVAL_TRAINED}.{task}/answers.card.json",
+        log:
+            f"logs/judged/{TRAINED_ID}.{task}.answer.log",
+        benchmark:
+            f"benchmarks/judged/{TRAINED_ID}.{task}.answer.tsv"
+        wildcard_constraints:
+            arm=DATASET_ARMS,
+        conda:
+            ENV
+        threads: stage_threads("evaluate")
+        resources:
+            gpu=student_gpus,
+            mem_mb=stage_mem_mb("evaluate"),
+            runtime=stage_runtime("evaluate"),
+        params:
+            benchmark=command,
+            settings=judged_answer_settings(task),
+            labels=student_labels,
+            model_flags=student_model_flags,
+        shell:
+            ANSWER_COMMAND
+
+    rule:
+        name:
+            f"{command}_answer_chatvector"
+        input:
+            model=CHAT_VECTOR_DIR,
+            bench=JUDGED_FOLDERS[task],
+            teacher=teacher_model,
+        output:
+            answers=f"{EVAL_CHAT_VECTOR}.{task}/answers.jsonl",
+            card=f"{EVAL_CHAT_VECTOR}.{task}/answers.card.json",
+        log:
+            f"logs/judged/{CHAT_VECTOR_ID}.{task}.answer.log",
+        benchmark:
+            f"benchmarks/judged/{CHAT_VECTOR_ID}.{task}.answer.tsv"
+        wildcard_constraints:
+            arm=CHAT_VECTOR_ARMS,
+        conda:
+            ENV
+        threads: stage_threads("evaluate")
+        resources:
+            gpu=student_gpus,
+            mem_mb=stage_mem_mb("evaluate"),
+            runtime=stage_runtime("evaluate"),
+        params:
+            benchmark=command,
+            settings=judged_answer_settings(task),
+            labels=student_labels,
+            model_flags=student_model_flags,
+        shell:
+            ANSWER_COMMAND
+
+    rule:
+        name:
+            f"{command}_answer_reference"
+        input:
+            model=reference_model,
+            bench=JUDGED_FOLDERS[task],
+        output:
+            answers=f"{EVAL_REFERENCE}.{task}/answers.jsonl",
+            card=f"{EVAL_REFERENCE}.{task}/answers.card.json",
+        log:
+            f"logs/judged/{REFERENCE_ID}.{task}.answer.log",
+        benchmark:
+            f"benchmarks/judged/{REFERENCE_ID}.{task}.answer.tsv"
+        conda:
+            ENV
+        threads: stage_threads("evaluate")
+        resources:
+            gpu=reference_gpus,
+            mem_mb=stage_mem_mb("evaluate"),
+            runtime=stage_runtime("evaluate"),
+        params:
+            benchmark=command,
+            settings=judged_answer_settings(task),
+            labels=reference_labels,
+            model_flags=lambda wildcards: trust_flag(GRID.references[wildcards.model]),
+        shell:
+            ANSWER_COMMAND
+
+
+rule judge_answers:
     input:
-        model=reference_model,
-        bench=MT_BENCH_FOLDER,
+        **{
+            f"{task}_answers": path
+            for task, path in judged_files("answers.jsonl").items()
+        },
+        **{
+            f"{task}_card": path
+            for task, path in judged_files("answers.card.json").items()
+        },
+        **{f"{task}_bench": folder for task, folder in JUDGED_FOLDERS.items()},
     output:
-        answers=f"{EVAL_REFERENCE}.mt_bench/answers.jsonl",
-        card=f"{EVAL_REFERENCE}.mt_bench/answers.card.json",
+        **{
+            f"{task}_judgments": path
+            for task, path in judged_files("judgments.jsonl").items()
+        },
+        **{
+            f"{task}_samples": path
+            for task, path in judged_files("samples.jsonl").items()
+        },
+        **{f"{task}_scores": path for task, path in judged_files("scores.json").items()},
     log:
-        f"logs/mtbench/{REFERENCE_ID}.answer.log",
+        main="logs/judged/{evaluated}.judge.log",
+        server="logs/judged/{evaluated}.judge-server.log",
     benchmark:
-        f"benchmarks/mtbench/{REFERENCE_ID}.answer.tsv"
-    resources:
-        gpu=reference_gpus,
-        mem_mb=stage_mem_mb("evaluate"),
-        runtime=stage_runtime("evaluate"),
-    params:
-        settings=mt_bench_answer_settings(),
-        labels=reference_labels,
-        model_flags=lambda wildcards: trust_flag(GRID.references[wildcards.model]),
-
-
-rule mtbench_judge:
-    input:
-        answers=f"{MT_BENCH}/answers.jsonl",
-        card=f"{MT_BENCH}/answers.card.json",
-        bench=MT_BENCH_FOLDER,
-    output:
-        judgments=f"{MT_BENCH}/judgments.jsonl",
-        samples=f"{MT_BENCH}/samples.jsonl",
-        scores=f"{MT_BENCH}/scores.json",
-    log:
-        main="logs/mtbench/{evaluated}.judge.log",
-        server="logs/mtbench/{evaluated}.judge-server.log",
-    benchmark:
-        "benchmarks/mtbench/{evaluated}.judge.tsv"
+        "benchmarks/judged/{evaluated}.judge.tsv"
     conda:
         ENV
     resources:
@@ -108,11 +185,10 @@ rule mtbench_judge:
         mem_mb=stage_mem_mb("judge"),
         runtime=stage_runtime("judge"),
     params:
-        reference=MT_BENCH_SETTINGS["reference"],
+        # the benchmarks' folders and grading settings (reference, order seed, log-probabilities)
+        benchmarks=judging_flags(),
         # a function: a plain string param would be formatted, and `serve` holds "{port}"
         judge=lambda wildcards: JUDGE_FLAGS,
     shell:
-        "codit mtbench judge --bench {input.bench} --reference {params.reference}"
-        " --answers {input.answers} --answers-card {input.card} {params.judge}"
-        " --server-log {log.server} --out {output.judgments} --samples {output.samples}"
-        " --scores {output.scores} > {log.main} 2>&1"
+        "codit judged --evaluated results/eval/{wildcards.evaluated} {params.benchmarks}"
+        " {params.judge} --server-log {log.server} > {log.main} 2>&1"

@@ -5,10 +5,10 @@ rule report:
     input:
         evaluations=student_evaluations()
         + reference_evaluations()
-        + mt_bench_outputs("scores.json"),
+        + judged_outputs("scores.json"),
         cards=dataset_cards(),
         # per-item scores, for the paired bootstrap of CoDIT against direct
-        samples=student_sample_dirs() + mt_bench_outputs("samples.jsonl"),
+        samples=student_sample_dirs() + judged_outputs("samples.jsonl"),
     output:
         table=report(
             report_path("table"),
@@ -59,6 +59,12 @@ rule report:
             caption="../report/paired_heatmap.rst",
             category="Figures",
             labels={"figure": "CoDIT - direct heat map"},
+        ),
+        judged_figure=report(
+            report_path("judged_figure"),
+            caption="../report/judged_vs_alpha.rst",
+            category="Figures",
+            labels={"figure": "judged benchmarks vs alpha"},
         ),
         provenance=report_path("provenance"),
     log:

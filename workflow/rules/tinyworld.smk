@@ -9,6 +9,7 @@ rule tinyworld_data:
         tasks=directory(f"{TINYWORLD_DIR}/tasks"),
         tokenizer=directory(f"{TINYWORLD_DIR}/tokenizer"),
         mt_bench=directory(f"{TINYWORLD_DIR}/mt_bench"),
+        wildbench=directory(f"{TINYWORLD_DIR}/wildbench"),
         card=f"{TINYWORLD_DIR}/data_card.json",
     log:
         "logs/tinyworld/data.log",
@@ -50,3 +51,25 @@ rule tinyworld_model:
         OFFLINE_ENV
         + "codit tinyworld train --out $(dirname $(dirname {output})) --model {wildcards.tinymodel}"
         " --seed {params.seed} --threads {threads} > {log} 2>&1"
+
+
+rule tinyworld_alpacaeval:
+    input:
+        card=f"{TINYWORLD_DIR}/data_card.json",
+        reference=f"{TINYWORLD_DIR}/models/llama-instruct",
+    output:
+        directory(f"{TINYWORLD_DIR}/alpaca_eval"),
+    log:
+        "logs/tinyworld/alpaca_eval.log",
+    benchmark:
+        "benchmarks/tinyworld/alpaca_eval.tsv"
+    conda:
+        ENV
+    threads: 1  # one thread: the tiny world's bytes must not depend on the machine
+    resources:
+        mem_mb=stage_mem_mb("tinyworld"),
+        runtime=stage_runtime("tinyworld"),
+    shell:
+        OFFLINE_ENV
+        + "codit tinyworld alpacaeval --world $(dirname {input.card}) --threads {threads}"
+        " > {log} 2>&1"

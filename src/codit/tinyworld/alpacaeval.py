@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from codit.provenance import write_json
+from codit.provenance import staged_dir, write_json
 from codit.tinyworld.mtbench import QUESTIONS, oracle_item
 
 FOLDER = "alpaca_eval"  # the bench folder's name under the world
@@ -145,5 +145,6 @@ def write_world_bench(world_dir: str | Path, count: int = TINY_ITEMS) -> Path:
     items = held_out_items(world_dir)
     answers = reference_answers(world_dir, tiny_items(items, count))
     folder = Path(world_dir) / FOLDER
-    write_tiny_bench(folder, items, answers, count)
+    with staged_dir(folder) as staging:  # a killed job leaves the old folder or none
+        write_tiny_bench(staging, items, answers, count)
     return folder

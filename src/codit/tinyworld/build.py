@@ -16,6 +16,7 @@ from codit.tinyworld.mtbench import write_bench
 from codit.tinyworld.tasks import write_task_folder
 from codit.tinyworld.tokenizer import VOCAB_SIZE, train_tokenizer
 from codit.tinyworld.world import generate_world
+from codit.wildbench import write_tiny_bench as write_wildbench
 
 POSTTRAIN_SIZE = 2000
 DATA_ITEMS = (
@@ -25,6 +26,7 @@ DATA_ITEMS = (
     "tokenizer",
     "tasks",
     "mt_bench",
+    "wildbench",
     "data_card.json",
 )
 
@@ -84,6 +86,7 @@ def build_data(
         write_task_folder(staging / "tasks", splits["ifeval"], splits["knowledge"])
         # MT-Bench's two turns on held-out benchmark instructions (no random draw of its own).
         write_bench(staging / "mt_bench", splits["ifeval"])
+        write_wildbench(staging / "wildbench", splits["ifeval"])
         combos = split_combinations(seed)
         files = sorted(p for p in staging.rglob("*") if p.is_file())
         card = provenance(

@@ -1,4 +1,5 @@
-"""`codit tinyworld {data,train,all}`: build the tiny world step by step or all at once;
+"""`codit tinyworld {data,train,alpacaeval,all}`: build the tiny world step by step or all at
+once;
 `codit tinyworld judge`: serve its judge (codit.tinyworld.judge); `codit tinyworld train-judge`:
 train a tiny judge model and measure its agreement with the oracle (codit.tinyworld.judge_model)."""
 
@@ -63,6 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     judge.add_argument("--world", required=True, type=Path, help="a built tiny-world directory")
     judge.add_argument("--port", required=True, type=int, help="port on 127.0.0.1")
 
+    alpaca_eval = commands.add_parser(
+        "alpacaeval",
+        help="the tiny AlpacaEval bench (world/alpaca_eval): llama-instruct's greedy references",
+    )
+    alpaca_eval.add_argument("--world", required=True, type=Path, help="a built tiny world")
+    alpaca_eval.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
     train_judge = commands.add_parser(
         "train-judge",
         help="fine-tune a tiny judge on the oracle's verdicts; write the model and agreement.json",
@@ -106,6 +114,9 @@ def run(args: argparse.Namespace) -> None:
         )  # fmt: skip
         print(f"tiny judge -> {args.out}: {headline(result)}")
         return
+    if args.command == "alpacaeval":
+        _write_alpaca_eval(args.world, args.threads)
+        return
     from codit.tinyworld import build_data
 
     if args.command in {"data", "all"}:
@@ -132,6 +143,15 @@ def run(args: argparse.Namespace) -> None:
         instructs += ["gpt2-instruct"] if args.with_gpt2_instruct else []
         for name in instructs:
             _train(args.out, name, args.seed, args.threads, args.steps, None)
+        _write_alpaca_eval(args.out, args.threads)
+
+
+def _write_alpaca_eval(world: Path, threads: int) -> None:
+    from codit.runtime import set_threads
+    from codit.tinyworld.alpacaeval import write_world_bench
+
+    set_threads(threads)
+    print(f"tiny AlpacaEval -> {write_world_bench(world)}")
 
 
 def _train(
