@@ -481,3 +481,11 @@ def test_the_fetch_sources_are_the_release_the_glm_follows():
     package = Path(importlib.util.find_spec("alpaca_eval").origin).parent  # found, not imported
     shipped = package.parent / Path(alpacaeval.TEMPLATE_PATH).relative_to("src")
     assert shipped.is_file(), shipped
+
+
+def test_a_model_judged_against_its_own_outputs_gets_an_lc_win_rate_of_50():
+    """No spread in the length differences (the reference model itself): alpaca_eval's
+    standardisation would divide 0 by 0; the length term is 0 and the LC win rate 50."""
+    n = len(REFERENCES)
+    result = alpacaeval.length_controlled_win_rate([1.5] * n, [10] * n, [10] * n, list(range(n)))
+    assert result["length_controlled_winrate"] == pytest.approx(50.0)

@@ -375,12 +375,16 @@ def length_controlled_win_rate(
         else "length_controlled_minimal"
     )  # fmt: skip
     delta = pd.Series(reference_lengths, dtype=float) - pd.Series(output_lengths, dtype=float)
+    spread = delta.std()
+    # Equal length differences everywhere (e.g. the reference model judged against itself) leave
+    # alpaca_eval's standardisation 0/0; no spread means no length signal: the term is 0.
+    standardised = delta / spread if spread > 0 else delta * 0.0
     ours = pd.DataFrame(
         {
             "preference": [
                 math.nan if p is None else (1.5 if p == 0 else p) - 1 for p in preferences
             ],
-            "std_delta_len": delta / delta.std(),
+            "std_delta_len": standardised,
             "not_gamed_baseline": True,
         }
     )
