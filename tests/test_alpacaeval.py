@@ -177,6 +177,10 @@ def test_order_is_randomised_recorded_and_undone(server, tmp_path):
     assert [s["win_rate"] for s in samples] == pytest.approx(
         [(j["preference"] - 1) * 100 for j in judgments]
     )
+    # without the instructions' difficulty the GLM's value is the same for every item: no
+    # per-item LC, so the paired bootstrap does not invent an interval of width 0
+    assert all(s["metrics"] == ["win_rate"] and "length_controlled_winrate" not in s
+               for s in samples)  # fmt: skip
 
     # A rerun asks nothing: the verdicts (with their log-probabilities) come from the cache.
     asked = len(server.requests)
@@ -391,6 +395,10 @@ def test_df_gamed_in_the_bench_supplies_the_difficulty_and_the_regularisation(tm
     assert set(result["glm_weights"]) == {
         "np.tanh(std_delta_len)", "instruction_difficulty", "not_gamed_baseline.astype(float)",
     }  # fmt: skip
+    kept = {"glm_preference": result["glm_preference"]}
+    samples = alpacaeval.instruction_samples(bench, judgments, kept)
+    per_item = [s["length_controlled_winrate"] for s in samples]
+    assert per_item == pytest.approx([p * 100 for p in result["glm_preference"]])
 
 
 def test_the_command_writes_an_evaluation_the_report_reads(server, tmp_path):

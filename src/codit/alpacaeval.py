@@ -549,7 +549,10 @@ def instruction_samples(
 ) -> list[dict[str, Any]]:
     """One record per judged instruction in lm-eval's logged-sample layout, for the paired
     bootstrap: win_rate = (preference - 1) x 100 (left out without a verdict),
-    length_controlled_winrate = the GLM's preference at zero length difference x 100."""
+    length_controlled_winrate = the GLM's preference at zero length difference x 100, only
+    when the GLM has the instructions' difficulty: without it that value is the same for
+    every instruction, and a bootstrap over items would show no spread where there is some."""
+    per_item_lc = bench.difficulty is not None
     samples = []
     for judgment, lc in zip(judgments, result["glm_preference"], strict=True):
         reference = bench.references[judgment["instruction_id"]]
@@ -557,9 +560,10 @@ def instruction_samples(
             "doc_id": judgment["instruction_id"],
             "doc_hash": hashlib.sha256(json.dumps(reference["instruction"]).encode()).hexdigest(),
             "filter": "none",
-            "metrics": ["win_rate", "length_controlled_winrate"],
-            "length_controlled_winrate": lc * 100,
+            "metrics": ["win_rate", *(["length_controlled_winrate"] if per_item_lc else [])],
         }
+        if per_item_lc:
+            record["length_controlled_winrate"] = lc * 100
         if judgment["preference"] is not None:
             record["win_rate"] = (judgment["preference"] - 1) * 100
         samples.append(record)
