@@ -46,12 +46,54 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+# CPU features that select different float kernels (oneDNN, MKL, torch's own dispatch), so
+# that two machines with the same packages may still differ in the last bits of a result.
+KERNEL_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "sve")
+
+
+def cpu_description() -> dict[str, Any]:
+    """The CPU model and the instruction-set features that choose float kernels (Linux)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                model = value.strip()
+            elif key.strip() in {"flags", "Features"}:
+                flags |= set(value.split())
+    return {
+        "model": model,
+        "architecture": platform.machine(),
+        "cores": os.cpu_count(),
+        "kernel_flags": [flag for flag in KERNEL_FLAGS if flag in flags],
+    }
+
+
+def machine_description() -> dict[str, Any]:
+    """Where a result was computed: CPU, the torch build and its CPU kernel level, GPUs.
+    torch is only asked when the process imported it already (a result computed with it)."""
+    machine: dict[str, Any] = {"cpu": cpu_description(), "platform": platform.platform()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        machine["torch"] = {
+            "version": torch.__version__,
+            "cuda": torch.version.cuda,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "gpus": [
+                torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count())
+            ],
+        }
+    return machine
+
+
 def provenance(settings: dict[str, Any]) -> dict[str, Any]:
-    """The block stored beside every result: exact settings, package versions, command line."""
+    """The block stored beside every result: exact settings, package versions, command line,
+    and the machine (bit-exact results hold on one machine kind; verdicts must hold on all)."""
     return {
         "settings": settings,
         "versions": package_versions(),
         "command": sys.argv,
+        "machine": machine_description(),
     }
 
 
