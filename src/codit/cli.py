@@ -59,6 +59,10 @@ STAGES = {
         "codit.judging",
         "grade one model's answers to every judged benchmark with one judge (served once)",
     ),
+    "power": (
+        "codit.power",
+        "items and seeds a paired comparison needs to decide, from a report's measured noise",
+    ),
     "report": ("codit.report", "collect evaluation results into tables and figures"),
     "bench": (
         "codit.bench",

@@ -1,0 +1,66 @@
+"""`codit power`: the noise read back from paired.csv and the detectable difference by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from codit.power import (
+    NoiseEstimate,
+    PowerRun,
+    detectable_effect,
+    noise_of_row,
+    pooled_noise,
+    power_table,
+)
+
+ROW = {
+    "task": "mt_bench", "metric": "score", "n_items": 16, "n_seeds": 3, "direct": 5.0,
+    "codit": 5.5, "low": -0.2, "high": 1.0, "seed_low": -0.4, "seed_high": 1.4,
+}  # fmt: skip
+
+
+def test_the_noise_is_read_back_from_both_intervals_by_hand():
+    noise = noise_of_row(ROW)
+    z, t = stats.norm.ppf(0.975), stats.t.ppf(0.975, 2)
+    assert noise.sigma_item == pytest.approx(1.2 / (2 * z) * 4)  # sqrt(16 items)
+    assert noise.sigma_seed == pytest.approx(1.8 / (2 * t) * math.sqrt(3))
+    assert noise_of_row({**ROW, "n_seeds": 1, "seed_low": "", "seed_high": ""}).sigma_seed is None
+
+
+def test_the_detectable_difference_by_hand_and_seeds_that_items_cannot_replace():
+    noise = NoiseEstimate("t", "m", sigma_item=2.0, sigma_seed=1.0)
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)  # 2.80
+    assert detectable_effect(noise, 100, 4, 0.05, 0.8) == pytest.approx(
+        z * math.sqrt(4 / 100 + 1 / 4)
+    )
+    # more items never beat the seed noise: the limit is z x sigma_seed / sqrt(seeds)
+    assert detectable_effect(noise, 10**9, 4, 0.05, 0.8) == pytest.approx(z * 0.5, rel=1e-6)
+
+
+def test_rows_of_one_metric_pool_and_the_table_shows_fractions_in_points(tmp_path):
+    fraction = {**ROW, "task": "ifeval", "metric": "acc", "direct": 0.5, "codit": 0.55,
+                "low": -0.01, "high": 0.11, "seed_low": -0.02, "seed_high": 0.12}  # fmt: skip
+    rows = [ROW, {**ROW, "low": -0.6, "high": 1.4}, fraction]
+    pooled = {(n.task, n.metric): n for n in pooled_noise(rows)}
+    items = [noise_of_row(r).sigma_item for r in rows[:2]]
+    assert pooled["mt_bench", "score"].sigma_item == pytest.approx(
+        math.sqrt((items[0] ** 2 + items[1] ** 2) / 2)
+    )
+    paired = tmp_path / "paired.csv"
+    pd.DataFrame(rows).to_csv(paired, index=False)
+    table = power_table(PowerRun(paired=paired, items=(16,), seeds=(3,)))
+    lines = table.splitlines()
+    assert lines[0] == "| task/metric | unit | sigma item | sigma seed | 16 items x 3 seeds |"
+    ifeval = next(line for line in lines if line.startswith("| ifeval/acc"))
+    noise = noise_of_row(fraction)
+    expected = detectable_effect(noise, 16, 3, 0.05, 0.8) * 100
+    assert ifeval == (
+        f"| ifeval/acc | points | {noise.sigma_item * 100:.2f} | {noise.sigma_seed * 100:.2f} | "
+        f"{expected:.2f} |"
+    )
+    with pytest.raises(ValueError, match="no paired comparison"):
+        power_table(PowerRun(paired=paired, metric=("nope/x",)))
