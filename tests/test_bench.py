@@ -10,10 +10,12 @@ import torch
 from tiny_models import EOS_BIAS, save_tiny_pair, tiny_model, tiny_tokenizer
 
 from codit.bench import (
+    ENGINE_METHODS,
     METHODS,
     build_random_model,
     format_table,
     naive_contrastive_generate,
+    paper_length_mix,
     random_pair_config,
 )
 from codit.cli import main as codit_main
@@ -152,11 +154,12 @@ def bench_args(llama_pair, instruction_file, *extra):
         "--instructions", str(instruction_file), "--num-prompts", "5", "--batch-size", "2",
         "--max-new-tokens", "12", "--large-num-prompts", "3", "--large-batch-size", "2",
         "--large-max-new-tokens", "6", "--warmup-tokens", "2", "--threads", "1",
-        "--random-config", json.dumps(TINY_SHAPE), *extra,
+        "--mix-num-prompts", "12", "--mix-batch-size", "3", "--mix-max-new-tokens", "12",
+        "--window-batches", "2", "--random-config", json.dumps(TINY_SHAPE), *extra,
     ]  # fmt: skip
 
 
-def test_cli_json_reports_every_method_of_both_pairs(llama_pair, instruction_file, capsys):
+def test_cli_json_reports_every_method_of_every_pair(llama_pair, instruction_file, capsys):
     codit_main(bench_args(llama_pair, instruction_file, "--json", "--in-process"))
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
@@ -180,8 +183,23 @@ def test_cli_json_reports_every_method_of_both_pairs(llama_pair, instruction_fil
         assert results["engine_direct"]["pre_skipped_fraction"] is None
         # Same seeds, same rule: the lock-step engine and the naive reference agree in length.
         assert results["engine_codit_lockstep"]["tokens"] == results["naive_codit"]["tokens"]
+        # Continuous batching and fixed batches: the same tokens (CPU float32).
+        assert results["engine_codit"]["tokens"] == results["engine_codit_fixed"]["tokens"]
+        assert results["engine_direct"]["tokens"] == results["engine_direct_fixed"]["tokens"]
+    # The paper-like mix: engine methods only, each response forced to its drawn length.
+    mix = {r["method"]: r for r in summary["results"] if r["pair"] == "paper-mix"}
+    assert list(mix) == list(ENGINE_METHODS)
+    assert {r["tokens"] for r in mix.values()} == {sum(paper_length_mix(12, 12, 0))}
+    occupancy = summary["pairs"]["paper-mix"]["occupancy"]
+    assert occupancy["engine_codit"] == mix["engine_codit"]["occupancy"]
+    assert 0 < occupancy["engine_codit_fixed"] < occupancy["engine_codit"] <= 1
+    assert summary["batch_occupancy"] == occupancy["engine_codit"]
+    assert summary["batch_occupancy_fixed"] == occupancy["engine_codit_fixed"]
+    assert mix["engine_codit"]["engine_stats"]["refills"] > 0
+    assert all(0 <= r["padding_waste"] < 1 for r in mix.values())
     table = format_table(summary)
     assert all(method in table for method in METHODS) and "random-0.5b" in table
+    assert "paper-mix" in table and "occupancy" in table
 
 
 def test_cli_measures_in_a_fresh_process(llama_pair, instruction_file, capsys):

@@ -19,6 +19,7 @@ from codit.cost import (
     format_sig,
     load_config,
     parse_assumptions,
+    read_bench_occupancy,
     read_bench_ratio,
     round_sig,
 )
@@ -885,6 +886,35 @@ def test_bench_file_without_ratio_is_an_error(tmp_path):
     bench.write_text("no json here\n")
     with pytest.raises(ValueError, match="codit bench --json"):
         read_bench_ratio(bench)
+
+
+def test_bench_file_occupancy_replaces_the_assumed_one(capsys, tmp_path):
+    """`batch_occupancy` of `codit bench --json` (continuous batching, paper-like mix) drives
+    every generation row; a bench line without it keeps config/cost.yaml's."""
+    assumed = yaml.safe_load(ASSUMPTIONS.read_text())
+    ratio = assumed["codit_vs_direct_throughput"]
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps({"ratio_codit_vs_engine_direct": ratio}) + "\n")
+    assert read_bench_occupancy(bench) is None
+    before = paper_json(capsys, "--bench", str(bench))
+    assert (
+        before["assumptions"]["workload"]["batch_occupancy"]
+        == (assumed["workload"]["batch_occupancy"])
+    )
+    bench.write_text(
+        json.dumps({"ratio_codit_vs_engine_direct": ratio, "batch_occupancy": 0.96}) + "\n"
+    )
+    assert read_bench_occupancy(bench) == 0.96
+    after = paper_json(capsys, "--bench", str(bench))
+    assert after["assumptions"]["workload"]["batch_occupancy"] == 0.96
+    for stage in ("generate_direct", "generate_codit"):
+        assert after["stages"][stage]["gpu_hours"] < before["stages"][stage]["gpu_hours"]
+    assert after["stages"]["sft"] == before["stages"]["sft"]
+    for bad in (0, 1.5, "high", True):
+        line = {"ratio_codit_vs_engine_direct": ratio, "batch_occupancy": bad}
+        bench.write_text(json.dumps(line) + "\n")
+        with pytest.raises(ValueError, match="batch_occupancy"):
+            read_bench_occupancy(bench)
 
 
 def test_load_config_fills_schema_defaults():

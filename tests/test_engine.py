@@ -1,5 +1,5 @@
-"""The engine's speed-ups (skipping the pre model, compaction, static caches, batch plans)
-change the work done, never a token."""
+"""The engine's speed-ups (skipping the pre model, compaction, static caches, batch plans,
+continuous batching: more in test_continuous.py) change the work done, never a token."""
 
 from __future__ import annotations
 
@@ -111,6 +111,7 @@ def test_batched_results_come_back_in_input_order(peaked_pair):
     # Per-row generators: a response depends on its own seed, not on its batch neighbours
     # (equal here because the tiny fp32 models are insensitive to padding width).
     assert batched == one_by_one
+    assert engine.stats.refills == len(prompts) - 3  # continuous batching, the default
 
 
 @pytest.mark.slow

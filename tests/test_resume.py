@@ -1,4 +1,8 @@
-"""A generation shard killed at any point resumes to exactly the output of an unbroken run."""
+"""A generation shard killed at any point resumes to exactly the output of an unbroken run.
+
+Continuous batching runs inside windows of planned batches (here 2 batches of 2 rows: 4
+prompts, refilled as rows finish); a window is the checkpoint unit, so a resumed shard
+re-creates every window's batch composition."""
 
 from __future__ import annotations
 
@@ -16,8 +20,11 @@ from codit.checkpoint import ShardCheckpoint, checkpoint_path
 from codit.cli import main as codit_main
 from codit.provenance import read_jsonl, write_json
 
-INSTRUCTIONS = ["w1 w2 w3", "w5", "w7 w8 w9 w10", "w40 w41", "w60 w61 w62 w63", "w11", "w2 w3"]
-BATCHES = 4  # 7 instructions, --batch-size 2
+INSTRUCTIONS = [
+    "w1 w2 w3", "w5", "w7 w8 w9 w10", "w40 w41", "w60 w61 w62 w63", "w11", "w2 w3",
+    "w9 w8 w7 w6 w5", "w33",
+]  # fmt: skip
+WINDOWS = 3  # 9 instructions, --batch-size 2, --window-batches 2: windows of 4, 4 and 1
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +38,13 @@ def shard_inputs(tmp_path_factory) -> tuple[Path, Path, Path]:
     return post_dir, pre_dir, instructions
 
 
-def generate(inputs, out: Path, fault: str | None = None, seed: int = 3):
+def generate(inputs, out: Path, fault: str | None = None, seed: int = 3, extra=()):
     """`codit generate` in its own process (so SIGKILL kills only it); returns the process."""
     post_dir, pre_dir, instructions = inputs
     command = [sys.executable, "-m", "codit", "generate", "--pair", "tiny"]
     command += ["--post", str(post_dir), "--pre", str(pre_dir), "--instructions", str(instructions)]
     command += ["--alpha", "0.1", "--top-p", "0.9", "--seed", str(seed), "--batch-size", "2"]
+    command += ["--window-batches", "2", *extra]
     command += ["--max-new-tokens", "16", "--device", "cpu", "--threads", "1"]
     command += ["--out", str(out), "--card", str(out.with_suffix(".card.json"))]
     environment = {key: value for key, value in os.environ.items() if key != "CODIT_FAULT"}
@@ -50,30 +58,36 @@ def unbroken(shard_inputs, tmp_path_factory) -> bytes:
     out = tmp_path_factory.mktemp("unbroken") / "shard.jsonl"
     assert generate(shard_inputs, out).returncode == 0
     assert not checkpoint_path(out).exists(), "a finished shard leaves no checkpoint behind"
+    settings = json.loads(out.with_suffix(".card.json").read_text())["provenance"]["settings"]
+    assert settings["continuous"] and settings["window_batches"] == 2
+    engine = json.loads(out.with_suffix(".card.json").read_text())["throughput"]["engine"]
+    assert engine["refills"] > 0 and engine["batches"] == WINDOWS
     return out.read_bytes()
 
 
 @pytest.mark.parametrize(
-    ("fault", "resumed"),
+    ("fault", "resumed", "extra"),
     [
-        ("generate.after_batch:1", 2),  # killed between batches
-        pytest.param("generate.after_batch:3", 6, marks=pytest.mark.slow),
-        ("checkpoint.mid_write:2", 2),  # killed half-way through writing batch 2
+        ("generate.after_batch:1", 4, ()),  # killed between windows
+        pytest.param("generate.after_batch:2", 8, (), marks=pytest.mark.slow),
+        ("checkpoint.mid_write:2", 4, ()),  # killed half-way through writing window 2
         # outputs written, checkpoint not yet removed
-        pytest.param("generate.before_checkpoint_removal:1", 7, marks=pytest.mark.slow),
+        pytest.param("generate.before_checkpoint_removal:1", 9, (), marks=pytest.mark.slow),
+        # fixed batches (checkpointed per batch): the same records as continuous batching
+        pytest.param("generate.after_batch:1", 2, ("--no-continuous",), marks=pytest.mark.slow),
     ],
 )
 def test_killed_shard_resumes_to_byte_identical_output(
-    shard_inputs, unbroken, tmp_path, fault, resumed
+    shard_inputs, unbroken, tmp_path, fault, resumed, extra
 ):
     out = tmp_path / "shard.jsonl"
-    killed = generate(shard_inputs, out, fault)
+    killed = generate(shard_inputs, out, fault, extra=extra)
     assert killed.returncode == -signal.SIGKILL
     assert checkpoint_path(out).exists()
     if not fault.startswith("generate.before_checkpoint_removal"):
         assert not out.exists(), "a killed shard must not leave a finished-looking output"
 
-    rerun = generate(shard_inputs, out)
+    rerun = generate(shard_inputs, out, extra=extra)
     assert rerun.returncode == 0, rerun.stderr
     assert out.read_bytes() == unbroken
     assert not checkpoint_path(out).exists()

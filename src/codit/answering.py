@@ -22,6 +22,7 @@ from typing import Any
 from codit.evaluation import ModelLabels
 from codit.generation_settings import (
     DIRECT_MODE,
+    WINDOW_BATCHES,
     DecodingSettings,
     EngineSettings,
     parse_chat_template_kwargs,
@@ -105,6 +106,7 @@ class Answerer:
         generator = ContrastiveGenerator(
             self.model, None, settings, len(self.tokenizer), self.stop_ids, self.pad_id,
             max_new_tokens, cache=run.answering.engine.cache,
+            continuous=run.answering.engine.continuous,
         )  # fmt: skip
         prompts = render_conversations(
             self.tokenizer, list(conversations), run.chat_template_kwargs, f"model {run.model}"
@@ -117,7 +119,10 @@ class Answerer:
                 f"exceeds the {self.limit}-token context of {run.model}; lower --max-new-tokens"
             )
         seeds = [prompt_seed(run.seed, name) for name in names]
-        results = generate_in_batches(generator, prompts, seeds, run.answering.engine.batch_size)
+        engine = run.answering.engine
+        results = generate_in_batches(
+            generator, prompts, seeds, engine.batch_size, engine.window_batches or WINDOW_BATCHES
+        )
         return [
             Answer(
                 self.tokenizer.decode(result.token_ids, skip_special_tokens=True),

@@ -1,21 +1,27 @@
 """`codit bench`: generation speed and peak memory of the engine against `model.generate`.
 
 For each model pair, the same prompts, batch size and sampling settings (temperature 1, top_p 1,
-per-prompt seeds) go through five methods:
+per-prompt seeds) go through seven methods:
 
     hf_generate_direct     post_model.generate (sampling, explicit GenerationConfig)
-    engine_direct          codit.engine, direct mode (post model only)
-    engine_codit_lockstep  codit.engine, CoDIT, pre model run at every step
-    engine_codit           codit.engine, CoDIT, pre-forward skipping and compaction on
+    engine_direct          codit.engine, direct mode (post model only), continuous batching
+    engine_direct_fixed    the same with fixed batches (finished rows dropped, not refilled)
+    engine_codit_lockstep  codit.engine, CoDIT, continuous, pre model run at every step
+    engine_codit           codit.engine, CoDIT, every optimisation (continuous, skipping)
+    engine_codit_fixed     the same with fixed batches (the engine before continuous batching)
     naive_codit            CoDIT that re-encodes the whole prefix with both models every step
 
-Pairs: `tinyworld` (the tiny world's llama-instruct / llama-base) and `random-0.5b` (two randomly
-initialised models with the shapes of Qwen2.5-0.5B and the tiny world's vocabulary, so the same
-prompts work). Every (pair, method) runs in a fresh process: it loads or builds its models, runs
-one untimed warm-up batch, then times generation of all prompts (models already loaded). Tokens
-are generated tokens up to the first stop id (excluded); tokens/s = tokens / wall time. Peak
-memory is the growth over the generation (warm-up included) of the process's RSS on CPU, sampled
-every few ms, or of torch's allocated CUDA memory on a GPU.
+Pairs: `tinyworld` (the tiny world's llama-instruct / llama-base), `paper-mix` (the same models
+and prompts with the response lengths forced to a paper-like mix, engine methods only: see
+`paper_length_mix`) and `random-0.5b` (two randomly initialised models with the shapes of
+Qwen2.5-0.5B and the tiny world's vocabulary, so the same prompts work). Every (pair, method)
+runs in a fresh process: it loads or builds its models, runs one untimed warm-up batch, then
+times generation of all prompts (models already loaded). Tokens are generated tokens up to the
+first stop id (excluded); tokens/s = tokens / wall time. Engine methods also report occupancy
+(mean share of the batch's rows still decoding, over steps) and padding waste (share of the
+cache cells read at decoding steps that are masked). Peak memory is the growth over the
+generation (warm-up included) of the process's RSS on CPU, sampled every few ms, or of torch's
+allocated CUDA memory on a GPU.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import random
 import statistics
 import sys
 import threading
@@ -50,7 +57,7 @@ from codit.engine import (
     run_planned_batches,
 )
 from codit.generation import prompt_seed, render_prompts, stop_token_ids
-from codit.generation_settings import CODIT_MODE, DecodingSettings
+from codit.generation_settings import CODIT_MODE, WINDOW_BATCHES, DecodingSettings
 from codit.instructions import load_instructions
 from codit.loading import load_model, load_tokenizer
 from codit.provenance import package_versions
@@ -64,15 +71,36 @@ from codit.runtime import (
 
 HF_GENERATE = "hf_generate_direct"
 ENGINE_DIRECT = "engine_direct"
+ENGINE_DIRECT_FIXED = "engine_direct_fixed"
 ENGINE_LOCKSTEP = "engine_codit_lockstep"
 ENGINE_CODIT = "engine_codit"
+ENGINE_CODIT_FIXED = "engine_codit_fixed"
 NAIVE_CODIT = "naive_codit"
-METHODS = (HF_GENERATE, ENGINE_DIRECT, ENGINE_LOCKSTEP, ENGINE_CODIT, NAIVE_CODIT)
-CODIT_METHODS = (ENGINE_LOCKSTEP, ENGINE_CODIT, NAIVE_CODIT)
+METHODS = (
+    HF_GENERATE, ENGINE_DIRECT, ENGINE_DIRECT_FIXED, ENGINE_LOCKSTEP, ENGINE_CODIT,
+    ENGINE_CODIT_FIXED, NAIVE_CODIT,
+)  # fmt: skip
+ENGINE_METHODS = (
+    ENGINE_DIRECT,
+    ENGINE_DIRECT_FIXED,
+    ENGINE_LOCKSTEP,
+    ENGINE_CODIT,
+    ENGINE_CODIT_FIXED,
+)
+CODIT_METHODS = (ENGINE_LOCKSTEP, ENGINE_CODIT, ENGINE_CODIT_FIXED, NAIVE_CODIT)
+FIXED_METHODS = (ENGINE_DIRECT_FIXED, ENGINE_CODIT_FIXED)
 
 TINYWORLD_PAIR = "tinyworld"
+PAPER_MIX_PAIR = "paper-mix"
 RANDOM_PAIR = "random-0.5b"
-PAIRS = (TINYWORLD_PAIR, RANDOM_PAIR)
+PAIRS = (TINYWORLD_PAIR, PAPER_MIX_PAIR, RANDOM_PAIR)
+TINYWORLD_MODELS = (TINYWORLD_PAIR, PAPER_MIX_PAIR)  # pairs that load the tiny world's models
+
+# The paper-like length mix: mean response over the token limit as config/cost.yaml's
+# workload.response_tokens (450) over config/paper.yaml's generation.max_new_tokens (4096), of
+# which an assumed 2 % of responses run to the limit (finish_reason "length").
+PAPER_MEAN_SHARE = 450 / 4096
+RUNAWAY_SHARE = 0.02
 
 # Qwen2.5-0.5B's shapes (the vocabulary is the tiny world's, so its prompts work unchanged).
 QWEN_0_5B_SHAPE: dict[str, Any] = {
@@ -215,6 +243,28 @@ def hf_generate(
 
 
 # --------------------------------------------------------------------------------------------
+# The paper-like length mix
+
+
+def paper_length_mix(count: int, max_new_tokens: int, seed: int) -> list[int]:
+    """Forced response lengths drawn like the paper's: RUNAWAY_SHARE of them run to the limit,
+    the rest are geometric (1 + floor of an exponential) with the mean that makes the overall
+    mean about PAPER_MEAN_SHARE x the limit, cut at the limit. Most are short, a few long.
+
+    The bench forces them per prompt (`token_limits`, no stop id), so occupancy depends on the
+    schedule and the mix, not on what a random model happens to say.
+    """
+    draw = random.Random(seed)
+    rest_mean = (PAPER_MEAN_SHARE - RUNAWAY_SHARE) / (1 - RUNAWAY_SHARE) * max_new_tokens
+    lengths = []
+    for _ in range(count):
+        runaway = draw.random() < RUNAWAY_SHARE
+        length = max_new_tokens if runaway else 1 + int(draw.expovariate(1 / rest_mean))
+        lengths.append(min(length, max_new_tokens))
+    return lengths
+
+
+# --------------------------------------------------------------------------------------------
 # The random 0.5B-shaped pair
 
 
@@ -259,6 +309,24 @@ class Workload:
     vocab_size: int
     stop_ids: list[int]
     pad_id: int
+    token_limits: list[int] | None = None  # forced response lengths (the paper-like mix)
+
+
+def _prompts_and_seeds(spec: dict[str, Any], tokenizer: Any) -> tuple[list[list[int]], list[int]]:
+    """The first num_prompts instructions; the paper-like mix cycles through the whole pool
+    (each pass with seeds of its own) until it has num_prompts."""
+    if spec["pair"] != PAPER_MIX_PAIR:
+        instructions = load_instructions(spec["instructions"], limit=spec["num_prompts"])
+        prompts = render_prompts(tokenizer, [item.text for item in instructions])
+        return prompts, [prompt_seed(spec["seed"], item.id) for item in instructions]
+    pool = load_instructions(spec["instructions"])
+    rendered = render_prompts(tokenizer, [item.text for item in pool])
+    chosen = range(spec["num_prompts"])
+    prompts = [rendered[n % len(pool)] for n in chosen]
+    seeds = [
+        prompt_seed(spec["seed"], f"{pool[n % len(pool)].id}:{n // len(pool)}") for n in chosen
+    ]
+    return prompts, seeds
 
 
 def _load_workload(spec: dict[str, Any], need_pre: bool) -> Workload:
@@ -266,10 +334,8 @@ def _load_workload(spec: dict[str, Any], need_pre: bool) -> Workload:
     device, dtype = torch.device(spec["device"]), torch_dtype(spec["dtype"])
     tokenizer = load_tokenizer(spec["post"])
     vocab_size = len(tokenizer)
-    instructions = load_instructions(spec["instructions"], limit=spec["num_prompts"])
-    prompts = render_prompts(tokenizer, [item.text for item in instructions])
-    seeds = [prompt_seed(spec["seed"], item.id) for item in instructions]
-    if spec["pair"] == TINYWORLD_PAIR:
+    prompts, seeds = _prompts_and_seeds(spec, tokenizer)
+    if spec["pair"] in TINYWORLD_MODELS:
         if need_pre:
             pre_tokenizer = load_tokenizer(spec["pre"])
             vocab_size = check_shared_vocabulary(
@@ -289,15 +355,19 @@ def _load_workload(spec: dict[str, Any], need_pre: bool) -> Workload:
         pre = build_random_model(config, RANDOM_PRE_SEED, device, dtype) if need_pre else None
     stop_ids = stop_token_ids(post, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+    if spec["pair"] == PAPER_MIX_PAIR:
+        limits = paper_length_mix(len(prompts), spec["max_new_tokens"], spec["seed"])
+        return Workload(post, pre, prompts, seeds, vocab_size, [], pad_id, limits)
     return Workload(post, pre, prompts, seeds, vocab_size, stop_ids, pad_id)
 
 
 @dataclass
 class Method:
-    """A way to generate: all prompts at once (planned into batches), plus optional engine stats."""
+    """A way to generate: all prompts at once (planned into batches, with their forced lengths
+    or None), plus optional engine stats."""
 
-    generate: Callable[[list[list[int]], list[int], int], list[list[int]]]
-    stats: Callable[[], dict[str, int]] | None = None
+    generate: Callable[[list[list[int]], list[int], int, list[int] | None], list[list[int]]]
+    stats: Callable[[], dict[str, Any]] | None = None
     reset: Callable[[], None] | None = None
 
 
@@ -311,7 +381,13 @@ def direct_settings() -> DecodingSettings:
     return DecodingSettings(mode="direct", alpha=None, beta=None, temperature=1.0, top_p=1.0)
 
 
-def make_method(name: str, work: Workload, alpha: float, max_new_tokens: int) -> Method:
+def make_method(
+    name: str,
+    work: Workload,
+    alpha: float,
+    max_new_tokens: int,
+    window_batches: int = WINDOW_BATCHES,
+) -> Method:
     """The generate function of method `name` on `work`, producing `max_new_tokens` at most."""
     w = work
     if name == HF_GENERATE:
@@ -319,7 +395,7 @@ def make_method(name: str, work: Workload, alpha: float, max_new_tokens: int) ->
         def hf_batch(prompts: list[list[int]], seeds: list[int]) -> list[list[int]]:
             return hf_generate(w.post, prompts, w.stop_ids, w.pad_id, max_new_tokens, seeds[0])
 
-        return Method(lambda p, s, b: run_planned_batches(hf_batch, p, s, b))
+        return Method(lambda p, s, b, _: run_planned_batches(hf_batch, p, s, b))
     if name == NAIVE_CODIT:
         settings = codit_settings(alpha)
 
@@ -330,10 +406,10 @@ def make_method(name: str, work: Workload, alpha: float, max_new_tokens: int) ->
             )  # fmt: skip
             return [result.token_ids for result in results]
 
-        return Method(lambda p, s, b: run_planned_batches(naive_batch, p, s, b))
-    if name not in (ENGINE_DIRECT, ENGINE_LOCKSTEP, ENGINE_CODIT):
+        return Method(lambda p, s, b, _: run_planned_batches(naive_batch, p, s, b))
+    if name not in ENGINE_METHODS:
         raise ValueError(f"unknown bench method {name!r}; choose from {', '.join(METHODS)}")
-    is_direct = name == ENGINE_DIRECT
+    is_direct = name in (ENGINE_DIRECT, ENGINE_DIRECT_FIXED)
     generator = ContrastiveGenerator(
         w.post,
         None if is_direct else w.pre,
@@ -342,12 +418,16 @@ def make_method(name: str, work: Workload, alpha: float, max_new_tokens: int) ->
         w.stop_ids,
         w.pad_id,
         max_new_tokens,
-        skip_pre_forward=name == ENGINE_CODIT,
+        skip_pre_forward=name != ENGINE_LOCKSTEP,
         compact_finished=True,
+        continuous=name not in FIXED_METHODS,
     )
 
-    def engine_all(prompts: list[list[int]], seeds: list[int], batch: int) -> list[list[int]]:
-        return [r.token_ids for r in generate_in_batches(generator, prompts, seeds, batch)]
+    def engine_all(
+        prompts: list[list[int]], seeds: list[int], batch: int, limits: list[int] | None
+    ) -> list[list[int]]:
+        results = generate_in_batches(generator, prompts, seeds, batch, window_batches, limits)
+        return [result.token_ids for result in results]
 
     return Method(engine_all, lambda: generator.stats.as_dict(), generator.reset_stats)
 
@@ -420,19 +500,23 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     work = _load_workload(spec, need_pre=method_name in CODIT_METHODS)
     load_seconds = time.perf_counter() - started
     device = model_input_device(work.post)
-    warmup = make_method(method_name, work, spec["alpha"], spec["warmup_tokens"])
-    method = make_method(method_name, work, spec["alpha"], spec["max_new_tokens"])
+    window = spec["window_batches"]
+    warmup = make_method(method_name, work, spec["alpha"], spec["warmup_tokens"], window)
+    method = make_method(method_name, work, spec["alpha"], spec["max_new_tokens"], window)
     first = plan_batches([len(prompt) for prompt in work.prompts], spec["batch_size"])[0]
     with PeakMemory(device) as memory:
         warm_prompts = [work.prompts[i] for i in first]
-        warmup.generate(warm_prompts, [work.seeds[i] for i in first], spec["batch_size"])
+        warm_seeds = [work.seeds[i] for i in first]
+        warmup.generate(warm_prompts, warm_seeds, spec["batch_size"], None)
         timings = []
         for _ in range(spec["repeats"]):
             if method.reset is not None:
                 method.reset()
             _synchronize(device)
             began = time.perf_counter()
-            outputs = method.generate(work.prompts, work.seeds, spec["batch_size"])
+            outputs = method.generate(
+                work.prompts, work.seeds, spec["batch_size"], work.token_limits
+            )
             _synchronize(device)
             timings.append(time.perf_counter() - began)
     seconds = statistics.median(timings)
@@ -455,6 +539,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "single_head_fraction": (
             _fraction(stats["single_head_row_tokens"], stats["row_tokens"]) if is_codit else None
         ),
+        "occupancy": stats["occupancy"] if stats is not None else None,
+        "padding_waste": stats["padding_waste"] if stats is not None else None,
         "engine_stats": stats,
         "load_seconds": load_seconds,
     }
@@ -478,7 +564,9 @@ def run_isolated(spec: dict[str, Any]) -> dict[str, Any]:
 
 def add_ratios(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Fill each result's ratio_vs_hf_generate (tokens/s over hf_generate_direct's, same pair);
-    return per pair: ratio_codit_vs_direct, ratio_codit_vs_engine_direct, skip_fraction."""
+    return per pair: ratio_codit_vs_direct, ratio_codit_vs_engine_direct, skip_fraction, the
+    continuous engine's tokens/s over the fixed-batch one's (CoDIT and direct) and each engine
+    method's occupancy and padding waste."""
     by_pair: dict[str, dict[str, dict[str, Any]]] = {}
     for result in results:
         by_pair.setdefault(result["pair"], {})[result["method"]] = result
@@ -498,8 +586,26 @@ def add_ratios(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "ratio_codit_vs_direct": ratio(methods, ENGINE_CODIT, HF_GENERATE),
             "ratio_codit_vs_engine_direct": ratio(methods, ENGINE_CODIT, ENGINE_DIRECT),
             "skip_fraction": methods.get(ENGINE_CODIT, {}).get("pre_skipped_fraction"),
+            "ratio_continuous_vs_fixed_codit": ratio(methods, ENGINE_CODIT, ENGINE_CODIT_FIXED),
+            "ratio_continuous_vs_fixed_direct": ratio(methods, ENGINE_DIRECT, ENGINE_DIRECT_FIXED),
+            "occupancy": {
+                name: methods[name]["occupancy"] for name in ENGINE_METHODS if name in methods
+            },
+            "padding_waste": {
+                name: methods[name]["padding_waste"] for name in ENGINE_METHODS if name in methods
+            },
         }
     return summaries
+
+
+def batch_occupancy(summaries: dict[str, dict[str, Any]], method: str) -> float | None:
+    """`method`'s occupancy on the paper-like mix, else on the tiny world (None if neither ran):
+    the figure `codit cost --bench` takes for workload.batch_occupancy."""
+    for pair in (PAPER_MIX_PAIR, TINYWORLD_PAIR):
+        value = summaries.get(pair, {}).get("occupancy", {}).get(method)
+        if value is not None:
+            return value
+    return None
 
 
 def _cell(value: Any, digits: int = 2) -> str:
@@ -521,6 +627,8 @@ def format_table(summary: dict[str, Any]) -> str:
         ("peak MiB", "peak_mem_mib", 1),
         ("pre skipped", "pre_skipped_fraction", 3),
         ("|V_head|=1", "single_head_fraction", 3),
+        ("occupancy", "occupancy", 3),
+        ("padding", "padding_waste", 3),
     )
     lines = []
     for pair, pair_settings in summary["settings"]["pairs"].items():
@@ -532,10 +640,12 @@ def format_table(summary: dict[str, Any]) -> str:
             max(len(title), *(len(line[i]) for line in cells))
             for i, (title, _, _) in enumerate(columns)
         ]
+        mix = " (forced paper-like lengths)" if pair == PAPER_MIX_PAIR else ""
         lines.append(
             f"pair {pair}: {rows[0]['prompts']} prompts, batch {pair_settings['batch_size']}, "
-            f"<= {pair_settings['max_new_tokens']} new tokens, alpha {summary['settings']['alpha']}"
-            f", {summary['settings']['device']} {summary['settings']['dtype']}, "
+            f"<= {pair_settings['max_new_tokens']} new tokens{mix}, alpha "
+            f"{summary['settings']['alpha']}, window {summary['settings']['window_batches']} "
+            f"batches, {summary['settings']['device']} {summary['settings']['dtype']}, "
             f"{summary['settings']['threads']} thread(s)"
         )
         titles = [title for title, _, _ in columns]
@@ -547,8 +657,16 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append(
             f"engine_codit vs engine_direct: {_cell(pair_summary['ratio_codit_vs_engine_direct'])}"
             f"; engine_codit vs hf_generate_direct: {_cell(pair_summary['ratio_codit_vs_direct'])}"
+            f"; continuous vs fixed batches: CoDIT "
+            f"{_cell(pair_summary['ratio_continuous_vs_fixed_codit'])}, direct "
+            f"{_cell(pair_summary['ratio_continuous_vs_fixed_direct'])}"
         )
         lines.append("")
+    lines.append(
+        f"batch occupancy (engine_codit, {summary['batch_occupancy_pair']}): continuous "
+        f"{_cell(summary['batch_occupancy'], 3)}, fixed batches "
+        f"{_cell(summary['batch_occupancy_fixed'], 3)}"
+    )
     lines.append(f"wall time {summary['wall_seconds']:.1f} s")
     return "\n".join(lines)
 
@@ -575,6 +693,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-prompts", type=int, default=256, help="tiny-world pair")
     parser.add_argument("--batch-size", type=int, default=16, help="tiny-world pair")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="tiny-world pair")
+    parser.add_argument(
+        "--mix-num-prompts", type=int, default=4096, help="paper-mix pair (one window at 64)"
+    )
+    parser.add_argument(
+        "--mix-batch-size", type=int, default=64, help="paper-mix pair (config/paper.yaml's)"
+    )
+    parser.add_argument("--mix-max-new-tokens", type=int, default=128, help="paper-mix pair")
+    parser.add_argument("--mix-repeats", type=int, default=1, help="paper-mix pair")
+    parser.add_argument(
+        "--window-batches",
+        type=int,
+        default=WINDOW_BATCHES,
+        help="planned batches per continuous-batching window (as codit generate's default)",
+    )
     parser.add_argument("--large-num-prompts", type=int, default=8, help="random-0.5b pair")
     parser.add_argument("--large-batch-size", type=int, default=8, help="random-0.5b pair")
     parser.add_argument(
@@ -627,6 +759,13 @@ def _pair_settings(args: argparse.Namespace, pair: str) -> dict[str, int]:
             "max_new_tokens": args.max_new_tokens,
             "repeats": args.repeats,
         }
+    if pair == PAPER_MIX_PAIR:
+        return {
+            "num_prompts": args.mix_num_prompts,
+            "batch_size": args.mix_batch_size,
+            "max_new_tokens": args.mix_max_new_tokens,
+            "repeats": args.mix_repeats,
+        }
     return {
         "num_prompts": args.large_num_prompts,
         "batch_size": args.large_batch_size,
@@ -641,7 +780,8 @@ def _validate(args: argparse.Namespace) -> tuple[list[str], list[str], dict[str,
     for option in (
         "num_prompts", "batch_size", "max_new_tokens", "large_num_prompts",
         "large_batch_size", "large_max_new_tokens", "warmup_tokens", "threads", "repeats",
-        "large_repeats",
+        "large_repeats", "mix_num_prompts", "mix_batch_size", "mix_max_new_tokens",
+        "mix_repeats", "window_batches",
     ):  # fmt: skip
         if getattr(args, option) < 1:
             raise ValueError(f"--{option.replace('_', '-')} must be >= 1")
@@ -669,6 +809,8 @@ def run(args: argparse.Namespace) -> None:
         "top_p": 1.0,
         "seed": args.seed,
         "warmup_tokens": args.warmup_tokens,
+        "window_batches": args.window_batches,
+        "paper_mix": {"mean_share": PAPER_MEAN_SHARE, "runaway_share": RUNAWAY_SHARE},
         "device": device,
         "dtype": dtype,
         "threads": args.threads,
@@ -683,6 +825,8 @@ def run(args: argparse.Namespace) -> None:
     results = []
     for pair in pairs:
         for method in methods:
+            if pair == PAPER_MIX_PAIR and method not in ENGINE_METHODS:
+                continue  # only the engine forces response lengths
             spec = {
                 **settings["pairs"][pair],
                 "pair": pair,
@@ -693,6 +837,7 @@ def run(args: argparse.Namespace) -> None:
                 "seed": args.seed,
                 "alpha": args.alpha,
                 "warmup_tokens": args.warmup_tokens,
+                "window_batches": args.window_batches,
                 "threads": args.threads,
                 "device": device,
                 "dtype": dtype,
@@ -713,6 +858,12 @@ def run(args: argparse.Namespace) -> None:
         "ratio_codit_vs_direct": headline.get("ratio_codit_vs_direct"),
         "ratio_codit_vs_engine_direct": headline.get("ratio_codit_vs_engine_direct"),
         "skip_fraction": headline.get("skip_fraction"),
+        # What `codit cost --bench` reads as workload.batch_occupancy, and today's figure.
+        "batch_occupancy": batch_occupancy(pair_summaries, ENGINE_CODIT),
+        "batch_occupancy_fixed": batch_occupancy(pair_summaries, ENGINE_CODIT_FIXED),
+        "batch_occupancy_pair": (
+            PAPER_MIX_PAIR if PAPER_MIX_PAIR in pair_summaries else TINYWORLD_PAIR
+        ),
         "pairs": pair_summaries,
         "results": results,
         "settings": settings,

@@ -28,7 +28,9 @@ direct arm's cost each, and the CoDIT arms):
     GPU's dense bf16 peak.
     CoDIT: the whole job (prefill and decode) takes the direct engine's time over
     codit_vs_direct_throughput, the `ratio_codit_vs_engine_direct` that `codit bench` measures
-    end to end (prefill included); `--bench FILE` reads it from `codit bench --json` output.
+    end to end (prefill included); `--bench FILE` reads it from `codit bench --json` output,
+    and with it the engine's measured `batch_occupancy` (continuous batching on the bench's
+    paper-like length mix) in place of the assumed one, when the bench measured it.
 Best-of-N scoring (one job per pair, Best-of-N arm and seed): no generation beyond the samples
 above. The `judge` scorer makes N calls per instruction (one per candidate) to an LLM judge
 served elsewhere; GPU-hours of that server = calls x (prompt + reply tokens) / its tokens/s per
@@ -119,6 +121,7 @@ from codit.naming import BEST_OF_N, CODIT, DIRECT_ARM, DIRECT_SAMPLE, PUBLIC, pa
 DEFAULT_ASSUMPTIONS = Path("config/cost.yaml")
 DEFAULT_SCHEMA = Path("workflow/schemas/config.schema.yaml")
 BENCH_RATIO_KEY = "ratio_codit_vs_engine_direct"
+BENCH_OCCUPANCY_KEY = "batch_occupancy"
 STAGE_LABELS = {
     "generate_direct": "generate (direct)",
     "generate_samples": "generate (Best-of-N extra samples)",
@@ -598,6 +601,35 @@ def read_bench_ratio(path: str | Path) -> float:
         f"bench file {str(path)!r} holds no JSON line with key {BENCH_RATIO_KEY!r}; "
         "write one with `codit bench --json > FILE`"
     )
+
+
+def read_bench_occupancy(path: str | Path) -> float | None:
+    """`batch_occupancy` (the engine's measured occupancy) from the same JSON line of
+    `codit bench --json` as `read_bench_ratio`; None when that line has no such figure (a bench
+    from before continuous batching, or one that ran no engine_codit)."""
+    read_bench_ratio(path)  # the same checks: the file exists and holds a bench line
+    for line in reversed(Path(path).read_text().splitlines()):
+        try:
+            record = json.loads(line.strip()) if line.strip().startswith("{") else None
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and BENCH_RATIO_KEY in record:
+            occupancy = record.get(BENCH_OCCUPANCY_KEY)
+            if occupancy is None:
+                return None
+            number = not isinstance(occupancy, bool) and isinstance(occupancy, int | float)
+            if not number or not 0 < occupancy <= 1:
+                where = f"bench file {str(path)!r}: {BENCH_OCCUPANCY_KEY}"
+                raise ValueError(f"{where} is {occupancy!r}, not a number in (0, 1]")
+            return float(occupancy)
+    return None
+
+
+def with_batch_occupancy(assumptions: Assumptions, occupancy: float) -> Assumptions:
+    """The same assumptions with another batch occupancy (a measured one)."""
+    raw = copy.deepcopy(assumptions.raw)
+    raw["workload"]["batch_occupancy"] = occupancy
+    return replace(assumptions, batch_occupancy=occupancy, raw=raw)
 
 
 def with_codit_ratio(assumptions: Assumptions, ratio: float, source: str) -> Assumptions:
@@ -1324,7 +1356,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bench",
         type=Path,
         help=f"output of `codit bench --json`: use its {BENCH_RATIO_KEY} as the CoDIT/direct "
-        "throughput ratio",
+        f"throughput ratio and its {BENCH_OCCUPANCY_KEY} (when measured) as the batch occupancy",
     )
     parser.add_argument(
         "--instructions",
@@ -1346,6 +1378,9 @@ def run(args: argparse.Namespace) -> None:
     assumptions = load_assumptions(args.assumptions)
     if args.bench is not None:
         assumptions = with_codit_ratio(assumptions, read_bench_ratio(args.bench), str(args.bench))
+        occupancy = read_bench_occupancy(args.bench)
+        if occupancy is not None:
+            assumptions = with_batch_occupancy(assumptions, occupancy)
     result = estimate(config, assumptions, args.instructions)
     if args.json:
         output = {

@@ -2,11 +2,11 @@
 
 This module is the stage around the engine (codit.engine): it reads and shards instructions,
 renders prompts with the post model's chat template, loads the models, runs the planned
-batches with a checkpoint after each one (a killed shard resumes where it stopped, with
-byte-identical output), and writes records and a dataset card. An instruction whose prompt and
-a full-length response do not fit the context of the models is skipped, never generated, and
-counted in the card (`skipped`, `skipped_ids`). Records, cards and gathering the shards of a
-dataset are in codit.datasets (`codit gather`). Every generation
+windows (continuous batching) or batches with a checkpoint after each one (a killed shard
+resumes where it stopped, with byte-identical output), and writes records and a dataset card.
+An instruction whose prompt and a full-length response do not fit the context of the models is
+skipped, never generated, and counted in the card (`skipped`, `skipped_ids`). Records, cards
+and gathering the shards of a dataset are in codit.datasets (`codit gather`). Every generation
 setting is an explicit argument and is recorded in the card; nothing is read from the
 checkpoints' generation_config except the EOS ids.
 """
@@ -31,9 +31,15 @@ from codit.datasets import (
     throughput_summary,
 )
 from codit.decoding import check_shared_vocabulary
-from codit.engine import ContrastiveGenerator, GenerationResult, model_input_device, plan_batches
+from codit.engine import (
+    ContrastiveGenerator,
+    GenerationResult,
+    model_input_device,
+    plan_batches,
+    plan_windows,
+)
 from codit.faults import fault_point
-from codit.generation_settings import CODIT_MODE, DecodingSettings, GenerationRun
+from codit.generation_settings import CODIT_MODE, WINDOW_BATCHES, DecodingSettings, GenerationRun
 from codit.instructions import Instruction, load_instructions
 from codit.jobs import shard_bounds
 from codit.loading import load_model, load_tokenizer, model_placements
@@ -274,8 +280,10 @@ def generate(run: GenerationRun) -> None:
         pad_id,
         max_new_tokens,
         skip_pre_forward=run.skip_pre,
+        continuous=engine.continuous,
         cache=engine.cache,
     )
+    window_batches = engine.window_batches or WINDOW_BATCHES
     seeds = [prompt_seed(run.seed, item.id, run.sample_index) for item in instructions]
     run_settings = {
         **run.recorded(),
@@ -286,6 +294,9 @@ def generate(run: GenerationRun) -> None:
         if not run.sample_index
         else "sha256(f'{seed}:{id}:{sample}')[:8] & (2**63 - 1)",
         "batch_plan": "longest prompt first, ties in file order",
+        # What ran (a static cache keeps fixed batches), and the checkpoint unit it implies.
+        "continuous": generator.continuous,
+        "window_batches": window_batches if generator.continuous else None,
         "dtype": str(dtype).removeprefix("torch."),
         "device": str(device),
         "eos_token_ids": stop_ids,
@@ -302,7 +313,7 @@ def generate(run: GenerationRun) -> None:
     }
     checkpoint = ShardCheckpoint(run.checkpoint or checkpoint_path(run.out), run_settings)
     records, resumed, seconds = _generate_with_checkpoint(
-        generator, checkpoint, post_tokenizer, instructions, prompts, seeds, run
+        generator, checkpoint, post_tokenizer, instructions, prompts, seeds, run, window_batches
     )
     generated_tokens = sum(record["num_tokens"] for record in records) - resumed["tokens"]
     throughput = {
@@ -332,13 +343,22 @@ def _generate_with_checkpoint(
     prompts: Sequence[Sequence[int]],
     seeds: Sequence[int],
     run: GenerationRun,
+    window_batches: int,
 ) -> tuple[list[dict[str, Any]], dict[str, int], float]:
-    """Run the planned batches not yet in the checkpoint, appending each as it finishes.
+    """Run the planned windows (batches without continuous batching) not yet in the checkpoint,
+    appending each as it finishes.
 
-    Returns the records in instruction order, what was resumed (records, tokens) and the
-    seconds spent generating in this run.
+    A window always starts from empty caches, so a resumed shard re-creates the batch
+    composition, and therefore the floating-point results, of an unbroken run. Returns the
+    records in instruction order, what was resumed (records, tokens) and the seconds spent
+    generating in this run.
     """
-    plan = plan_batches([len(prompt) for prompt in prompts], run.engine.batch_size)
+    lengths, batch_size = [len(prompt) for prompt in prompts], run.engine.batch_size
+    plan = (
+        plan_windows(lengths, batch_size, window_batches)
+        if generator.continuous
+        else plan_batches(lengths, batch_size)
+    )
     finished = checkpoint.load()
     by_index: dict[int, dict[str, Any]] = {}
     resumed = {"records": 0, "tokens": 0}
@@ -354,7 +374,9 @@ def _generate_with_checkpoint(
     for number, batch in enumerate(plan):
         if batch[0] in by_index:
             continue
-        outputs = generator.generate([prompts[i] for i in batch], [seeds[i] for i in batch])
+        outputs = generator.generate_window(
+            [prompts[i] for i in batch], [seeds[i] for i in batch], batch_size
+        )
         records = [
             make_record(
                 instructions[index],

@@ -58,6 +58,9 @@ def validate_decoding_settings(
 
 # KV caches the engine keeps: grown per step, or pre-allocated (for torch.compile).
 CACHE_KINDS = ("dynamic", "static")
+# Planned batches per continuous-batching window, the checkpoint unit of a shard (codit.engine):
+# about 64 mean responses per row, so a window's drain (one long response) costs a few percent.
+WINDOW_BATCHES = 64
 # Where the two models go: both on --device; post there and pre on the next GPU; or the
 # visible GPUs halved between them, each model spread over its half by accelerate.
 PLACEMENTS = ("same", "split", "auto")
@@ -95,10 +98,22 @@ class EngineSettings(Settings):
         choices=CACHE_KINDS,
     )
     compile: bool = option(False, "torch.compile both forwards (needs --cache static)")
+    continuous: bool = option(
+        True,
+        "--no-continuous: fixed batches (finished rows are dropped, not refilled with waiting "
+        "prompts); static caches always run fixed batches",
+    )
+    window_batches: int | None = option(
+        None,
+        f"continuous batching: planned batches scheduled, and checkpointed, together (default "
+        f"{WINDOW_BATCHES}); more fill batches better at a window's end, a kill loses more",
+    )
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError("--batch-size must be >= 1")
+        if self.window_batches is not None and self.window_batches < 1:
+            raise ValueError("--window-batches must be >= 1")
         if self.compile and self.cache != "static":
             raise ValueError("--compile needs --cache static (dynamic caches recompile every step)")
 
