@@ -89,7 +89,14 @@ from typing import TYPE_CHECKING, Any
 from codit import judged
 from codit.answering import Answerer, AnsweringRun, write_answers
 from codit.judge import Judge, JudgeEndpoint, JudgeRequest, request_key
-from codit.provenance import file_sha256, provenance, read_json, read_jsonl
+from codit.provenance import (
+    file_sha256,
+    provenance,
+    read_json,
+    read_jsonl,
+    staged_dir,
+    write_json,
+)
 from codit.settings import Settings, group, option
 from codit.stats import standard_error
 
@@ -607,8 +614,6 @@ class FetchRun(Settings):
 
 def fetch(run: FetchRun) -> dict[str, Any]:
     """Download the files into a staging folder, check them, then swap it in."""
-    from codit.provenance import staged_dir, write_json
-
     data = run.data_source.rstrip("/")
     with staged_dir(run.out) as staging:
         files = {

@@ -751,27 +751,14 @@ def _resolve_paths(args: argparse.Namespace) -> tuple[str, str, str]:
     return str(post), str(pre), str(instructions)
 
 
+# Each pair's flags: --num-prompts ... for the tiny world, --mix-... and --large-... for the others.
+PAIR_FLAG_PREFIX = {TINYWORLD_PAIR: "", PAPER_MIX_PAIR: "mix_"}
+PAIR_SETTINGS = ("num_prompts", "batch_size", "max_new_tokens", "repeats")
+
+
 def _pair_settings(args: argparse.Namespace, pair: str) -> dict[str, int]:
-    if pair == TINYWORLD_PAIR:
-        return {
-            "num_prompts": args.num_prompts,
-            "batch_size": args.batch_size,
-            "max_new_tokens": args.max_new_tokens,
-            "repeats": args.repeats,
-        }
-    if pair == PAPER_MIX_PAIR:
-        return {
-            "num_prompts": args.mix_num_prompts,
-            "batch_size": args.mix_batch_size,
-            "max_new_tokens": args.mix_max_new_tokens,
-            "repeats": args.mix_repeats,
-        }
-    return {
-        "num_prompts": args.large_num_prompts,
-        "batch_size": args.large_batch_size,
-        "max_new_tokens": args.large_max_new_tokens,
-        "repeats": args.large_repeats,
-    }
+    prefix = PAIR_FLAG_PREFIX.get(pair, "large_")
+    return {name: getattr(args, prefix + name) for name in PAIR_SETTINGS}
 
 
 def _validate(args: argparse.Namespace) -> tuple[list[str], list[str], dict[str, Any]]:
