@@ -157,6 +157,22 @@ def test_hub_ids_become_path_safe_slugs():
         model_slug("../")
 
 
+def test_a_world_is_a_teacher_of_its_own_seed_and_needs_the_tiny_world():
+    config = load("decide.yaml")
+    grid = build_grid(validated(config))
+    post, pre = grid.pairs["world3"]
+    assert (post.location, pre.location) == (
+        "resources/tinyworld/worlds/3/llama-instruct",
+        "resources/tinyworld/worlds/3/llama-base",
+    )
+    # the students are the tiny world's own models, shared by every world
+    assert grid.models["tiny-llama-base"].location == "resources/tinyworld/models/llama-base"
+    assert len(grid.pairs) == 6 and list(grid.students) == ["tiny-llama-base", "tiny-gpt2-base"]
+    config["models"]["elsewhere"] = {"path": "/models/x", "world": 2}
+    with pytest.raises(ConfigError, match=r"models\.elsewhere\.world: a world seed needs"):
+        resolve_model(config, "elsewhere", "students[0]")
+
+
 def test_arm_names_round_trip():
     assert codit_arm(0.01, 1.0) == "codit_alpha0.01_beta1"
     arm = parse_arm("codit_alpha0.01_beta1")

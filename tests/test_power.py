@@ -15,6 +15,7 @@ from codit.power import (
     noise_of_row,
     pooled_noise,
     power_table,
+    z_sum,
 )
 
 ROW = {
@@ -64,3 +65,27 @@ def test_rows_of_one_metric_pool_and_the_table_shows_fractions_in_points(tmp_pat
     )
     with pytest.raises(ValueError, match="no paired comparison"):
         power_table(PowerRun(paired=paired, metric=("nope/x",)))
+
+
+def test_worlds_test_across_teachers_with_t_quantiles_by_hand(tmp_path):
+    noise = NoiseEstimate("ifeval", "acc", sigma_item=0.27, sigma_seed=0.0285)
+    # four worlds, two students, one seed, 200 items, a teacher sd of 2 points
+    per_world = 0.02**2 + 0.0285**2 / 2 + 0.27**2 / (200 * 2)
+    quantiles = stats.t.ppf(0.975, 3) + stats.t.ppf(0.8, 3)
+    expected = quantiles * math.sqrt(per_world / 4)
+    assert detectable_effect(noise, 200, 1, 0.05, 0.8, 4, 0.02, 2) == pytest.approx(expected)
+    # one world is the plan of items and seeds as before (normal quantiles, no teacher term)
+    assert detectable_effect(noise, 200, 3, 0.05, 0.8, 1, 0.0, 1) == pytest.approx(
+        z_sum(0.05, 0.8) * math.sqrt(0.27**2 / 200 + 0.0285**2 / 3)
+    )
+    fraction = {**ROW, "task": "ifeval", "metric": "acc", "direct": 0.5, "codit": 0.55,
+                "low": -0.01, "high": 0.11, "seed_low": -0.02, "seed_high": 0.12}  # fmt: skip
+    paired = tmp_path / "paired.csv"
+    pd.DataFrame([fraction]).to_csv(paired, index=False)
+    run = PowerRun(paired=paired, items=(200,), seeds=(1,), worlds=(4,), sigma_world=2.0,
+                   students=2)  # fmt: skip
+    lines = power_table(run).splitlines()
+    assert lines[0].endswith("| 200 items x 1 seeds x 4 worlds |")
+    measured = noise_of_row(fraction)
+    effect = detectable_effect(measured, 200, 1, 0.05, 0.8, 4, 0.02, 2) * 100
+    assert lines[2].endswith(f"| {effect:.2f} |")

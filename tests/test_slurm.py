@@ -147,7 +147,7 @@ def slurm_job_lines() -> list[str]:
 
 
 def slurm_jobs() -> list[tuple[str, int, int]]:
-    """(comment, GPUs, CPUs) of every job the cluster lists (finished ones stay for 300 s)."""
+    """(comment, GPUs, CPUs) of every job the cluster lists (finished ones stay 3600 s)."""
     shown = subprocess.run(
         ["scontrol", "show", "job", "-o"], capture_output=True, text=True, check=True
     )

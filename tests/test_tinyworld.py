@@ -197,6 +197,19 @@ def test_short_training_saves_a_loadable_model_with_end_of_turn_stop(world_dir):
     )
 
 
+def test_a_world_trains_its_own_teacher_pair_in_its_models_dir(world_dir, tmp_path):
+    world = tmp_path / "worlds" / "5"
+    base = train_model(world_dir, "llama-base", seed=5, steps=2, models_dir=world)
+    instruct = train_model(world_dir, "llama-instruct", seed=5, steps=2, models_dir=world)
+    assert (base, instruct) == (world / "llama-base", world / "llama-instruct")
+    record = json.loads((instruct / "train_record.json").read_text())
+    assert record["settings"]["init"] == str(world / "llama-base")
+    assert record["settings"]["seed"] == 5
+    # another seed is another teacher: other initial weights
+    other = train_model(world_dir, "llama-base", seed=6, steps=2, models_dir=tmp_path / "6")
+    assert (base / "model.safetensors").read_bytes() != (other / "model.safetensors").read_bytes()
+
+
 def test_public_split_is_drawn_last_and_leaves_earlier_splits_unchanged():
     from codit.tinyworld.corpus import PUBLIC_SIZE
 

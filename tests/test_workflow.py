@@ -243,6 +243,31 @@ def test_tiny_world_dry_run(tmp_path):
     assert_package_lists_the_same_jobs(REPO / "config/config.yaml", job_counts(result.stdout))
 
 
+@pytest.mark.parametrize("study", ["decide", "decide-replication"])
+def test_deciding_study_dry_run_trains_every_student_on_every_world(study, tmp_path):
+    configfile = REPO / f"config/{study}.yaml"
+    result = snakemake("-n", "--configfile", str(configfile), "--directory", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    worlds, students, alphas = 6, 2, 3
+    # per world: direct, 3 more direct samples for Best-of-4 and 3 CoDIT alphas generated;
+    # direct, Best-of-4 and the CoDIT arms trained; the public dataset once for all worlds
+    generated, trained = 1 + 3 + alphas, 1 + 1 + alphas
+    models = worlds * trained * students + students
+    counts = job_counts(result.stdout)
+    assert counts["tinyworld_world_model"] == 2 * worlds  # each world's base and instruct
+    assert counts["tinyworld_model"] == 3  # the students and the tiny AlpacaEval's reference
+    assert counts["generate_shard"] == worlds * generated
+    assert counts["sft"] == counts["evaluate_student"] == counts["judge_answers"] == models
+    assert "chat_vector" not in counts and "evaluate_reference" not in counts
+    assert_package_lists_the_same_jobs(configfile, counts)
+    world, seed = (1, 0) if study == "decide" else (7, 1)
+    student = f"results/sft/world{world}/direct/seed{seed}/tiny-gpt2-base/train_record.json"
+    planned = snakemake(
+        "-n", "-p", "--configfile", str(configfile), "--directory", str(tmp_path), student
+    )  # fmt: skip
+    assert f"--seed {world} " in planned.stdout and f"--seed {seed} " in planned.stdout
+
+
 def test_lint_is_clean():
     result = snakemake("--lint")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -78,8 +78,9 @@ SlurmdSpoolDir=$STATE/slurmd
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
-# squeue must still list finished jobs when Snakemake asks (>= 3 x its first status delay).
-MinJobAge=300
+# squeue must still list finished jobs when Snakemake asks (>= 3 x its first status delay),
+# and when the tests read the jobs' GPUs and CPUs after a run of ten minutes and more.
+MinJobAge=3600
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 SlurmctldLogFile=$STATE/log/slurmctld.log

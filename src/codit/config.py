@@ -66,6 +66,14 @@ def hub_environment(cache_dir: str, offline: bool) -> dict[str, str]:
     return environment
 
 
+def tinyworld_model_dir(model: str, world: int | None = None) -> str:
+    """Where a tiny-world model is built: the world's own models, or those of world `world`
+    (a teacher trained with that seed from the same data)."""
+    if world is None:
+        return f"{TINYWORLD_DIR}/models/{model}"
+    return f"{TINYWORLD_DIR}/worlds/{world}/{model}"
+
+
 def resolve_model(config: dict[str, Any], name: str, key: str) -> ModelSpec:
     """Resolve a model name used at config key `key` to its spec."""
     entry = config.get("models", {}).get(name)
@@ -81,8 +89,10 @@ def resolve_model(config: dict[str, Any], name: str, key: str) -> ModelSpec:
         "trust_remote_code": bool(entry.get("trust_remote_code", False)),
         "gpus": int(entry.get("gpus", 0)),
     }
+    if "world" in entry and "tinyworld" not in entry:
+        raise ConfigError(f"models.{name}.world: a world seed needs `tinyworld` (a tiny model)")
     if "tinyworld" in entry:
-        location = f"{TINYWORLD_DIR}/models/{entry['tinyworld']}"
+        location = tinyworld_model_dir(entry["tinyworld"], entry.get("world"))
         return ModelSpec(name, slug, "tinyworld", location, **options)
     if "path" in entry:
         return ModelSpec(name, slug, "path", entry["path"], **options)

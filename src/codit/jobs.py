@@ -60,11 +60,14 @@ REPORT_OUTPUTS = {
     "summary": "tables/summary.csv",
     "paired": "tables/paired.md",
     "paired_csv": "tables/paired.csv",
+    "verdicts": "tables/verdicts.md",
+    "verdicts_csv": "tables/verdicts.csv",
     "datasets": "tables/datasets.csv",
     "metric_figure": "figures/metric_vs_alpha.png",
     "length_figure": "figures/length_vs_alpha.png",
     "heatmap_figure": "figures/paired_heatmap.png",
     "judged_figure": "figures/judged_vs_alpha.png",
+    "verdicts_figure": "figures/verdicts.png",
     "provenance": "report_provenance.json",
 }
 

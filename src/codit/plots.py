@@ -8,6 +8,8 @@ direct dashed with a faint band, Best-of-N dash-dot, public datasets dotted (dra
 teacher pair), chat-vector students as `<` markers at the right edge labelled r=..., and the
 teacher instruct references dotted grey. judged_vs_alpha.png draws the judged benchmarks'
 headline metrics (the paper's table's columns) the same way, CoDIT and direct only.
+verdicts.png draws each verdict of codit.verdicts: one panel per metric, a row per claim, the
+estimate with its interval across worlds and each world's own effect as a dot.
 length_vs_alpha.png draws the seed means of dataset statistics (tokens, truncation, repeated
 4-grams) the same way.
 
@@ -44,6 +46,7 @@ from codit.tables import (
     broadcast_public,
     shown_in_percent,
 )
+from codit.verdicts import baseline_label
 
 DPI = 100
 PANEL_SIZE = (4.4, 3.3)  # inches per panel
@@ -461,5 +464,60 @@ def plot_paired_heatmap(paired: pd.DataFrame, path: str | os.PathLike) -> None:
     figure.colorbar(image, ax=axes, shrink=0.6, label="CoDIT − direct (pp for fractions)")
     figure.suptitle(
         "CoDIT minus direct generation per teacher pair and student (* : 95% CI excludes 0)"
+    )
+    save_figure(figure, path)
+
+
+# --------------------------------------------------------------------------- verdicts
+
+VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red"}
+NO_VERDICT = "no verdict with an interval in this run (one world, or no data)"
+
+
+def verdict_colour(verdict: str) -> str:
+    """Green for a decided gain, red for a decided loss, grey for undecided."""
+    return next((c for word, c in VERDICT_COLOURS.items() if word in verdict), "0.45")
+
+
+def verdict_panel(ax: Axes, rows: Sequence) -> None:
+    """One metric: per verdict row its interval across worlds, estimate and per-world dots."""
+    scale = 100.0 if rows[0].percent else 1.0
+    for y, row in enumerate(rows):
+        colour = verdict_colour(row.verdict)
+        ax.plot([row.low * scale, row.high * scale], [y, y], color=colour, linewidth=2.5)
+        ax.plot(row.estimate * scale, y, "o", color=colour, markersize=7)
+        worlds = [value * scale for value in row.per_world.values()]
+        ax.plot(worlds, [y + 0.22] * len(worlds), "|", color="0.2", markersize=7)
+    ax.axvline(0.0, color="0.3", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [f"{row.claim}\nvs {baseline_label(row)}" for row in rows])
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_ylim(len(rows) - 0.4, -0.6)  # first claim on top, room for the world ticks
+    ax.set_title(rows[0].label, fontsize=10)
+    ax.set_xlabel("better for CoDIT →" + (" (points)" if rows[0].percent else ""), fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+
+
+def plot_verdicts(verdicts: Iterable, path: str | os.PathLike) -> None:
+    """verdicts.png: a panel per metric of the verdicts with an interval (codit.verdicts.Verdict
+    rows), in the order the claims come; a figure that says so when there is none."""
+    by_label: dict[str, list] = {}
+    for verdict in verdicts:
+        if verdict.per_world and not math.isnan(verdict.low):
+            by_label.setdefault(verdict.label, []).append(verdict)
+    if not by_label:
+        save_text_figure(NO_VERDICT, path)
+        return
+    columns = min(3, len(by_label))
+    rows_needed = max(len(rows) for rows in by_label.values())
+    figure, axes = panel_grid(len(by_label), columns=columns)
+    figure.set_size_inches(
+        5.2 * columns, (0.45 * rows_needed + 1.4) * math.ceil(len(by_label) / columns)
+    )
+    for ax, rows in zip(axes, by_label.values(), strict=False):
+        verdict_panel(ax, rows)
+    figure.suptitle(
+        "Verdicts: mean effect across worlds (dot), its 95% t interval across worlds (bar) and "
+        "each world's effect (ticks)\ngreen: CoDIT better, red: worse, grey: undecided",
+        fontsize=10,
     )
     save_figure(figure, path)

@@ -15,6 +15,13 @@ all seeds), and a true difference delta is detected by a two-sided test at level
 power 1 - beta when delta >= (z_{1-alpha/2} + z_{1-beta}) x sqrt(variance) (the normal
 approximation of a paired design; scipy's normal and t quantiles). `codit power` prints that
 smallest delta for each plan (items x seeds) and each metric of a report.
+
+Worlds (the deciding study's teacher pairs, codit.verdicts): a verdict averages K students
+and S seeds within each of W worlds and takes a t interval across the W per-world effects.
+One world's effect varies by sigma_world^2 (the teacher's own effect, which no run of one
+world measures: `--sigma-world`, assumed) + sigma_seed^2 / (S K) + sigma_item^2 / (n K), and
+a plan of W >= 2 worlds detects delta >= (t_{W-1, 1-alpha/2} + t_{W-1, power}) x
+sqrt(that / W): few worlds pay twice, in the spread and in the t quantiles.
 """
 
 from __future__ import annotations
@@ -87,11 +94,28 @@ def z_sum(alpha: float, power: float) -> float:
 
 
 def detectable_effect(
-    noise: NoiseEstimate, items: int, seeds: int, alpha: float, power: float
+    noise: NoiseEstimate,
+    items: int,
+    seeds: int,
+    alpha: float,
+    power: float,
+    worlds: int = 1,
+    sigma_world: float = 0.0,
+    students: int = 1,
 ) -> float:
-    """The smallest true difference a study of `items` items and `seeds` seeds detects."""
-    variance = noise.sigma_item**2 / items + (noise.sigma_seed or 0.0) ** 2 / seeds
-    return z_sum(alpha, power) * math.sqrt(variance)
+    """The smallest true difference a study of `items` items and `seeds` seeds detects; with
+    `worlds` >= 2, averaged over `students` per world and tested across worlds."""
+    from scipy import stats
+
+    per_world = (
+        sigma_world**2
+        + (noise.sigma_seed or 0.0) ** 2 / (seeds * students)
+        + noise.sigma_item**2 / (items * students)
+    )
+    if worlds < 2:
+        return z_sum(alpha, power) * math.sqrt(per_world)
+    quantiles = stats.t.ppf(1 - alpha / 2, worlds - 1) + stats.t.ppf(power, worlds - 1)
+    return float(quantiles) * math.sqrt(per_world / worlds)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,7 +124,12 @@ class PowerRun(Settings):
 
     paired: Path = option(help="paired.csv of `codit report` (results/tables/paired.csv)")
     items: tuple[int, ...] = option((50, 200, 800), "benchmark items of the plans", nargs="+")
-    seeds: tuple[int, ...] = option((3, 10), "training seeds (or worlds) of the plans", nargs="+")
+    seeds: tuple[int, ...] = option((3, 10), "training seeds of the plans", nargs="+")
+    worlds: tuple[int, ...] = option((1,), "worlds (teacher pairs) of the plans", nargs="+")
+    sigma_world: float = option(
+        0.0, "assumed teacher-to-teacher sd of the effect (points for accuracies)"
+    )
+    students: int = option(1, "students averaged within each world")
     alpha: float = option(0.05, "two-sided test level (0.05: a 95% interval excludes 0)")
     power: float = option(0.8, "the chance of detecting the effect")
     metric: tuple[str, ...] = option((), "only these TASK/METRIC (repeat); default: all")
@@ -122,18 +151,21 @@ def power_table(run: PowerRun) -> str:
         rows = [r for r in rows if f"{r['task']}/{r['metric']}" in run.metric]
     if not rows:
         raise ValueError(f"{run.paired}: no paired comparison (of {list(run.metric) or 'any'})")
-    plans = [(n, k) for k in run.seeds for n in run.items]
+    plans = [(n, k, w) for w in run.worlds for k in run.seeds for n in run.items]
     header = ["task/metric", "unit", "sigma item", "sigma seed"]
-    header += [f"{n} items x {k} seeds" for n, k in plans]
+    header += [f"{n} items x {k} seeds" + (f" x {w} worlds" if w > 1 else "") for n, k, w in plans]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for noise in pooled_noise(rows):
         own = [r for r in rows if (r["task"], r["metric"]) == (noise.task, noise.metric)]
         scale, unit = (100.0, "points") if is_fraction(own) else (1.0, "raw")
         seed = "–" if noise.sigma_seed is None else f"{noise.sigma_seed * scale:.2f}"
         cells = [f"{noise.task}/{noise.metric}", unit, f"{noise.sigma_item * scale:.2f}", seed]
-        cells += [
-            f"{detectable_effect(noise, n, k, run.alpha, run.power) * scale:.2f}" for n, k in plans
-        ]
+        sigma_world = run.sigma_world / scale  # given in the table's unit
+        for n, k, w in plans:
+            effect = detectable_effect(
+                noise, n, k, run.alpha, run.power, w, sigma_world, run.students
+            )
+            cells.append(f"{effect * scale:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -16,8 +16,11 @@ tables/summary.csv (each model's replicates: mean across seeds and 95% t interva
 copied to every teacher pair), tables/datasets.csv, tables/main.md and tables/main.tex (teacher
 pair x student with its architectures, one column per arm), tables/paired.{csv,md} (CoDIT minus
 direct, paired bootstrap over benchmark items of seed-averaged scores, from the evaluations'
-samples files), figures/metric_vs_alpha.png, figures/length_vs_alpha.png,
-figures/paired_heatmap.png, figures/judged_vs_alpha.png and report_provenance.json.
+samples files), tables/verdicts.{csv,md} (one verdict per claim of the paper, with an interval
+across worlds, i.e. teacher pairs: codit.verdicts; also main.md's `Verdicts` section and
+report_provenance.json's `verdicts`), figures/metric_vs_alpha.png, figures/length_vs_alpha.png,
+figures/paired_heatmap.png, figures/judged_vs_alpha.png, figures/verdicts.png and
+report_provenance.json.
 
 Judged benchmarks come as evaluation-shaped files too (codit.judged's scores.json: task
 `mt_bench` with score, turn_1 and turn_2; `alpaca_eval` with length_controlled_winrate,
@@ -46,7 +49,7 @@ from typing import Any
 
 import pandas as pd
 
-from codit import paired, plots, tables
+from codit import paired, plots, tables, verdicts
 from codit.jobs import REPORT_OUTPUTS
 from codit.provenance import atomic_path, file_sha256, provenance, read_json, write_json
 from codit.settings import Settings, option
@@ -212,24 +215,30 @@ def write_report(report: ReportRun) -> None:
     selected = alpha_selection(summary, report.select_alpha_on, directions)
     metric_tables = tables.metric_tables(shown, directions, selected)
     selection = selection_table(summary, report.select_alpha_on, directions, selected)
-    verdicts = tables.alpaca_eval_verdicts(evaluations)
-    paper = tables.paper_table(shown, directions, selected, verdicts)
+    verdicts_of_judge = tables.alpaca_eval_verdicts(evaluations)
+    paper = tables.paper_table(shown, directions, selected, verdicts_of_judge)
+    claims = verdicts.claim_verdicts(table, selected, directions, report.select_alpha_on)
 
     out = Path(report.out_dir)
     write_csv(table, out / OUTPUTS["table"])
     write_csv(summary, out / OUTPUTS["summary"])
     write_csv(datasets, out / OUTPUTS["datasets"])
-    markdown = tables.render_markdown(metric_tables, selection, paper)
+    claims_section = verdicts.markdown_section(claims, selection_metric=report.select_alpha_on)
+    markdown = tables.render_markdown(metric_tables, selection, paper, claims_section)
     write_text(markdown, out / OUTPUTS["markdown"])
     write_text(tables.render_latex(metric_tables, paper), out / OUTPUTS["latex"])
     comparisons, skipped = paired.paired_comparisons(evaluations, table)
     write_csv(comparisons, out / OUTPUTS["paired_csv"])
     write_text(paired.render_paired_markdown(comparisons), out / OUTPUTS["paired"])
+    write_csv(verdicts.verdict_table(claims), out / OUTPUTS["verdicts_csv"])
+    claims_text = verdicts.render_markdown(claims, selection_metric=report.select_alpha_on)
+    write_text(claims_text, out / OUTPUTS["verdicts"])
     plots.plot_metric_vs_alpha(shown, out / OUTPUTS["metric_figure"])
     plots.plot_length_vs_alpha(datasets, out / OUTPUTS["length_figure"])
     shown_pairs = select_metrics(comparisons, report.metric, strict=False)
     plots.plot_paired_heatmap(shown_pairs, out / OUTPUTS["heatmap_figure"])
     plots.plot_judged_vs_alpha(shown, out / OUTPUTS["judged_figure"])
+    plots.plot_verdicts(claims, out / OUTPUTS["verdicts_figure"])
     record = provenance_record(report, table, datasets, skipped)
     record["alpha_selection"] = {
         "on": report.select_alpha_on if selected else None,
@@ -239,7 +248,10 @@ def write_report(report: ReportRun) -> None:
         ],
     }
     # Whether AE2's win rates rest on weighted or plain verdicts (None: AlpacaEval 2 is off).
-    record["alpaca_eval_verdicts"] = verdicts
+    record["alpaca_eval_verdicts"] = verdicts_of_judge
+    # One verdict per claim of the paper, decided across worlds (teacher pairs).
+    record["verdicts"] = verdicts.verdict_records(claims)
+    record["verdict_confidence"] = tables.CONFIDENCE
     write_json(out / OUTPUTS["provenance"], record)
     print(
         f"codit report: {len(table)} result rows, {len(metric_tables)} metrics, "

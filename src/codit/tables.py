@@ -1058,12 +1058,18 @@ def render_markdown(
     tables: list[MetricTable],
     selection: MetricTable | None = None,
     paper: PaperTable | None = None,
+    verdicts: str | None = None,
 ) -> str:
-    """The whole main.md: a short legend, the alpha selection (the selection metric's table,
-    if any), the paper's table of the judged benchmarks (if any), then one section per metric."""
+    """The whole main.md: a short legend, the claims' verdicts (`verdicts`, a rendered section of
+    codit.verdicts, if any), the alpha selection (the selection metric's table, if any), the
+    paper's table of the judged benchmarks (if any), then one section per metric."""
     intro = ["# CoDIT reproduction: evaluation results", "", *MARKDOWN_LEGEND, ""]
     if selection is not None:
-        intro[-1:] = [*SELECTION_LEGEND, "", markdown_selection_section(selection)]
+        intro[-1:] = [*SELECTION_LEGEND, ""]
+    if verdicts:
+        intro.append(verdicts)
+    if selection is not None:
+        intro.append(markdown_selection_section(selection))
     if paper is not None:
         intro.append(markdown_paper_section(paper))
     return "\n".join(intro + [markdown_metric_section(table) for table in tables]).rstrip() + "\n"

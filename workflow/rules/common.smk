@@ -17,6 +17,7 @@ from codit.config import (
     instruction_source,
     judged_bench_folder,
     task_include_path,
+    tinyworld_model_dir,
 )
 from codit.datasets import GatherSettings
 from codit.evaluation import EvaluationSettings
@@ -122,6 +123,7 @@ wildcard_constraints:
     model=alternation(GRID.references),
     hubmodel=alternation(s.slug for s in GRID.models.values() if s.kind == "hub"),
     tinymodel="llama-base|llama-instruct|gpt2-base|gpt2-instruct",
+    world=r"\d+",
     shard=r"\d{3}-of-\d{3}",
 
 
@@ -129,11 +131,11 @@ wildcard_constraints:
 
 
 def tinyworld_model_inputs(wildcards):
-    """An instruct model is fine-tuned from its own base model."""
+    """An instruct model is fine-tuned from its own base model (its world's, in a world)."""
     inputs = {"card": f"{TINYWORLD_DIR}/data_card.json"}
     if wildcards.tinymodel.endswith("-instruct"):
         base = wildcards.tinymodel.replace("-instruct", "-base")
-        inputs["base"] = f"{TINYWORLD_DIR}/models/{base}"
+        inputs["base"] = tinyworld_model_dir(base, getattr(wildcards, "world", None))
     return inputs
 
 

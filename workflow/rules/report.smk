@@ -36,6 +36,13 @@ rule report:
             labels={"table": "CoDIT - direct, paired"},
         ),
         paired_csv=report_path("paired_csv"),
+        verdicts=report(
+            report_path("verdicts"),
+            caption="../report/verdicts.rst",
+            category="Tables",
+            labels={"table": "verdicts across worlds"},
+        ),
+        verdicts_csv=report_path("verdicts_csv"),
         datasets=report(
             report_path("datasets"),
             caption="../report/datasets.rst",
@@ -65,6 +72,12 @@ rule report:
             caption="../report/judged_vs_alpha.rst",
             category="Figures",
             labels={"figure": "judged benchmarks vs alpha"},
+        ),
+        verdicts_figure=report(
+            report_path("verdicts_figure"),
+            caption="../report/verdicts.rst",
+            category="Figures",
+            labels={"figure": "verdicts across worlds"},
         ),
         provenance=report_path("provenance"),
     log:

@@ -53,6 +53,30 @@ rule tinyworld_model:
         " --seed {params.seed} --threads {threads} > {log} 2>&1"
 
 
+# A world of the deciding study: a teacher of its own, trained with the world's seed from the
+# shared data (facts, tokenizer, corpora, benchmarks stay those of the tiny world).
+rule tinyworld_world_model:
+    input:
+        unpack(tinyworld_model_inputs),
+    output:
+        directory(f"{TINYWORLD_DIR}/worlds/{{world}}/{{tinymodel}}"),
+    log:
+        "logs/tinyworld/worlds/{world}/{tinymodel}.log",
+    benchmark:
+        "benchmarks/tinyworld/worlds/{world}/{tinymodel}.tsv"
+    conda:
+        ENV
+    threads: 1  # one thread: the tiny world's bytes must not depend on the machine
+    resources:
+        mem_mb=stage_mem_mb("tinyworld"),
+        runtime=stage_runtime("tinyworld"),
+    shell:
+        OFFLINE_ENV
+        + "codit tinyworld train --out $(dirname {input.card}) --model {wildcards.tinymodel}"
+        " --models-dir $(dirname {output}) --seed {wildcards.world} --threads {threads}"
+        " > {log} 2>&1"
+
+
 rule tinyworld_alpacaeval:
     input:
         card=f"{TINYWORLD_DIR}/data_card.json",

@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="save the training state every N steps; a killed run resumes from it (results "
         "do not depend on N)",
     )
+    train.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help="where the model (and an instruct model's base) lives (default: OUT/models); a "
+        "world of the deciding study trains its own teacher pair into worlds/<seed>",
+    )
 
     everything = commands.add_parser(
         "all", help="data, then llama-base and gpt2-base in parallel, then llama-instruct"
@@ -126,7 +133,7 @@ def run(args: argparse.Namespace) -> None:
     if args.command == "train":
         _train(
             args.out, args.model, args.seed, args.threads, args.steps, args.lr,
-            args.checkpoint_steps,
+            args.checkpoint_steps, args.models_dir,
         )  # fmt: skip
     if args.command == "all":
         # The two bases are independent: train them side by side, one thread each.
@@ -162,12 +169,13 @@ def _train(
     steps: int | None,
     lr: float | None,
     checkpoint_steps: int = CHECKPOINT_STEPS,
+    models_dir: Path | None = None,
 ) -> None:
     from codit.tinyworld import train_model
 
     started = time.perf_counter()
     target = train_model(
         out, name, seed=seed, threads=threads, steps=steps, lr=lr,
-        checkpoint_steps=checkpoint_steps,
+        checkpoint_steps=checkpoint_steps, models_dir=models_dir,
     )  # fmt: skip
     print(f"tinyworld {name} -> {target} ({time.perf_counter() - started:.1f} s)", flush=True)

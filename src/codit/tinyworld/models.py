@@ -233,8 +233,13 @@ def train_model(
     steps: int | None = None,
     lr: float | None = None,
     checkpoint_steps: int = CHECKPOINT_STEPS,
+    models_dir: str | os.PathLike | None = None,
 ) -> Path:
-    """Train `name` inside the world at `out`; writes `out/models/<name>/` atomically."""
+    """Train `name` inside the world at `out`; writes `<models_dir>/<name>/` atomically.
+
+    `models_dir` (default `out/models`) holds a set of models trained with one seed: a world
+    of the deciding study trains its own base and instruct model from the shared data there.
+    """
     import torch
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -250,9 +255,10 @@ def train_model(
     transformers.set_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     wall0, cpu0 = time.perf_counter(), time.process_time()
+    models = Path(models_dir) if models_dir is not None else root / "models"
 
     if name in BASE_OF:
-        base_dir = root / "models" / BASE_OF[name]
+        base_dir = models / BASE_OF[name]
         if not (base_dir / "config.json").is_file():
             raise FileNotFoundError(
                 f"base model missing: {base_dir} (train {BASE_OF[name]} before {name})"
@@ -274,7 +280,7 @@ def train_model(
         settings["lr"] = lr
     if checkpoint_steps < 1:
         raise ValueError(f"--checkpoint-steps must be >= 1, got {checkpoint_steps}")
-    target = root / "models" / name
+    target = models / name
     checkpoint = training_checkpoint.checkpoint_dir(target)
     training_checkpoint.remove_staging_leftovers(target)
     # What the model is trained from: a checkpoint of other data, base or threads is stale.
@@ -301,7 +307,7 @@ def train_model(
                 "seed": seed,
                 "threads": threads,
                 "architecture": architecture(name),
-                "init": str(root / "models" / BASE_OF[name]) if name in BASE_OF else "random",
+                "init": str(base_dir) if name in BASE_OF else "random",
                 "data": str(data_path),
                 "n_examples": len(examples),
                 "n_parameters": sum(p.numel() for p in model.parameters()),
