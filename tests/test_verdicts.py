@@ -17,6 +17,7 @@ import scipy.stats
 from test_report import read_table, run_report, write_grid
 
 from codit import verdicts
+from codit.cli import main
 from codit.naming import codit_arm, parse_arm
 from codit.tables import MAIN_COLUMNS
 
@@ -321,3 +322,27 @@ def test_verdict_figure_has_a_panel_per_metric_with_an_interval(rows, tmp_path: 
     one_world = verdicts.claim_verdicts(table[table["teacher_pair"].isin(["w2", ""])], SELECTED, {})
     plots.plot_verdicts(one_world, tmp_path / "none.png")
     assert png_size(tmp_path / "none.png")[0] == round(plots.PANEL_SIZE[0] * plots.DPI)
+
+
+def test_codit_verdicts_pools_the_worlds_of_several_runs(rows, tmp_path: Path) -> None:
+    from codit import pooled
+
+    table = main_table()
+    first = table[table["teacher_pair"].isin(["w1", "w2", ""])]
+    second = table[table["teacher_pair"].isin(["w3", "w4", ""])]  # public again: same values
+    paths = (tmp_path / "a.csv", tmp_path / "b.csv")
+    for part, path in zip((first, second), paths, strict=True):
+        part.to_csv(path, index=False)
+    run = pooled.PooledRun(main=paths, out_dir=tmp_path / "pooled")
+    # MT-Bench selects alpha 0.1 in every world, as SELECTED says: the pooled runs decide as
+    # the whole table does
+    together = [verdict.record() for verdict in pooled.pooled_verdicts(run)]
+    assert together == [verdict.record() for verdict in rows]
+    main(["verdicts", "--main", *map(str, paths), "--out-dir", str(tmp_path / "pooled")])
+    written = read_table(tmp_path / "pooled/verdicts.csv")
+    assert list(written["verdict"]) == [verdict.verdict for verdict in rows]
+    assert (tmp_path / "pooled/verdicts.png").is_file()
+    record = json.loads((tmp_path / "pooled/verdicts_provenance.json").read_text())
+    assert set(record["inputs"]) == set(map(str, paths)) and record["verdicts"]
+    with pytest.raises(ValueError, match=r"world 'w1' is in both .*a\.csv and .*a\.csv"):
+        pooled.pooled_verdicts(pooled.PooledRun(main=(paths[0], paths[0]), out_dir=tmp_path))

@@ -64,6 +64,10 @@ STAGES = {
         "items and seeds a paired comparison needs to decide, from a report's measured noise",
     ),
     "report": ("codit.report", "collect evaluation results into tables and figures"),
+    "verdicts": (
+        "codit.pooled",
+        "the paper's claims decided over the worlds of several runs' main tables, pooled",
+    ),
     "bench": (
         "codit.bench",
         "measure generation speed and memory of the engine against model.generate",
