@@ -160,7 +160,26 @@ def test_public_arm_is_matched_on_the_student_alone(rows) -> None:
         )
         for w in range(4)
     ]
-    check(find(rows, verdicts.CLAIM_PUBLIC, "format following", PUBLIC), effects, "CoDIT better")
+    public = find(rows, verdicts.CLAIM_PUBLIC, "format following", PUBLIC)
+    assert list(public.per_world.values()) == pytest.approx(effects)
+    # The public students are shared by every world: their own seed noise (per seed, the mean
+    # over students: SEED_NOISE) is added to the worlds' and the df are Welch-Satterthwaite's.
+    worlds_part = statistics.variance(effects) / len(effects)
+    public_part = statistics.variance(SEED_NOISE) / len(SEED_NOISE)
+    df = (worlds_part + public_part) ** 2 / (
+        worlds_part**2 / (len(effects) - 1) + public_part**2 / (len(SEED_NOISE) - 1)
+    )
+    half = scipy.stats.t.ppf(0.975, df) * math.sqrt(worlds_part + public_part)
+    mean = statistics.fmean(effects)
+    assert (public.low, public.high) == pytest.approx((mean - half, mean + half))
+    assert public.verdict == "CoDIT better" and "public arm over 3 seeds" in public.note
+    # One public seed: its noise is unknown, so the claim stays undecided (estimate kept).
+    one_seed = main_table()
+    one_seed = one_seed[(one_seed["arm"] != "public") | (one_seed["seed"] == 0)]
+    single = find(verdicts.claim_verdicts(one_seed, SELECTED, {}), verdicts.CLAIM_PUBLIC,
+                  "format following", PUBLIC)  # fmt: skip
+    assert single.verdict == verdicts.ONE_PUBLIC_SEED and math.isnan(single.low)
+    assert not math.isnan(single.estimate)
     # A public teacher_pair read back from a CSV is NaN, not "": the same verdicts.
     table = main_table()
     table.loc[table["arm"] == "public", "teacher_pair"] = math.nan

@@ -13,7 +13,12 @@ alpha the report selected for (w, s) (on MT-Bench, as in the paper); a (world, s
 a selected alpha is left out, and the row's note says how many (with no selection at all, e.g.
 MT-Bench off, claims 1 to 5 give no row, and the Markdown says why). A student without both arms in
 a world is left out of that world. The public baseline belongs to no world: it is matched on the
-student alone, so every world compares against the same public student.
+student alone, so every world compares against the same public students, whose own training
+noise the spread of d_w cannot show (it shifts every world alike). Its interval therefore adds
+the variance of the public arm's mean over its seeds: se^2 = sd(d_w)^2 / W + sd_P^2 / n_P, with
+sd_P the spread across the n_P public seeds of their mean over the claim's students, and
+Welch-Satterthwaite's degrees of freedom; with one public seed that noise is unknown and the
+row stays undecided (ONE_PUBLIC_SEED).
 
 Over W worlds: estimate = mean of d_w, interval = estimate +- t_{W-1,(1+confidence)/2} x
 sd(d_w, ddof=1) / sqrt(W) (`codit.stats.seed_interval` over worlds). Since each d_w averages its
@@ -90,6 +95,7 @@ COLUMNS = [
     "estimate", "low", "high", "sd_world", "worlds_favouring", "per_world", "verdict", "note",
 ]  # fmt: skip
 ONE_WORLD = "undecided (one world)"
+ONE_PUBLIC_SEED = "undecided (one seed of the public arm)"
 NO_DATA = "no data"
 # The baseline of the best-alpha summary row.
 EVERY_OTHER_ALPHA = "every other alpha"
@@ -195,6 +201,7 @@ class Metric:
     higher: bool
     percent: bool
     means: pd.DataFrame  # world, student, arm, arm_name, value (mean over seeds)
+    seeds: pd.DataFrame  # world, student, arm, arm_name, seed, value (every replicate)
 
     def arm(self, arm_name: str) -> Means:
         """One arm's seed means indexed by (world, student)."""
@@ -207,13 +214,19 @@ class Metric:
         return [arm.name for arm in sorted(map(ArmName, names), key=ArmName.sort_key)]
 
 
-def seed_means(table: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
-    """Mean over seeds (finite values only) per world, student and arm of one metric."""
+def seed_values(table: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
+    """Every replicate (finite values only) of one metric, with its world."""
     rows = table[(table["task"] == task) & (table["metric"] == metric)]
     rows = rows[pd.to_numeric(rows["value"], errors="coerce").notna()]
     rows = rows.assign(world=rows["teacher_pair"].fillna("").astype(str), value=rows["value"])
+    return rows[["world", "student", "arm", "arm_name", "seed", "value"]].astype({"value": float})
+
+
+def seed_means(table: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
+    """Mean over seeds per world, student and arm of one metric."""
     keys = ["world", "student", "arm", "arm_name"]
-    return rows.groupby(keys, sort=True)["value"].mean().reset_index()
+    values = seed_values(table, task, metric)
+    return values.groupby(keys, sort=True)["value"].mean().reset_index()
 
 
 def find_metric(
@@ -231,6 +244,7 @@ def find_metric(
                 higher=metric_direction(directions, task, metric),
                 percent=shown_in_percent(task, metric, rows["value"].astype(float)),
                 means=seed_means(table, task, metric),
+                seeds=seed_values(table, task, metric),
             )
     return None
 
@@ -248,6 +262,47 @@ def selected_codit(metric: Metric, selected: Mapping[tuple[str, str], str]) -> t
             values[(row.world, row.student)] = float(row.value)
     index = pd.MultiIndex.from_tuples(list(values), names=["world", "student"])
     return pd.Series(list(values.values()), index=index, dtype=float), len(unselected)
+
+
+@dataclass(frozen=True)
+class SharedNoise:
+    """A baseline shared by every world: the variance of its mean over its seeds (of the
+    per-seed means over the claim's students) and how many seeds it has."""
+
+    variance_of_mean: float
+    seeds: int
+
+
+def shared_noise(metric: Metric, arm_name: str, students: Iterable[str]) -> SharedNoise:
+    """The public arm's own training noise: sd^2 / n over its seeds, NaN for one seed."""
+    rows = metric.seeds[metric.seeds["arm_name"] == arm_name]
+    rows = rows[rows["student"].isin(set(students))]
+    per_seed = rows.groupby("seed")["value"].mean()
+    count = len(per_seed)
+    variance = float(per_seed.var(ddof=1)) / count if count > 1 else math.nan
+    return SharedNoise(variance, count)
+
+
+def shared_interval(
+    effects: Iterable[float], noise: SharedNoise, confidence: float
+) -> dict[str, float]:
+    """world_interval widened by a shared baseline's noise (Welch-Satterthwaite df)."""
+    from scipy import stats
+
+    interval = world_interval(effects, confidence)
+    values = list(effects)
+    if len(values) < 2 or noise.seeds < 2:
+        return {**interval, "low": math.nan, "high": math.nan}
+    worlds_part = interval["sd"] ** 2 / len(values)
+    variance = worlds_part + noise.variance_of_mean
+    if variance == 0:
+        return interval
+    df = variance**2 / (
+        worlds_part**2 / (len(values) - 1) + noise.variance_of_mean**2 / (noise.seeds - 1)
+    )
+    half = float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(variance)
+    estimate = interval["estimate"]
+    return {**interval, "low": estimate - half, "high": estimate + half}
 
 
 def public_by_world(metric: Metric, arm_name: str, worlds: Iterable[str]) -> Means:
@@ -285,10 +340,19 @@ def comparison(
     baseline_name: str,
     confidence: float,
     note: str = "",
+    shared: SharedNoise | None = None,
 ) -> Verdict:
-    """One claim on one metric: CoDIT against a baseline, decided across worlds."""
+    """One claim on one metric: CoDIT against a baseline, decided across worlds (and over the
+    seeds of a baseline shared by every world)."""
     effects, students = world_effects(codit, baseline, metric.higher)
-    interval = world_interval(effects.values(), confidence)
+    if shared is None:
+        interval = world_interval(effects.values(), confidence)
+        verdict = decide(interval["low"], interval["high"], len(effects))
+    else:
+        interval = shared_interval(effects.values(), shared, confidence)
+        verdict = decide(interval["low"], interval["high"], len(effects))
+        if len(effects) > 1 and shared.seeds < 2:
+            verdict = ONE_PUBLIC_SEED
     return Verdict(
         claim=claim,
         label=metric.label,
@@ -301,7 +365,7 @@ def comparison(
         low=interval["low"],
         high=interval["high"],
         sd_world=interval["sd"],
-        verdict=decide(interval["low"], interval["high"], len(effects)),
+        verdict=verdict,
         percent=metric.percent,
         per_world=effects,
         note=note,
@@ -327,10 +391,15 @@ def baseline_verdicts(
     verdicts = []
     chosen = {label: selected_codit(metric, selected) for label, metric in metrics.items()}
 
-    def compare(claim: str, metric: Metric, baseline: Means, name: str) -> Verdict:
+    def compare(
+        claim: str, metric: Metric, baseline: Means, name: str, shared: bool = False
+    ) -> Verdict:
         codit, unselected = chosen[metric.label]
         note = unselected_note(unselected)
-        return comparison(claim, metric, codit, baseline, name, confidence, note)
+        noise = shared_noise(metric, name, codit.index.get_level_values(1)) if shared else None
+        if noise is not None and noise.seeds > 1:
+            note = "; ".join(n for n in (note, f"public arm over {noise.seeds} seeds") if n)
+        return comparison(claim, metric, codit, baseline, name, confidence, note, noise)
 
     verdicts += [compare(CLAIM_DIRECT, m, m.arm(DIRECT_ARM), DIRECT_ARM) for m in headline]
     if "knowledge" in metrics:
@@ -340,7 +409,7 @@ def baseline_verdicts(
         worlds = sorted(set(metric.means.loc[metric.means["arm"] == CODIT, "world"]))
         for name in metric.arm_names(PUBLIC):
             public = public_by_world(metric, name, worlds)
-            verdicts.append(compare(CLAIM_PUBLIC, metric, public, name))
+            verdicts.append(compare(CLAIM_PUBLIC, metric, public, name, shared=True))
     for metric in headline:
         for name in metric.arm_names(BEST_OF_N):
             verdicts.append(compare(CLAIM_BEST_OF_N, metric, metric.arm(name), name))
