@@ -307,10 +307,12 @@ SMOKE_GRID_REPLACED = {
 SMOKE_ARMS = ["direct", "bestof2_oracle", "public_tinyworld-rules", "codit_alpha0.1_beta1"]
 # Rules the smoke run itself does not run: the tiny world comes from the shared build (which
 # these rules made, tinyworld_cache.built), and the tiny world has no Hub model to download
-# and its own judged benchmarks.
+# and its own judged benchmarks. A world's teacher (tinyworld_world_model, the deciding study's)
+# is `codit tinyworld train --models-dir --seed`: test_tinyworld trains one, the deciding
+# study's dry runs plan twelve.
 NOT_IN_SMOKE_RUN = {
-    "tinyworld_data", "tinyworld_model", "tinyworld_alpacaeval", "download_model",
-    "fetch_mtbench", "fetch_alpacaeval", "fetch_wildbench",
+    "tinyworld_data", "tinyworld_model", "tinyworld_alpacaeval", "tinyworld_world_model",
+    "download_model", "fetch_mtbench", "fetch_alpacaeval", "fetch_wildbench",
 }  # fmt: skip
 
 
