@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -363,5 +364,8 @@ def test_codit_verdicts_pools_the_worlds_of_several_runs(rows, tmp_path: Path) -
     assert (tmp_path / "pooled/verdicts.png").is_file()
     record = json.loads((tmp_path / "pooled/verdicts_provenance.json").read_text())
     assert set(record["inputs"]) == set(map(str, paths)) and record["verdicts"]
+    # the selection metric is checked as the report checks it
+    with pytest.raises(ValueError, match=r"--select-alpha-on 'mt_bench/scor' is none of"):
+        pooled.pooled_verdicts(replace(run, select_alpha_on="mt_bench/scor"))
     with pytest.raises(ValueError, match=r"world 'w1' is in both .*a\.csv and .*a\.csv"):
         pooled.pooled_verdicts(pooled.PooledRun(main=(paths[0], paths[0]), out_dir=tmp_path))

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from codit import plots, tables, verdicts
+from codit import tables, verdicts
 from codit.provenance import file_sha256, provenance, write_json
+from codit.report import alpha_selection, write_verdicts
 from codit.settings import Settings, option
 
 OUTPUTS = {"csv": "verdicts.csv", "markdown": "verdicts.md", "figure": "verdicts.png"}
@@ -58,10 +59,10 @@ def read_main_tables(paths: tuple[Path, ...]) -> pd.DataFrame:
 
 
 def pooled_verdicts(run: PooledRun) -> list[verdicts.Verdict]:
-    """Every claim's verdicts over the worlds of all the runs."""
+    """Every claim's verdicts over the worlds of all the runs (alpha selected and checked as
+    the report does; main.csv has no metric directions, so higher is better)."""
     table = read_main_tables(run.main)
-    summary = tables.summary_table(table)
-    selected = tables.select_alpha(summary, run.select_alpha_on, {})
+    selected = alpha_selection(tables.summary_table(table), run.select_alpha_on, {})
     return verdicts.claim_verdicts(table, selected, {}, run.select_alpha_on)
 
 
@@ -73,11 +74,13 @@ def run(args: argparse.Namespace) -> None:
     pooled = PooledRun.from_args(args)
     claims = pooled_verdicts(pooled)
     out = pooled.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    verdicts.verdict_table(claims).to_csv(out / OUTPUTS["csv"], index=False)
-    markdown = verdicts.render_markdown(claims, selection_metric=pooled.select_alpha_on)
-    (out / OUTPUTS["markdown"]).write_text(markdown, encoding="utf-8")
-    plots.plot_verdicts(claims, out / OUTPUTS["figure"])
+    write_verdicts(
+        claims,
+        out / OUTPUTS["csv"],
+        out / OUTPUTS["markdown"],
+        out / OUTPUTS["figure"],
+        pooled.select_alpha_on,
+    )
     record = provenance({**pooled.record(), "confidence": tables.CONFIDENCE})
     record["inputs"] = {str(path): file_sha256(path) for path in pooled.main}
     record["verdicts"] = verdicts.verdict_records(claims)

@@ -124,6 +124,20 @@ def write_text(text: str, path: Path) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_verdicts(
+    claims: list[verdicts.Verdict],
+    csv_path: Path,
+    markdown_path: Path,
+    figure_path: Path,
+    selection_metric: str,
+) -> None:
+    """verdicts.csv, verdicts.md and verdicts.png: the report's, and `codit verdicts`' over
+    several runs."""
+    write_csv(verdicts.verdict_table(claims), csv_path)
+    write_text(verdicts.render_markdown(claims, selection_metric=selection_metric), markdown_path)
+    plots.plot_verdicts(claims, figure_path)
+
+
 def report_settings(report: ReportRun) -> dict[str, Any]:
     return {
         "out_dir": str(report.out_dir),
@@ -230,15 +244,18 @@ def write_report(report: ReportRun) -> None:
     comparisons, skipped = paired.paired_comparisons(evaluations, table)
     write_csv(comparisons, out / OUTPUTS["paired_csv"])
     write_text(paired.render_paired_markdown(comparisons), out / OUTPUTS["paired"])
-    write_csv(verdicts.verdict_table(claims), out / OUTPUTS["verdicts_csv"])
-    claims_text = verdicts.render_markdown(claims, selection_metric=report.select_alpha_on)
-    write_text(claims_text, out / OUTPUTS["verdicts"])
+    write_verdicts(
+        claims,
+        out / OUTPUTS["verdicts_csv"],
+        out / OUTPUTS["verdicts"],
+        out / OUTPUTS["verdicts_figure"],
+        report.select_alpha_on,
+    )
     plots.plot_metric_vs_alpha(shown, out / OUTPUTS["metric_figure"])
     plots.plot_length_vs_alpha(datasets, out / OUTPUTS["length_figure"])
     shown_pairs = select_metrics(comparisons, report.metric, strict=False)
     plots.plot_paired_heatmap(shown_pairs, out / OUTPUTS["heatmap_figure"])
     plots.plot_judged_vs_alpha(shown, out / OUTPUTS["judged_figure"])
-    plots.plot_verdicts(claims, out / OUTPUTS["verdicts_figure"])
     record = provenance_record(report, table, datasets, skipped)
     record["alpha_selection"] = {
         "on": report.select_alpha_on if selected else None,

@@ -222,10 +222,9 @@ def seed_values(table: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
     return rows[["world", "student", "arm", "arm_name", "seed", "value"]].astype({"value": float})
 
 
-def seed_means(table: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
-    """Mean over seeds per world, student and arm of one metric."""
+def seed_means(values: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds per world, student and arm of one metric's replicates (seed_values)."""
     keys = ["world", "student", "arm", "arm_name"]
-    values = seed_values(table, task, metric)
     return values.groupby(keys, sort=True)["value"].mean().reset_index()
 
 
@@ -237,14 +236,15 @@ def find_metric(
         task, _, metric = name.partition("/")
         rows = table[(table["task"] == task) & (table["metric"] == metric)]
         if len(rows):
+            values = seed_values(table, task, metric)
             return Metric(
                 label=label,
                 task=task,
                 metric=metric,
                 higher=metric_direction(directions, task, metric),
                 percent=shown_in_percent(task, metric, rows["value"].astype(float)),
-                means=seed_means(table, task, metric),
-                seeds=seed_values(table, task, metric),
+                means=seed_means(values),
+                seeds=values,
             )
     return None
 
@@ -289,8 +289,8 @@ def shared_interval(
     """world_interval widened by a shared baseline's noise (Welch-Satterthwaite df)."""
     from scipy import stats
 
-    interval = world_interval(effects, confidence)
     values = list(effects)
+    interval = world_interval(values, confidence)
     if len(values) < 2 or noise.seeds < 2:
         return {**interval, "low": math.nan, "high": math.nan}
     worlds_part = interval["sd"] ** 2 / len(values)
@@ -347,12 +347,11 @@ def comparison(
     effects, students = world_effects(codit, baseline, metric.higher)
     if shared is None:
         interval = world_interval(effects.values(), confidence)
-        verdict = decide(interval["low"], interval["high"], len(effects))
     else:
         interval = shared_interval(effects.values(), shared, confidence)
-        verdict = decide(interval["low"], interval["high"], len(effects))
-        if len(effects) > 1 and shared.seeds < 2:
-            verdict = ONE_PUBLIC_SEED
+    verdict = decide(interval["low"], interval["high"], len(effects))
+    if shared is not None and len(effects) > 1 and shared.seeds < 2:
+        verdict = ONE_PUBLIC_SEED
     return Verdict(
         claim=claim,
         label=metric.label,
@@ -628,6 +627,6 @@ def render_markdown(
     )
     lines = ["# CoDIT reproduction: one verdict per claim of the paper", ""]
     if metrics:
-        named = "; ".join(f"{label} = {name}" for label, name in metrics)
-        lines += [f"Metrics: {named}.", ""]
+        legend = "; ".join(f"{label} = {name}" for label, name in metrics)
+        lines += [f"Metrics: {legend}.", ""]
     return "\n".join(lines) + "\n" + verdicts_text(verdicts, confidence, selection_metric)
