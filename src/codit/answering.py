@@ -22,7 +22,6 @@ from typing import Any
 from codit.evaluation import ModelLabels
 from codit.generation_settings import (
     DIRECT_MODE,
-    WINDOW_BATCHES,
     DecodingSettings,
     EngineSettings,
     parse_chat_template_kwargs,
@@ -121,7 +120,7 @@ class Answerer:
         seeds = [prompt_seed(run.seed, name) for name in names]
         engine = run.answering.engine
         results = generate_in_batches(
-            generator, prompts, seeds, engine.batch_size, engine.window_batches or WINDOW_BATCHES
+            generator, prompts, seeds, engine.batch_size, engine.batches_per_window
         )
         return [
             Answer(

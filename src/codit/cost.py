@@ -572,12 +572,10 @@ def load_assumptions(path: str | Path) -> Assumptions:
     return parse_assumptions(yaml.safe_load(path.read_text()), source=str(path))
 
 
-def read_bench_ratio(path: str | Path) -> float:
-    """`ratio_codit_vs_engine_direct` from a file holding the JSON line of `codit bench --json`.
-
-    The last line that parses as a JSON object with that key counts, so a log that also holds
-    progress lines works. The key is null when the tiny-world pair was not benched.
-    """
+def bench_record(path: str | Path) -> dict[str, Any]:
+    """The JSON line of `codit bench --json` in a file: the last line that parses as a JSON
+    object with key `ratio_codit_vs_engine_direct`, so a log that also holds progress lines
+    works."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"bench file {str(path)!r} does not exist")
@@ -590,39 +588,37 @@ def read_bench_ratio(path: str | Path) -> float:
         except json.JSONDecodeError:
             continue
         if isinstance(record, dict) and BENCH_RATIO_KEY in record:
-            ratio = record[BENCH_RATIO_KEY]
-            if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio <= 0:
-                raise ValueError(
-                    f"bench file {str(path)!r}: {BENCH_RATIO_KEY} is {ratio!r}, not a positive "
-                    "number (it is null when the tinyworld pair was not benched)"
-                )
-            return float(ratio)
+            return record
     raise ValueError(
         f"bench file {str(path)!r} holds no JSON line with key {BENCH_RATIO_KEY!r}; "
         "write one with `codit bench --json > FILE`"
     )
 
 
+def read_bench_ratio(path: str | Path) -> float:
+    """`ratio_codit_vs_engine_direct` of the bench line (`bench_record`); the key is null when
+    the tiny-world pair was not benched."""
+    ratio = bench_record(path)[BENCH_RATIO_KEY]
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio <= 0:
+        raise ValueError(
+            f"bench file {str(path)!r}: {BENCH_RATIO_KEY} is {ratio!r}, not a positive "
+            "number (it is null when the tinyworld pair was not benched)"
+        )
+    return float(ratio)
+
+
 def read_bench_occupancy(path: str | Path) -> float | None:
-    """`batch_occupancy` (the engine's measured occupancy) from the same JSON line of
-    `codit bench --json` as `read_bench_ratio`; None when that line has no such figure (a bench
-    from before continuous batching, or one that ran no engine_codit)."""
-    read_bench_ratio(path)  # the same checks: the file exists and holds a bench line
-    for line in reversed(Path(path).read_text().splitlines()):
-        try:
-            record = json.loads(line.strip()) if line.strip().startswith("{") else None
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and BENCH_RATIO_KEY in record:
-            occupancy = record.get(BENCH_OCCUPANCY_KEY)
-            if occupancy is None:
-                return None
-            number = not isinstance(occupancy, bool) and isinstance(occupancy, int | float)
-            if not number or not 0 < occupancy <= 1:
-                where = f"bench file {str(path)!r}: {BENCH_OCCUPANCY_KEY}"
-                raise ValueError(f"{where} is {occupancy!r}, not a number in (0, 1]")
-            return float(occupancy)
-    return None
+    """`batch_occupancy` (the engine's measured occupancy) of the same bench line as
+    `read_bench_ratio`; None when that line has no such figure (a bench from before continuous
+    batching, or one that ran no engine_codit)."""
+    occupancy = bench_record(path).get(BENCH_OCCUPANCY_KEY)
+    if occupancy is None:
+        return None
+    number = not isinstance(occupancy, bool) and isinstance(occupancy, int | float)
+    if not number or not 0 < occupancy <= 1:
+        where = f"bench file {str(path)!r}: {BENCH_OCCUPANCY_KEY}"
+        raise ValueError(f"{where} is {occupancy!r}, not a number in (0, 1]")
+    return float(occupancy)
 
 
 def with_batch_occupancy(assumptions: Assumptions, occupancy: float) -> Assumptions:

@@ -687,10 +687,21 @@ def run_planned_batches(
     batch_size: int,
 ) -> list[Any]:
     """Call `batch_fn(prompts, seeds)` on each `plan_batches` batch; results in input order."""
-    results: list[Any] = [None] * len(prompts)
-    for batch in plan_batches([len(prompt) for prompt in prompts], batch_size):
-        outputs = batch_fn([list(prompts[i]) for i in batch], [seeds[i] for i in batch])
-        for index, output in zip(batch, outputs, strict=True):
+    return in_input_order(
+        plan_batches([len(prompt) for prompt in prompts], batch_size),
+        lambda batch: batch_fn([list(prompts[i]) for i in batch], [seeds[i] for i in batch]),
+        len(prompts),
+    )
+
+
+def in_input_order(
+    groups: Sequence[Sequence[int]], run_group: Callable[[Sequence[int]], Sequence[Any]], count: int
+) -> list[Any]:
+    """Run each group of prompt indices (a planned batch or window) and put every output back
+    at its prompt's index."""
+    results: list[Any] = [None] * count
+    for group in groups:
+        for index, output in zip(group, run_group(group), strict=True):
             results[index] = output
     return results
 
@@ -707,15 +718,13 @@ def generate_in_batches(
 
     `token_limits` (one per prompt) cap responses below max_new_tokens (a forced length mix).
     """
-    results: list[GenerationResult | None] = [None] * len(prompts)
-    lengths = [len(prompt) for prompt in prompts]
-    for window in plan_windows(lengths, batch_size, window_batches):
-        outputs = generator.generate_window(
+    return in_input_order(
+        plan_windows([len(prompt) for prompt in prompts], batch_size, window_batches),
+        lambda window: generator.generate_window(
             [list(prompts[i]) for i in window],
             [seeds[i] for i in window],
             batch_size,
             None if token_limits is None else [token_limits[i] for i in window],
-        )
-        for index, output in zip(window, outputs, strict=True):
-            results[index] = output
-    return results
+        ),
+        len(prompts),
+    )

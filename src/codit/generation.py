@@ -39,7 +39,7 @@ from codit.engine import (
     plan_windows,
 )
 from codit.faults import fault_point
-from codit.generation_settings import CODIT_MODE, WINDOW_BATCHES, DecodingSettings, GenerationRun
+from codit.generation_settings import CODIT_MODE, DecodingSettings, GenerationRun
 from codit.instructions import Instruction, load_instructions
 from codit.jobs import shard_bounds
 from codit.loading import load_model, load_tokenizer, model_placements
@@ -283,7 +283,7 @@ def generate(run: GenerationRun) -> None:
         continuous=engine.continuous,
         cache=engine.cache,
     )
-    window_batches = engine.window_batches or WINDOW_BATCHES
+    window_batches = engine.batches_per_window
     seeds = [prompt_seed(run.seed, item.id, run.sample_index) for item in instructions]
     run_settings = {
         **run.recorded(),

@@ -109,6 +109,11 @@ class EngineSettings(Settings):
         f"{WINDOW_BATCHES}); more fill batches better at a window's end, a kill loses more",
     )
 
+    @property
+    def batches_per_window(self) -> int:
+        """Planned batches per continuous-batching window: the flag, else WINDOW_BATCHES."""
+        return self.window_batches or WINDOW_BATCHES
+
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError("--batch-size must be >= 1")
