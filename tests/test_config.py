@@ -10,8 +10,10 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from codit.config import ConfigError, build_grid, instruction_source, resolve_model
+from codit.jobs import trained_datasets
 from codit.naming import (
     ARM_PATTERN,
+    PUBLIC,
     best_of_n_arm,
     chat_vector_arm,
     codit_arm,
@@ -167,10 +169,22 @@ def test_a_world_is_a_teacher_of_its_own_seed_and_needs_the_tiny_world():
     )
     # the students are the tiny world's own models, shared by every world
     assert grid.models["tiny-llama-base"].location == "resources/tinyworld/models/llama-base"
-    assert len(grid.pairs) == 6 and list(grid.students) == ["tiny-llama-base", "tiny-gpt2-base"]
+    assert len(grid.pairs) == 12 and list(grid.students) == ["tiny-llama-base", "tiny-gpt2-base"]
     config["models"]["elsewhere"] = {"path": "/models/x", "world": 2}
     with pytest.raises(ConfigError, match=r"models\.elsewhere\.world: a world seed needs"):
         resolve_model(config, "elsewhere", "students[0]")
+
+
+def test_public_arms_train_with_their_own_seeds_defaulting_to_the_grids():
+    grid = build_grid(validated(load("config.yaml")))
+    assert grid.public_seeds == grid.seeds == [0, 1, 2]
+    grid = build_grid(validated(load("decide.yaml")))
+    assert (grid.seeds, grid.public_seeds) == ([0], [0, 1, 2, 3])
+    trained = trained_datasets(grid)
+    assert [seed for pair, _, seed in trained if pair == PUBLIC] == [0, 1, 2, 3]
+    assert {seed for pair, _, seed in trained if pair != PUBLIC} == {0}
+    with pytest.raises(WorkflowError, match="non-unique"):
+        validated({**load("decide.yaml"), "public_seeds": [1, 1]})
 
 
 def test_arm_names_round_trip():

@@ -369,3 +369,54 @@ def test_codit_verdicts_pools_the_worlds_of_several_runs(rows, tmp_path: Path) -
         pooled.pooled_verdicts(replace(run, select_alpha_on="mt_bench/scor"))
     with pytest.raises(ValueError, match=r"world 'w1' is in both .*a\.csv and .*a\.csv"):
         pooled.pooled_verdicts(pooled.PooledRun(main=(paths[0], paths[0]), out_dir=tmp_path))
+
+
+def test_codit_verdicts_sets_a_replication_beside_the_study(tmp_path: Path) -> None:
+    from codit import pooled
+
+    table = main_table()
+    study = table[table["teacher_pair"].isin(["w1", "w2", ""])]
+    # The replication: the study's numbers under other world names (every verdict the same),
+    # except format following, where CoDIT gains 20 points more in both worlds.
+    replication = study.assign(teacher_pair=study["teacher_pair"].replace({"w1": "w3", "w2": "w4"}))
+    lifted = (replication["task"] == FORMAT[0]) & (replication["arm"] == "codit")
+    replication.loc[lifted, "value"] += 0.2
+    paths = {"study": tmp_path / "study.csv", "replication": tmp_path / "replication.csv"}
+    study.to_csv(paths["study"], index=False)
+    replication.to_csv(paths["replication"], index=False)
+    out = tmp_path / "pooled"
+    main(["verdicts", "--main", str(paths["study"]), "--replication", str(paths["replication"]),
+          "--out-dir", str(out)])  # fmt: skip
+
+    written = pd.read_csv(out / "replication.csv", keep_default_na=False)
+    alone = {name: pooled.decided((path,), verdicts.SELECTION_METRIC) for name, path in
+             paths.items()}  # fmt: skip
+    both = pooled.decided(tuple(paths.values()), verdicts.SELECTION_METRIC)
+    assert list(written["claim"]) == [v.claim for v in both]
+    for name, claims in {**alone, "pooled": both}.items():
+        assert list(written[f"{name}_verdict"]) == [v.verdict for v in claims]
+        assert list(written[f"{name}_n_worlds"]) == [v.n_worlds for v in claims]
+    # study: +7 and +4 points (undecided over two worlds); replication: +27 and +24 (better)
+    direct_format = written[(written["claim"] == verdicts.CLAIM_DIRECT)
+                            & (written["metric"] == "format following")].iloc[0]  # fmt: skip
+    assert (direct_format["study_verdict"], direct_format["replication_verdict"]) == (
+        "undecided",
+        "CoDIT better",
+    )
+    assert not direct_format["agree"]
+    assert written.loc[written["metric"] != "format following", "agree"].all()
+    disagreeing = int((~written["agree"]).sum())
+    markdown = (out / "replication.md").read_text()
+    assert markdown.startswith(
+        f"{len(written) - disagreeing} of {len(written)} verdicts agree between the study"
+    )
+    header = [cell.strip() for cell in markdown.splitlines()[2].strip("|").split("|")]
+    assert header[3:] == [
+        "study (2 worlds)",
+        "replication (2 worlds)",
+        "pooled (4 worlds)",
+        "agree",
+    ]
+    assert markdown.count("**no**") == disagreeing
+    record = json.loads((out / "verdicts_provenance.json").read_text())
+    assert set(record["inputs"]) == {str(path) for path in paths.values()}

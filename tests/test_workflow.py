@@ -248,11 +248,12 @@ def test_deciding_study_dry_run_trains_every_student_on_every_world(study, tmp_p
     configfile = REPO / f"config/{study}.yaml"
     result = snakemake("-n", "--configfile", str(configfile), "--directory", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    worlds, students, alphas = 6, 2, 3
+    worlds, students, alphas, public_seeds = 12, 2, 3, 4
     # per world: direct, 3 more direct samples for Best-of-4 and 3 CoDIT alphas generated;
-    # direct, Best-of-4 and the CoDIT arms trained; the public dataset once for all worlds
+    # direct, Best-of-4 and the CoDIT arms trained; the public dataset once for all worlds,
+    # trained with its own four seeds
     generated, trained = 1 + 3 + alphas, 1 + 1 + alphas
-    models = worlds * trained * students + students
+    models = worlds * trained * students + public_seeds * students
     counts = job_counts(result.stdout)
     assert counts["tinyworld_world_model"] == 2 * worlds  # each world's base and instruct
     assert counts["tinyworld_model"] == 3  # the students and the tiny AlpacaEval's reference
@@ -260,7 +261,7 @@ def test_deciding_study_dry_run_trains_every_student_on_every_world(study, tmp_p
     assert counts["sft"] == counts["evaluate_student"] == counts["judge_answers"] == models
     assert "chat_vector" not in counts and "evaluate_reference" not in counts
     assert_package_lists_the_same_jobs(configfile, counts)
-    world, seed = (1, 0) if study == "decide" else (7, 1)
+    world, seed = (1, 0) if study == "decide" else (13, 1)
     student = f"results/sft/world{world}/direct/seed{seed}/tiny-gpt2-base/train_record.json"
     planned = snakemake(
         "-n", "-p", "--configfile", str(configfile), "--directory", str(tmp_path), student

@@ -141,6 +141,8 @@ class Grid:
     references: dict[str, ModelSpec]  # slug -> spec
     models: dict[str, ModelSpec]  # slug -> spec, every model the run touches
     seeds: list[int] = field(default_factory=lambda: [0])
+    # Public arms belong to no teacher pair, so every pair shares their training noise.
+    public_seeds: list[int] = field(default_factory=lambda: [0])
     generated_arms: list[str] = field(default_factory=list)  # arms sampled from a teacher
     public: dict[str, PublicSpec] = field(default_factory=dict)  # arm -> spec
     chat_vectors: list[ChatVectorSpec] = field(default_factory=list)
@@ -367,6 +369,7 @@ def build_grid(config: dict[str, Any]) -> Grid:
         references,
         {k: v for k, v in models.items() if k in used},
         seeds=list(config.get("seeds", [0])),
+        public_seeds=list(config.get("public_seeds") or config.get("seeds", [0])),
         generated_arms=generated_arms_of(config),
         public=public_datasets(config),
         chat_vectors=chat_vectors,

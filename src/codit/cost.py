@@ -1135,6 +1135,7 @@ def estimate(
         "instructions": instructions,
         "pairs_count": len(grid.pairs),
         "seeds": grid.seeds,
+        "public_seeds": grid.public_seeds,
         "generated_arms": grid.generated_arms,
         "arms": grid.arms,
         "public_arms": list(grid.public),

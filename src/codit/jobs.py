@@ -148,9 +148,9 @@ def dataset_dir(pair: str, arm: str, seed: int | str) -> str:
 
 def trained_datasets(grid: Grid) -> list[tuple[str, str, int]]:
     """(pair, arm, seed) of every dataset a student is fine-tuned on; a public dataset is
-    trained once per seed under the `public` pair."""
+    trained once per public seed under the `public` pair."""
     runs = [(pair, arm, seed) for pair in grid.pairs for arm in grid.arms for seed in grid.seeds]
-    return runs + [(PUBLIC, arm, seed) for arm in grid.public for seed in grid.seeds]
+    return runs + [(PUBLIC, arm, seed) for arm in grid.public for seed in grid.public_seeds]
 
 
 def grid_jobs(grid: Grid, num_shards: int, judged: Sequence[str] = ()) -> list[Job]:

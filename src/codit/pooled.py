@@ -6,6 +6,10 @@ W worlds in all. Each run's `results/tables/main.csv` is read back, the CoDIT al
 per (world, student) as the report selects it (`tables.select_alpha` on the selection metric),
 and the claims decided by `codit.verdicts`. Worlds must not repeat across the runs: the same
 teacher pair name in two tables would be averaged as one world.
+
+With `--replication`, the replication's runs are decided on their own too, and
+`replication.{csv,md}` set each claim's verdict in the study (the `--main` runs), in the
+replication and in both pooled side by side, marking where study and replication disagree.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import pandas as pd
 
 from codit import tables, verdicts
 from codit.provenance import file_sha256, provenance, write_json
-from codit.report import alpha_selection, write_verdicts
+from codit.report import alpha_selection, write_csv, write_text, write_verdicts
 from codit.settings import Settings, option
+from codit.tables import MISSING_CELL
 
 OUTPUTS = {"csv": "verdicts.csv", "markdown": "verdicts.md", "figure": "verdicts.png"}
 TEXT_COLUMNS = ("teacher_pair", "student_architecture", "teacher_architecture")
@@ -37,6 +42,13 @@ class PooledRun(Settings):
     out_dir: Path = option(help="folder for verdicts.csv, verdicts.md, verdicts.png")
     select_alpha_on: str = option(
         verdicts.SELECTION_METRIC, "the metric that selects each row's CoDIT alpha (TASK/METRIC)"
+    )
+    replication: tuple[Path, ...] = option(
+        (),
+        help="main.csv of a replication's runs (worlds of their own): decided apart and set "
+        "beside the --main runs' verdicts in replication.{csv,md}",
+        metavar="CSV",
+        nargs="+",
     )
 
 
@@ -58,12 +70,67 @@ def read_main_tables(paths: tuple[Path, ...]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def decided(paths: tuple[Path, ...], select_alpha_on: str) -> list[verdicts.Verdict]:
+    """Every claim's verdicts over the worlds of the runs `paths` (alpha selected and checked
+    as the report does; main.csv has no metric directions, so higher is better)."""
+    table = read_main_tables(paths)
+    selected = alpha_selection(tables.summary_table(table), select_alpha_on, {})
+    return verdicts.claim_verdicts(table, selected, {}, select_alpha_on)
+
+
 def pooled_verdicts(run: PooledRun) -> list[verdicts.Verdict]:
-    """Every claim's verdicts over the worlds of all the runs (alpha selected and checked as
-    the report does; main.csv has no metric directions, so higher is better)."""
-    table = read_main_tables(run.main)
-    selected = alpha_selection(tables.summary_table(table), run.select_alpha_on, {})
-    return verdicts.claim_verdicts(table, selected, {}, run.select_alpha_on)
+    """The claims over the worlds of all the --main runs."""
+    return decided(run.main, run.select_alpha_on)
+
+
+# The three decisions of each claim that replication.{csv,md} set side by side.
+RUNS = ("study", "replication", "pooled")
+
+
+def replication_table(runs: dict[str, list[verdicts.Verdict]]) -> pd.DataFrame:
+    """One row per claim (study order, then any the study lacks): each run's estimate,
+    interval, worlds and verdict, and whether study and replication give the same verdict."""
+    keyed = {
+        name: {(v.claim, v.label, v.baseline): v for v in claims} for name, claims in runs.items()
+    }
+    keys = list(dict.fromkeys(key for name in RUNS for key in keyed[name]))
+    rows = []
+    for key in keys:
+        found = next(keyed[name][key] for name in RUNS if key in keyed[name])
+        row = {"claim": key[0], "metric": key[1], "baseline": key[2]}
+        row["vs"] = verdicts.baseline_label(found)
+        for name in RUNS:
+            verdict = keyed[name].get(key)
+            row |= {
+                f"{name}_{field}": getattr(verdict, field, None)
+                for field in ("n_worlds", "estimate", "low", "high", "verdict")
+            }
+            row[f"{name}_cell"] = verdicts.summary_cell(verdict) if verdict else MISSING_CELL
+        both = row["study_verdict"] is not None and row["replication_verdict"] is not None
+        row["agree"] = both and row["study_verdict"] == row["replication_verdict"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def replication_markdown(table: pd.DataFrame, runs: dict[str, list[verdicts.Verdict]]) -> str:
+    """The claims side by side and one line on how many verdicts agree."""
+    worlds = {name: max((v.n_worlds for v in claims), default=0) for name, claims in runs.items()}
+    header = ["claim", "metric", "vs", *(f"{name} ({worlds[name]} worlds)" for name in RUNS)]
+    body = [
+        [
+            row.claim,
+            row.metric,
+            row.vs,
+            *(getattr(row, f"{name}_cell") for name in RUNS),
+            "yes" if row.agree else "**no**",
+        ]
+        for row in table.itertuples()
+    ]
+    agree = int(table["agree"].sum())
+    return (
+        f"{agree} of {len(table)} verdicts agree between the study and the replication.\n\n"
+        f"{tables.markdown_grid([*header, 'agree'], body, numeric_from=3)}\n"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,8 +149,26 @@ def run(args: argparse.Namespace) -> None:
         pooled.select_alpha_on,
     )
     record = provenance({**pooled.record(), "confidence": tables.CONFIDENCE})
-    record["inputs"] = {str(path): file_sha256(path) for path in pooled.main}
+    record["inputs"] = {str(path): file_sha256(path) for path in pooled.main + pooled.replication}
     record["verdicts"] = verdicts.verdict_records(claims)
     write_json(out / "verdicts_provenance.json", record)
     worlds = max((claim.n_worlds for claim in claims), default=0)
     print(f"codit verdicts: {len(claims)} verdicts over {worlds} worlds -> {out}")
+    if pooled.replication:
+        compare_replication(pooled, claims)
+
+
+def compare_replication(pooled: PooledRun, study: list[verdicts.Verdict]) -> None:
+    """replication.{csv,md}: the study's, the replication's and the pooled verdicts."""
+    runs = {
+        "study": study,
+        "replication": decided(pooled.replication, pooled.select_alpha_on),
+        "pooled": decided(pooled.main + pooled.replication, pooled.select_alpha_on),
+    }
+    table = replication_table(runs)
+    write_csv(table, pooled.out_dir / "replication.csv")
+    write_text(replication_markdown(table, runs), pooled.out_dir / "replication.md")
+    print(
+        f"codit verdicts: {int(table['agree'].sum())} of {len(table)} verdicts agree with the "
+        f"replication -> {pooled.out_dir / 'replication.md'}"
+    )

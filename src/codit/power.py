@@ -146,6 +146,8 @@ def power_table(run: PowerRun) -> str:
     plan (items x seeds), in points for fractions."""
     import pandas as pd
 
+    from codit.tables import markdown_grid
+
     rows = pd.read_csv(run.paired, keep_default_na=False).to_dict("records")
     if run.metric:
         rows = [r for r in rows if f"{r['task']}/{r['metric']}" in run.metric]
@@ -154,7 +156,7 @@ def power_table(run: PowerRun) -> str:
     plans = [(n, k, w) for w in run.worlds for k in run.seeds for n in run.items]
     header = ["task/metric", "unit", "sigma item", "sigma seed"]
     header += [f"{n} items x {k} seeds" + (f" x {w} worlds" if w > 1 else "") for n, k, w in plans]
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    body = []
     for noise in pooled_noise(rows):
         own = [r for r in rows if (r["task"], r["metric"]) == (noise.task, noise.metric)]
         scale, unit = (100.0, "points") if is_fraction(own) else (1.0, "raw")
@@ -166,8 +168,8 @@ def power_table(run: PowerRun) -> str:
                 noise, n, k, run.alpha, run.power, w, sigma_world, run.students
             )
             cells.append(f"{effect * scale:.2f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return markdown_grid(header, body, numeric_from=2)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -554,6 +554,14 @@ def effect_cell(verdict: Verdict) -> str:
     return f"{estimate} [{low}, {high}]"
 
 
+def summary_cell(verdict: Verdict) -> str:
+    """`+2.4 [+1.1, +3.7] 10/12: CoDIT better`: a run's verdict in one cell (the best-alpha
+    summary row has no effect of its own: its verdict alone)."""
+    if verdict.baseline == EVERY_OTHER_ALPHA:
+        return verdict.verdict
+    return f"{effect_cell(verdict)} {verdict.worlds_favouring}: {verdict.verdict}"
+
+
 def baseline_label(verdict: Verdict) -> str:
     """The baseline as main.md's columns name it (`best-of-4 (oracle)`, `α=0.1`)."""
     if verdict.baseline == EVERY_OTHER_ALPHA:
