@@ -42,6 +42,7 @@ def test_tiny_world_config_validates_and_fills_defaults():
     config = validated(load("config.yaml"))
     assert config["sft"]["target_modules"] == "all-linear"  # default from the schema
     assert config["models"]["tiny-llama-base"]["trust_remote_code"] is False
+    assert config["teacher_pairs"]["tiny-llama"]["seed_offset"] == 0  # pairs share seeds
     grid = build_grid(config)
     assert list(grid.pairs) == ["tiny-llama"]
     assert grid.arms == [

@@ -266,7 +266,13 @@ def test_deciding_study_dry_run_trains_every_student_on_every_world(study, tmp_p
     planned = snakemake(
         "-n", "-p", "--configfile", str(configfile), "--directory", str(tmp_path), student
     )  # fmt: skip
-    assert f"--seed {world} " in planned.stdout and f"--seed {seed} " in planned.stdout
+    commands = [line for line in planned.stdout.splitlines() if "codit " in line]
+    # the world's teacher trains with the world's seed; its arms sample and train with seeds
+    # of their own (seed_offset 1000 x world), so no two worlds share random numbers
+    assert any("--models-dir" in c and f"--seed {world} " in c for c in commands)
+    own_seed = f"--seed {1000 * world + seed} "
+    assert any("codit generate" in c and own_seed in c for c in commands)
+    assert any("codit sft" in c and own_seed in c for c in commands)
 
 
 def test_lint_is_clean():

@@ -350,12 +350,19 @@ def sample_index(wildcards):
     return parse_arm(wildcards.arm).sample or 0
 
 
+def pair_seed_offset(pair):
+    """A teacher pair's `seed_offset` (none for the public arms, which belong to no pair)."""
+    return 0 if pair == PUBLIC else config["teacher_pairs"][pair]["seed_offset"]
+
+
 def generation_seed(wildcards):
-    return GEN["seed"] + int(wildcards.seed)
+    return GEN["seed"] + int(wildcards.seed) + pair_seed_offset(wildcards.pair)
 
 
 def sft_seed(wildcards):
-    return config["sft"]["seed"] + int(wildcards.seed)
+    return (
+        config["sft"]["seed"] + int(wildcards.seed) + pair_seed_offset(wildcards.pair)
+    )
 
 
 def pair_member(role):
