@@ -228,6 +228,12 @@ def test_best_alpha_undecided_names_the_alphas_not_excluded() -> None:
     effects = [b - o for b, o in zip(MT_GAIN[ALPHA_BEST], MT_HIGH_CLOSE, strict=True)]
     check(alpha[ALPHA_HIGH], effects, "undecided")
     assert alpha[ALPHA_LOW].verdict == "alpha=0.1 better"
+    # alpha 0.3 ahead this time, still within the noise: the same alphas read the same
+    ahead = (0.7, 0.35, 0.75, 0.55)
+    rows = verdicts.claim_verdicts(main_table(mt_high=ahead), SELECTED, {})
+    alpha = {v.baseline: v for v in rows if v.claim == verdicts.CLAIM_ALPHA}
+    assert ALPHA_BEST in alpha  # 0.3 is the best: the row compares it with 0.1
+    assert alpha[verdicts.EVERY_OTHER_ALPHA].verdict == "undecided between alpha=0.1, 0.3"
 
 
 def test_one_world_has_no_interval() -> None:

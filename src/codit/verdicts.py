@@ -460,7 +460,9 @@ def best_alpha_verdicts(metric: Metric, confidence: float) -> list[Verdict]:
     elif all(row.low > 0 for row in rows):
         verdict = f"{alpha_text(best, show_beta)} best"
     else:
-        tied = [best] + [row.baseline for row in rows if not row.low > 0]
+        # in the alphas' own order, so runs that leave the same alphas tied read the same
+        not_excluded = {best} | {row.baseline for row in rows if not row.low > 0}
+        tied = [name for name in arms if name in not_excluded]
         tied_text = ", ".join(alpha_text(name, show_beta).removeprefix("alpha=") for name in tied)
         verdict = f"undecided between alpha={tied_text}"
     summary = Verdict(
