@@ -24,7 +24,6 @@ from codit import tables, verdicts
 from codit.provenance import file_sha256, provenance, write_json
 from codit.report import alpha_selection, write_csv, write_text, write_verdicts
 from codit.settings import Settings, option
-from codit.tables import MISSING_CELL
 
 OUTPUTS = {"csv": "verdicts.csv", "markdown": "verdicts.md", "figure": "verdicts.png"}
 TEXT_COLUMNS = ("teacher_pair", "student_architecture", "teacher_architecture")
@@ -105,7 +104,7 @@ def replication_table(runs: dict[str, list[verdicts.Verdict]]) -> pd.DataFrame:
                 f"{name}_{field}": getattr(verdict, field, None)
                 for field in ("n_worlds", "estimate", "low", "high", "verdict")
             }
-            row[f"{name}_cell"] = verdicts.summary_cell(verdict) if verdict else MISSING_CELL
+            row[f"{name}_cell"] = verdicts.summary_cell(verdict) if verdict else tables.MISSING_CELL
         both = row["study_verdict"] is not None and row["replication_verdict"] is not None
         row["agree"] = both and row["study_verdict"] == row["replication_verdict"]
         rows.append(row)
