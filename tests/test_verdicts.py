@@ -395,9 +395,9 @@ def test_codit_verdicts_sets_a_replication_beside_the_study(tmp_path: Path) -> N
           "--out-dir", str(out)])  # fmt: skip
 
     written = pd.read_csv(out / "replication.csv", keep_default_na=False)
-    alone = {name: pooled.decided((path,), verdicts.SELECTION_METRIC) for name, path in
-             paths.items()}  # fmt: skip
-    both = pooled.decided(tuple(paths.values()), verdicts.SELECTION_METRIC)
+    alone = {name: pooled.decided(pooled.read_main_tables((path,)), verdicts.SELECTION_METRIC)
+             for name, path in paths.items()}  # fmt: skip
+    both = pooled.decided(pooled.read_main_tables(tuple(paths.values())), verdicts.SELECTION_METRIC)
     assert list(written["claim"]) == [v.claim for v in both]
     for name, claims in {**alone, "pooled": both}.items():
         assert list(written[f"{name}_verdict"]) == [v.verdict for v in claims]
@@ -426,3 +426,7 @@ def test_codit_verdicts_sets_a_replication_beside_the_study(tmp_path: Path) -> N
     assert markdown.count("**no**") == disagreeing
     record = json.loads((out / "verdicts_provenance.json").read_text())
     assert set(record["inputs"]) == {str(path) for path in paths.values()}
+    # a replication must bring worlds of its own, checked across the two sets of runs
+    with pytest.raises(SystemExit, match=r"error: world 'w1' is in both .*study\.csv and"):
+        main(["verdicts", "--main", str(paths["study"]), "--replication", str(paths["study"]),
+              "--out-dir", str(tmp_path / "again")])  # fmt: skip

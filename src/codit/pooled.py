@@ -51,13 +51,18 @@ class PooledRun(Settings):
     )
 
 
-def read_main_tables(paths: tuple[Path, ...]) -> pd.DataFrame:
+def read_main_table(path: Path) -> pd.DataFrame:
+    """One run's main table, its text columns read as text ('' for the public arms)."""
+    frame = pd.read_csv(path)
+    for column in TEXT_COLUMNS:
+        frame[column] = frame[column].fillna("").astype(str)
+    return frame
+
+
+def combine_worlds(parts: list[tuple[Path, pd.DataFrame]]) -> pd.DataFrame:
     """The runs' main tables, one after the other; a world found in two of them is an error."""
-    frames, owner = [], {}
-    for path in paths:
-        frame = pd.read_csv(path)
-        for column in TEXT_COLUMNS:
-            frame[column] = frame[column].fillna("").astype(str)
+    owner: dict[str, Path] = {}
+    for path, frame in parts:
         for world in sorted(set(frame["teacher_pair"]) - {""}):
             if world in owner:
                 raise ValueError(
@@ -65,21 +70,24 @@ def read_main_tables(paths: tuple[Path, ...]) -> pd.DataFrame:
                     "worlds of their own (other seeds, other teacher pair names)"
                 )
             owner[world] = path
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat([frame for _, frame in parts], ignore_index=True)
 
 
-def decided(paths: tuple[Path, ...], select_alpha_on: str) -> list[verdicts.Verdict]:
-    """Every claim's verdicts over the worlds of the runs `paths` (alpha selected and checked
-    as the report does; main.csv has no metric directions, so higher is better)."""
-    table = read_main_tables(paths)
+def read_main_tables(paths: tuple[Path, ...]) -> pd.DataFrame:
+    """The main tables at `paths`, pooled (see `combine_worlds`)."""
+    return combine_worlds([(path, read_main_table(path)) for path in paths])
+
+
+def decided(table: pd.DataFrame, select_alpha_on: str) -> list[verdicts.Verdict]:
+    """Every claim's verdicts over the worlds of `table` (alpha selected and checked as the
+    report does; main.csv has no metric directions, so higher is better)."""
     selected = alpha_selection(tables.summary_table(table), select_alpha_on, {})
     return verdicts.claim_verdicts(table, selected, {}, select_alpha_on)
 
 
 def pooled_verdicts(run: PooledRun) -> list[verdicts.Verdict]:
     """The claims over the worlds of all the --main runs."""
-    return decided(run.main, run.select_alpha_on)
+    return decided(read_main_tables(run.main), run.select_alpha_on)
 
 
 # The three decisions of each claim that replication.{csv,md} set side by side.
@@ -138,7 +146,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     pooled = PooledRun.from_args(args)
-    claims = pooled_verdicts(pooled)
+    # each table is read once: the study's, the replication's and the pooled verdicts share them
+    study_parts = [(path, read_main_table(path)) for path in pooled.main]
+    claims = decided(combine_worlds(study_parts), pooled.select_alpha_on)
     out = pooled.out_dir
     write_verdicts(
         claims,
@@ -154,15 +164,21 @@ def run(args: argparse.Namespace) -> None:
     worlds = max((claim.n_worlds for claim in claims), default=0)
     print(f"codit verdicts: {len(claims)} verdicts over {worlds} worlds -> {out}")
     if pooled.replication:
-        compare_replication(pooled, claims)
+        replication_parts = [(path, read_main_table(path)) for path in pooled.replication]
+        compare_replication(pooled, claims, study_parts, replication_parts)
 
 
-def compare_replication(pooled: PooledRun, study: list[verdicts.Verdict]) -> None:
+def compare_replication(
+    pooled: PooledRun,
+    study: list[verdicts.Verdict],
+    study_parts: list[tuple[Path, pd.DataFrame]],
+    replication_parts: list[tuple[Path, pd.DataFrame]],
+) -> None:
     """replication.{csv,md}: the study's, the replication's and the pooled verdicts."""
     runs = {
         "study": study,
-        "replication": decided(pooled.replication, pooled.select_alpha_on),
-        "pooled": decided(pooled.main + pooled.replication, pooled.select_alpha_on),
+        "replication": decided(combine_worlds(replication_parts), pooled.select_alpha_on),
+        "pooled": decided(combine_worlds(study_parts + replication_parts), pooled.select_alpha_on),
     }
     table = replication_table(runs)
     write_csv(table, pooled.out_dir / "replication.csv")
