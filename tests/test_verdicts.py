@@ -211,29 +211,47 @@ def test_a_lower_is_better_metric_is_flipped() -> None:
 def test_best_alpha_decided() -> None:
     rows = verdicts.claim_verdicts(main_table(), SELECTED, {})
     alpha = [v for v in rows if v.claim == verdicts.CLAIM_ALPHA]
-    assert [v.baseline for v in alpha] == [verdicts.EVERY_OTHER_ALPHA, ALPHA_LOW, ALPHA_HIGH]
+    # the summary, then one row per alpha in grid order: it minus the best other alpha
+    assert [v.baseline for v in alpha] == [
+        verdicts.EVERY_OTHER_ALPHA,
+        ALPHA_LOW,
+        ALPHA_BEST,
+        ALPHA_HIGH,
+    ]
     assert alpha[0].verdict == "alpha=0.1 best" and alpha[0].n_worlds == 4
     assert math.isnan(alpha[0].estimate) and alpha[0].label == "MT-Bench"
-    for verdict in alpha[1:]:
-        effects = [
-            b - o for b, o in zip(MT_GAIN[ALPHA_BEST], MT_GAIN[verdict.baseline], strict=True)
-        ]
-        check(verdict, effects, "alpha=0.1 better")
+    by_alpha = {v.baseline: v for v in alpha[1:]}
+    for name, verdict in by_alpha.items():
+        # the best's own row: minus the runner-up (0.3: mean 0.125 against 0.0625 for 0.01)
+        reference = ALPHA_HIGH if name == ALPHA_BEST else ALPHA_BEST
+        effects = [a - b for a, b in zip(MT_GAIN[name], MT_GAIN[reference], strict=True)]
+        expected = "alpha=0.1 best" if name == ALPHA_BEST else f"{alpha_label(name)} worse"
+        check(verdict, effects, expected)
+    assert verdicts.baseline_label(by_alpha[ALPHA_LOW]) == "α=0.01 minus the best other"
+    assert by_alpha[ALPHA_LOW].note == "this alpha minus alpha=0.1, the best other"
+
+
+def alpha_label(arm_name: str) -> str:
+    return verdicts.alpha_text(arm_name, show_beta=False)
 
 
 def test_best_alpha_undecided_names_the_alphas_not_excluded() -> None:
     rows = verdicts.claim_verdicts(main_table(mt_high=MT_HIGH_CLOSE), SELECTED, {})
     alpha = {v.baseline: v for v in rows if v.claim == verdicts.CLAIM_ALPHA}
     assert alpha[verdicts.EVERY_OTHER_ALPHA].verdict == "undecided between alpha=0.1, 0.3"
-    effects = [b - o for b, o in zip(MT_GAIN[ALPHA_BEST], MT_HIGH_CLOSE, strict=True)]
+    effects = [o - b for b, o in zip(MT_GAIN[ALPHA_BEST], MT_HIGH_CLOSE, strict=True)]
     check(alpha[ALPHA_HIGH], effects, "undecided")
-    assert alpha[ALPHA_LOW].verdict == "alpha=0.1 better"
-    # alpha 0.3 ahead this time, still within the noise: the same alphas read the same
+    check(alpha[ALPHA_BEST], [-effect for effect in effects], "undecided")
+    assert alpha[ALPHA_LOW].verdict == "alpha=0.01 worse"
+    # alpha 0.3 ahead this time, still within the noise: every alpha's row reads as before,
+    # though the point estimates rank 0.1 and 0.3 the other way round
     ahead = (0.7, 0.35, 0.75, 0.55)
     rows = verdicts.claim_verdicts(main_table(mt_high=ahead), SELECTED, {})
-    alpha = {v.baseline: v for v in rows if v.claim == verdicts.CLAIM_ALPHA}
-    assert ALPHA_BEST in alpha  # 0.3 is the best: the row compares it with 0.1
-    assert alpha[verdicts.EVERY_OTHER_ALPHA].verdict == "undecided between alpha=0.1, 0.3"
+    ahead_rows = {v.baseline: v for v in rows if v.claim == verdicts.CLAIM_ALPHA}
+    assert ahead_rows[ALPHA_HIGH].estimate > 0 > ahead_rows[ALPHA_BEST].estimate
+    assert {name: v.verdict for name, v in ahead_rows.items()} == {
+        name: v.verdict for name, v in alpha.items()
+    }
 
 
 def test_one_world_has_no_interval() -> None:

@@ -46,7 +46,7 @@ from codit.tables import (
     broadcast_public,
     shown_in_percent,
 )
-from codit.verdicts import baseline_label
+from codit.verdicts import CLAIM_ALPHA, Verdict, baseline_label
 
 DPI = 100
 PANEL_SIZE = (4.4, 3.3)  # inches per panel
@@ -470,13 +470,20 @@ def plot_paired_heatmap(paired: pd.DataFrame, path: str | os.PathLike) -> None:
 
 # --------------------------------------------------------------------------- verdicts
 
-VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red"}
+# A best-alpha row reads `alpha=X best` or `alpha=X worse` (the row's own alpha).
+VERDICT_COLOURS = {"better": "tab:green", "best": "tab:green", "worse": "tab:red"}
 NO_VERDICT = "no verdict with an interval in this run (one world, or no data)"
 
 
 def verdict_colour(verdict: str) -> str:
     """Green for a decided gain, red for a decided loss, grey for undecided."""
     return next((c for word, c in VERDICT_COLOURS.items() if word in verdict), "0.45")
+
+
+def verdict_title(row: Verdict) -> str:
+    """A verdict row's tick label: the claim, then what it compares."""
+    compared = baseline_label(row)
+    return f"{row.claim}\n{compared if row.claim == CLAIM_ALPHA else 'vs ' + compared}"
 
 
 def verdict_panel(ax: Axes, rows: Sequence) -> None:
@@ -489,11 +496,13 @@ def verdict_panel(ax: Axes, rows: Sequence) -> None:
         worlds = [value * scale for value in row.per_world.values()]
         ax.plot(worlds, [y + 0.22] * len(worlds), "|", color="0.2", markersize=7)
     ax.axvline(0.0, color="0.3", linewidth=0.8)
-    ax.set_yticks(range(len(rows)), [f"{row.claim}\nvs {baseline_label(row)}" for row in rows])
+    ax.set_yticks(range(len(rows)), [verdict_title(row) for row in rows])
     ax.tick_params(axis="y", labelsize=7)
     ax.set_ylim(len(rows) - 0.4, -0.6)  # first claim on top, room for the world ticks
     ax.set_title(rows[0].label, fontsize=10)
-    ax.set_xlabel("better for CoDIT →" + (" (points)" if rows[0].percent else ""), fontsize=8)
+    alphas = any(row.claim == CLAIM_ALPHA for row in rows)
+    direction = "better for CoDIT" + (" (best alpha: for the row's α)" if alphas else "")
+    ax.set_xlabel(direction + " →" + (" (points)" if rows[0].percent else ""), fontsize=8)
     ax.grid(alpha=0.3, axis="x")
 
 

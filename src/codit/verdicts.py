@@ -36,10 +36,14 @@ The claims (rows of verdicts.csv, in this order), on the metrics of METRIC_LABEL
 5. cross-architecture students: as claim 1, only the (world, student) whose student
    architecture differs from the world's teacher architecture;
 6. the best alpha on the selection metric: for each CoDIT alpha the per-world mean over students
-   and seeds; the best alpha has the best mean over worlds; one row per other alpha gives the
-   best minus it (oriented, with the interval above), and one row the overall verdict: `alpha=X
-   best` when every one of those intervals excludes 0 in X's favour, else `undecided between
-   alpha=X, Y, ...` (X and the alphas not excluded).
+   and seeds; the best alpha has the best mean over worlds. One row per alpha, in grid order,
+   gives it minus the best other alpha (the best for every alpha but the best, the runner-up
+   for the best itself; oriented, with the interval above), as in multiple comparisons with the
+   best: `alpha=X worse` when the interval lies below 0; `alpha=X best` on the best's row when
+   every other alpha is worse; else undecided. Rows are keyed by their own alpha, so two runs
+   whose point estimates rank tied alphas differently still set the same alphas side by side.
+   One row gives the overall verdict: `alpha=X best`, else `undecided between alpha=X, Y, ...`
+   (the alphas not found worse).
 """
 
 from __future__ import annotations
@@ -127,7 +131,7 @@ class Verdict:
 
     @property
     def worlds_favouring(self) -> str:
-        """`3/4`: worlds whose effect favours CoDIT (or the best alpha); empty without effects."""
+        """`3/4`: worlds whose effect favours CoDIT (or the row's alpha); empty without effects."""
         if not self.per_world:
             return ""
         return f"{sum(value > 0 for value in self.per_world.values())}/{len(self.per_world)}"
@@ -431,7 +435,7 @@ def alpha_text(arm_name: str, show_beta: bool) -> str:
 
 
 def best_alpha_verdicts(metric: Metric, confidence: float) -> list[Verdict]:
-    """Claim 6: the summary row (the overall verdict), then best minus each other alpha."""
+    """Claim 6: the summary row (the overall verdict), then each alpha minus the best other."""
     arms = metric.arm_names(CODIT)
     if len(arms) < 2:
         return []
@@ -440,15 +444,26 @@ def best_alpha_verdicts(metric: Metric, confidence: float) -> list[Verdict]:
     # Per world, each alpha's mean over students (each a mean over seeds); then over worlds.
     world_means = {name: metric.arm(name).groupby(level=0).mean() for name in arms}
     overall = {name: float(means.mean()) for name, means in world_means.items()}
-    best = max(arms, key=lambda name: sign * overall[name])  # ties: the smallest alpha
-    rows = []
+    ranked = sorted(arms, key=lambda name: -sign * overall[name])  # stable: ties, smallest alpha
+    best, runner_up = ranked[0], ranked[1]
+    compared = {}
     for name in arms:
-        if name == best:
-            continue
-        row = comparison(CLAIM_ALPHA, metric, metric.arm(best), metric.arm(name), name, confidence)
-        best_text = alpha_text(best, show_beta)
-        verdict = decide(row.low, row.high, row.n_worlds, f"{best_text} better")
-        rows.append(replace(row, verdict=verdict, note=f"{best_text} minus this alpha"))
+        reference = runner_up if name == best else best
+        row = comparison(CLAIM_ALPHA, metric, metric.arm(name), metric.arm(reference), name,
+                         confidence)  # fmt: skip
+        # Only the best's own row can lie above 0; whether it is best needs every other row.
+        worse = f"{alpha_text(name, show_beta)} worse"
+        compared[name] = replace(
+            row,
+            verdict=decide(row.low, row.high, row.n_worlds, "undecided", worse),
+            note=f"this alpha minus {alpha_text(reference, show_beta)}, the best other",
+        )
+    best_verdict = f"{alpha_text(best, show_beta)} best"
+    if compared[best].n_worlds > 1 and all(
+        row.high < 0 for name, row in compared.items() if name != best
+    ):
+        compared[best] = replace(compared[best], verdict=best_verdict)
+    rows = list(compared.values())
     worlds = sorted(set(metric.means.loc[metric.means["arm"] == CODIT, "world"]))
     students = metric.means.loc[metric.means["arm"] == CODIT, "student"].nunique()
     means = ", ".join(
@@ -457,12 +472,11 @@ def best_alpha_verdicts(metric: Metric, confidence: float) -> list[Verdict]:
     )
     if len(worlds) < 2:
         verdict = ONE_WORLD
-    elif all(row.low > 0 for row in rows):
-        verdict = f"{alpha_text(best, show_beta)} best"
+    elif compared[best].verdict == best_verdict:
+        verdict = best_verdict
     else:
         # in the alphas' own order, so runs that leave the same alphas tied read the same
-        not_excluded = {best} | {row.baseline for row in rows if not row.low > 0}
-        tied = [name for name in arms if name in not_excluded]
+        tied = [name for name in arms if not compared[name].high < 0]
         tied_text = ", ".join(alpha_text(name, show_beta).removeprefix("alpha=") for name in tied)
         verdict = f"undecided between alpha={tied_text}"
     summary = Verdict(
@@ -565,9 +579,12 @@ def summary_cell(verdict: Verdict) -> str:
 
 
 def baseline_label(verdict: Verdict) -> str:
-    """The baseline as main.md's columns name it (`best-of-4 (oracle)`, `α=0.1`)."""
+    """The baseline as main.md's columns name it (`best-of-4 (oracle)`); a best-alpha row names
+    its own alpha and what it is compared with (`α=0.1 minus the best other`)."""
     if verdict.baseline == EVERY_OTHER_ALPHA:
         return verdict.baseline
+    if verdict.claim == CLAIM_ALPHA:
+        return f"{ArmName(verdict.baseline).label()} minus the best other"
     return ArmName(verdict.baseline).label()
 
 
@@ -578,9 +595,10 @@ def interval_line(confidence: float) -> str:
         "the claim's students after averaging seeds, signed so that + favours CoDIT; shown: the "
         f"mean over worlds [{confidence:.0%} Student-t interval across worlds], which carries "
         "teacher, training-seed and model noise but not item sampling (the benchmark items are "
-        "shared by every world: see paired.md). In % points for accuracies. Best alpha: the "
-        "best α minus each other α, the same way. Verdict: better or worse when the interval "
-        "excludes 0, else undecided.",
+        "shared by every world: see paired.md). In % points for accuracies. Best alpha: each α "
+        "minus the best other α (the runner-up for the best), the same way; an α is worse when "
+        "its interval lies below 0, best when every other α is worse. Verdict: better or worse "
+        "when the interval excludes 0, else undecided.",
         width=96,
         break_on_hyphens=False,
     )
