@@ -15,6 +15,7 @@ from codit.power import (
     noise_of_row,
     pooled_noise,
     power_table,
+    verdict_chances,
     z_sum,
 )
 
@@ -98,3 +99,24 @@ def test_worlds_test_across_teachers_with_t_quantiles_by_hand(tmp_path):
     measured = noise_of_row(fraction)
     effect = detectable_effect(measured, 200, 1, 0.05, 0.8, 4, 0.02, 2) * 100
     assert row[-1] == f"{effect:.2f}"
+
+
+def test_verdict_chances_follow_the_noncentral_t() -> None:
+    # no effect: each tail holds (1 - confidence) / 2, whatever the interval's width
+    for low, high in ((-1.0, 1.0), (-0.1, 0.3)):
+        chances = verdict_chances(0.0, low, high, worlds=12)
+        assert chances["better"] == pytest.approx(0.025) == chances["worse"]
+        assert chances["undecided"] == pytest.approx(0.95)
+    # an effect at the decision threshold (the interval's half width) is decided about half
+    # the time (a little more: the noncentral t leans right), and only ever as better
+    quantile = stats.t.ppf(0.975, 11)
+    at_threshold = verdict_chances(1.0, 0.0, 2.0, worlds=12)
+    assert 0.5 < at_threshold["better"] < 0.55 and at_threshold["worse"] < 1e-4
+    # by hand: the standard error is the half width over the t quantile
+    se = 1.0 / quantile
+    assert at_threshold["better"] == pytest.approx(stats.nct.sf(quantile, 11, 1.0 / se))
+    # a large negative effect: worse almost surely; the three chances always sum to 1
+    far = verdict_chances(-5.0, -6.0, -4.0, worlds=12)
+    assert far["worse"] > 0.999 and sum(far.values()) == pytest.approx(1.0)
+    # two worlds, an effect 40 standard errors out: a number, not NaN
+    assert verdict_chances(40.0, -11.7, 13.7, worlds=2)["worse"] == pytest.approx(0.0, abs=1e-12)

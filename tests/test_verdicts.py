@@ -442,6 +442,11 @@ def test_codit_verdicts_sets_a_replication_beside_the_study(tmp_path: Path) -> N
         "agree",
     ]
     assert markdown.count("**no**") == disagreeing
+    # each row with intervals: the chance of agreeing if the pooled estimate were true
+    chances = written.loc[written["study_low"] != "", "agree_chance"].astype(float)
+    assert len(chances) > 0 and chances.between(0.0, 1.0).all()
+    assert (written.loc[written["study_low"] == "", "agree_chance"] == "").all()
+    assert f"{chances.sum():.1f} of the {len(chances)} rows with intervals" in markdown
     record = json.loads((out / "verdicts_provenance.json").read_text())
     assert set(record["inputs"]) == {str(path) for path in paths.values()}
     # a replication must bring worlds of its own, checked across the two sets of runs

@@ -9,18 +9,21 @@ teacher pair name in two tables would be averaged as one world.
 
 With `--replication`, the replication's runs are decided on their own too, and
 `replication.{csv,md}` set each claim's verdict in the study (the `--main` runs), in the
-replication and in both pooled side by side, marking where study and replication disagree.
+replication and in both pooled side by side, marking where study and replication disagree,
+with each row's chance of agreeing if the pooled estimate were the true effect
+(`codit.power.verdict_chances`): the agreement two runs of this size can be expected to reach.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from codit import tables, verdicts
+from codit import power, tables, verdicts
 from codit.provenance import file_sha256, provenance, write_json
 from codit.report import alpha_selection, write_csv, write_text, write_verdicts
 from codit.settings import Settings, option
@@ -115,8 +118,24 @@ def replication_table(runs: dict[str, list[verdicts.Verdict]]) -> pd.DataFrame:
             row[f"{name}_cell"] = verdicts.summary_cell(verdict) if verdict else tables.MISSING_CELL
         both = row["study_verdict"] is not None and row["replication_verdict"] is not None
         row["agree"] = both and row["study_verdict"] == row["replication_verdict"]
+        row["agree_chance"] = agree_chance(row)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def agree_chance(row: dict) -> float:
+    """The chance that study and replication reach the same verdict if the pooled estimate
+    were the true effect (each run's noise from its own interval); NaN without intervals."""
+    bounds = [row.get(f"{name}_{field}") for name in RUNS for field in ("low", "high")]
+    if any(bound is None or math.isnan(bound) for bound in bounds):
+        return math.nan
+    runs = [
+        power.verdict_chances(
+            row["pooled_estimate"], row[f"{name}_low"], row[f"{name}_high"], row[f"{name}_n_worlds"]
+        )
+        for name in ("study", "replication")
+    ]
+    return sum(runs[0][outcome] * runs[1][outcome] for outcome in runs[0])
 
 
 def replication_markdown(table: pd.DataFrame, runs: dict[str, list[verdicts.Verdict]]) -> str:
@@ -134,8 +153,17 @@ def replication_markdown(table: pd.DataFrame, runs: dict[str, list[verdicts.Verd
         for row in table.itertuples()
     ]
     agree = int(table["agree"].sum())
+    chances = table["agree_chance"].dropna()
+    expected = (
+        f" If the pooled estimates were the true effects, {chances.sum():.1f} of the "
+        f"{len(chances)} rows with intervals would be expected to agree (all of them: "
+        f"probability {chances.prod():.2g}; codit.power.verdict_chances)."
+        if len(chances)
+        else ""
+    )
     return (
-        f"{agree} of {len(table)} verdicts agree between the study and the replication.\n\n"
+        f"{agree} of {len(table)} verdicts agree between the study and the replication."
+        f"{expected}\n\n"
         f"{tables.markdown_grid([*header, 'agree'], body, numeric_from=3)}\n"
     )
 

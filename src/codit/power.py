@@ -118,6 +118,24 @@ def detectable_effect(
     return float(quantiles) * math.sqrt(per_world / worlds)
 
 
+def verdict_chances(
+    effect: float, low: float, high: float, worlds: int, confidence: float = CONFIDENCE
+) -> dict[str, float]:
+    """The chances that a run deciding with a t interval across `worlds` worlds says better
+    (interval above 0), worse (below) or undecided, if the true effect were `effect` and the
+    run's standard error that of its interval [low, high] (W - 1 degrees of freedom: for the
+    public arm's Welch-Satterthwaite intervals an approximation); noncentral t."""
+    from scipy import stats
+
+    freedom = worlds - 1
+    quantile = float(stats.t.ppf(0.5 + confidence / 2, freedom))
+    shift = effect / ((high - low) / (2 * quantile))
+    # both tails as upper tails (T < -q given shift = T > q given -shift): scipy's nct.cdf
+    # gives NaN far out in the lower tail
+    better, worse = (float(stats.nct.sf(quantile, freedom, sign * shift)) for sign in (1, -1))
+    return {"better": better, "worse": worse, "undecided": 1.0 - better - worse}
+
+
 @dataclass(frozen=True, kw_only=True)
 class PowerRun(Settings):
     """One `codit power` run over a report's paired comparisons."""
