@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -380,7 +379,10 @@ def test_codit_verdicts_pools_the_worlds_of_several_runs(rows, tmp_path: Path) -
     run = pooled.PooledRun(main=paths, out_dir=tmp_path / "pooled")
     # MT-Bench selects alpha 0.1 in every world, as SELECTED says: the pooled runs decide as
     # the whole table does
-    together = [verdict.record() for verdict in pooled.pooled_verdicts(run)]
+    together = [
+        verdict.record()
+        for verdict in pooled.decided(pooled.read_main_tables(run.main), run.select_alpha_on)
+    ]
     assert together == [verdict.record() for verdict in rows]
     main(["verdicts", "--main", *map(str, paths), "--out-dir", str(tmp_path / "pooled")])
     written = read_table(tmp_path / "pooled/verdicts.csv")
@@ -390,9 +392,9 @@ def test_codit_verdicts_pools_the_worlds_of_several_runs(rows, tmp_path: Path) -
     assert set(record["inputs"]) == set(map(str, paths)) and record["verdicts"]
     # the selection metric is checked as the report checks it
     with pytest.raises(ValueError, match=r"--select-alpha-on 'mt_bench/scor' is none of"):
-        pooled.pooled_verdicts(replace(run, select_alpha_on="mt_bench/scor"))
+        pooled.decided(pooled.read_main_tables(run.main), "mt_bench/scor")
     with pytest.raises(ValueError, match=r"world 'w1' is in both .*a\.csv and .*a\.csv"):
-        pooled.pooled_verdicts(pooled.PooledRun(main=(paths[0], paths[0]), out_dir=tmp_path))
+        pooled.read_main_tables((paths[0], paths[0]))
 
 
 def test_codit_verdicts_sets_a_replication_beside_the_study(tmp_path: Path) -> None:

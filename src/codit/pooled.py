@@ -76,9 +76,14 @@ def combine_worlds(parts: list[tuple[Path, pd.DataFrame]]) -> pd.DataFrame:
     return pd.concat([frame for _, frame in parts], ignore_index=True)
 
 
+def read_parts(paths: tuple[Path, ...]) -> list[tuple[Path, pd.DataFrame]]:
+    """Each path with its main table, read once, for `combine_worlds` to pool."""
+    return [(path, read_main_table(path)) for path in paths]
+
+
 def read_main_tables(paths: tuple[Path, ...]) -> pd.DataFrame:
     """The main tables at `paths`, pooled (see `combine_worlds`)."""
-    return combine_worlds([(path, read_main_table(path)) for path in paths])
+    return combine_worlds(read_parts(paths))
 
 
 def decided(table: pd.DataFrame, select_alpha_on: str) -> list[verdicts.Verdict]:
@@ -86,11 +91,6 @@ def decided(table: pd.DataFrame, select_alpha_on: str) -> list[verdicts.Verdict]
     report does; main.csv has no metric directions, so higher is better)."""
     selected = alpha_selection(tables.summary_table(table), select_alpha_on, {})
     return verdicts.claim_verdicts(table, selected, {}, select_alpha_on)
-
-
-def pooled_verdicts(run: PooledRun) -> list[verdicts.Verdict]:
-    """The claims over the worlds of all the --main runs."""
-    return decided(read_main_tables(run.main), run.select_alpha_on)
 
 
 # The three decisions of each claim that replication.{csv,md} set side by side.
@@ -126,16 +126,18 @@ def replication_table(runs: dict[str, list[verdicts.Verdict]]) -> pd.DataFrame:
 def agree_chance(row: dict) -> float:
     """The chance that study and replication reach the same verdict if the pooled estimate
     were the true effect (each run's noise from its own interval); NaN without intervals."""
-    bounds = [row.get(f"{name}_{field}") for name in RUNS for field in ("low", "high")]
-    if any(bound is None or math.isnan(bound) for bound in bounds):
+    pair = ("study", "replication")
+    needed = [row.get(f"{name}_{field}") for name in pair for field in ("low", "high")]
+    needed.append(row.get("pooled_estimate"))
+    if any(value is None or math.isnan(value) for value in needed):
         return math.nan
-    runs = [
+    study, replication = (
         power.verdict_chances(
             row["pooled_estimate"], row[f"{name}_low"], row[f"{name}_high"], row[f"{name}_n_worlds"]
         )
-        for name in ("study", "replication")
-    ]
-    return sum(runs[0][outcome] * runs[1][outcome] for outcome in runs[0])
+        for name in pair
+    )
+    return sum(study[outcome] * replication[outcome] for outcome in study)
 
 
 def replication_markdown(table: pd.DataFrame, runs: dict[str, list[verdicts.Verdict]]) -> str:
@@ -175,7 +177,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     pooled = PooledRun.from_args(args)
     # each table is read once: the study's, the replication's and the pooled verdicts share them
-    study_parts = [(path, read_main_table(path)) for path in pooled.main]
+    study_parts = read_parts(pooled.main)
     claims = decided(combine_worlds(study_parts), pooled.select_alpha_on)
     out = pooled.out_dir
     write_verdicts(
@@ -192,7 +194,7 @@ def run(args: argparse.Namespace) -> None:
     worlds = max((claim.n_worlds for claim in claims), default=0)
     print(f"codit verdicts: {len(claims)} verdicts over {worlds} worlds -> {out}")
     if pooled.replication:
-        replication_parts = [(path, read_main_table(path)) for path in pooled.replication]
+        replication_parts = read_parts(pooled.replication)
         compare_replication(pooled, claims, study_parts, replication_parts)
 
 
