@@ -243,7 +243,7 @@ def test_tiny_world_dry_run(tmp_path):
     assert_package_lists_the_same_jobs(REPO / "config/config.yaml", job_counts(result.stdout))
 
 
-@pytest.mark.parametrize("study", ["decide", "decide-replication"])
+@pytest.mark.parametrize("study", ["decide", "decide-replication", "decide-replication-2"])
 def test_deciding_study_dry_run_trains_every_student_on_every_world(study, tmp_path):
     configfile = REPO / f"config/{study}.yaml"
     result = snakemake("-n", "--configfile", str(configfile), "--directory", str(tmp_path))
@@ -261,7 +261,7 @@ def test_deciding_study_dry_run_trains_every_student_on_every_world(study, tmp_p
     assert counts["sft"] == counts["evaluate_student"] == counts["judge_answers"] == models
     assert "chat_vector" not in counts and "evaluate_reference" not in counts
     assert_package_lists_the_same_jobs(configfile, counts)
-    world, seed = (1, 0) if study == "decide" else (13, 1)
+    world, seed = {"decide": (1, 0), "decide-replication": (13, 1)}.get(study, (25, 2))
     student = f"results/sft/world{world}/direct/seed{seed}/tiny-gpt2-base/train_record.json"
     planned = snakemake(
         "-n", "-p", "--configfile", str(configfile), "--directory", str(tmp_path), student
