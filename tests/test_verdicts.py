@@ -455,3 +455,34 @@ def test_codit_verdicts_sets_a_replication_beside_the_study(tmp_path: Path) -> N
     with pytest.raises(SystemExit, match=r"error: world 'w1' is in both .*study\.csv and"):
         main(["verdicts", "--main", str(paths["study"]), "--replication", str(paths["study"]),
               "--out-dir", str(tmp_path / "again")])  # fmt: skip
+
+
+REPO = Path(__file__).resolve().parents[1]
+DECIDE = REPO / "docs" / "decide"  # the deciding runs' main tables, as their reports wrote them
+
+
+def markdown_rows(text: str) -> dict[tuple[str, str, str], list[str]]:
+    """A Markdown grid's body rows by (claim, metric, vs): their other cells."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0] != "claim":
+            rows[tuple(cells[:3])] = cells[3:]
+    return rows
+
+
+def test_the_readme_verdicts_are_codit_verdicts_on_the_committed_runs(tmp_path: Path) -> None:
+    """The README's verdict tables come from the deciding runs' own main tables, committed in
+    docs/decide/, so the verdicts can be checked without two hours of runs."""
+    out = tmp_path / "pooled"
+    study, replication = DECIDE / "study/main.csv", DECIDE / "replication-2/main.csv"
+    main(["verdicts", "--main", str(study), "--replication", str(replication),
+          "--out-dir", str(out)])  # fmt: skip
+    markdown = (out / "replication.md").read_text()
+    readme = (REPO / "README.md").read_text()
+    assert markdown.splitlines()[0] in readme
+    assert markdown[markdown.index("| claim") :] in readme
+    # the first replication's table (its main table was not kept): same study column
+    first = readme[readme.index("**The verdicts**") : readme.index("- **Replication:")]
+    study_column = {key: cells[0] for key, cells in markdown_rows(markdown).items()}
+    assert {key: cells[0] for key, cells in markdown_rows(first).items()} == study_column
