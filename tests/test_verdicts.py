@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import scipy.stats
+from test_power import cells as markdown_cells
 from test_report import read_table, run_report, write_grid
 
 from codit import verdicts
@@ -465,7 +466,7 @@ def markdown_rows(text: str) -> dict[tuple[str, str, str], list[str]]:
     """A Markdown grid's body rows by (claim, metric, vs): their other cells."""
     rows = {}
     for line in text.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        cells = markdown_cells(line)
         if line.startswith("| ") and cells[0] != "claim":
             rows[tuple(cells[:3])] = cells[3:]
     return rows
