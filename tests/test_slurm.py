@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import tinyworld_cache
@@ -25,22 +26,60 @@ from workflow_runs import (
 
 pytestmark = pytest.mark.slow
 CLUSTER_SCRIPT = REPO / "tools/local-slurm.sh"
+DAEMONS = ("slurmctld", "slurmd")
+
+
+def local_slurm(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """tools/local-slurm.sh with these arguments, as root; skips where that is impossible."""
+    if os.geteuid() != 0:
+        pytest.skip("the local SLURM cluster needs root (tools/local-slurm.sh start)")
+    return subprocess.run(
+        ["bash", str(CLUSTER_SCRIPT), *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
 def cluster():
     """Start the one-node cluster with 4 fake GPUs; stop exactly what was started."""
-    if os.geteuid() != 0:
-        pytest.skip("the local SLURM cluster needs root (tools/local-slurm.sh start)")
-    started = subprocess.run(
-        ["bash", str(CLUSTER_SCRIPT), "start", "4"], capture_output=True, text=True, timeout=600
-    )
+    started = local_slurm("start", "4")
     assert started.returncode == 0, started.stderr
     yield
-    stopped = subprocess.run(
-        ["bash", str(CLUSTER_SCRIPT), "stop"], capture_output=True, text=True, timeout=120
-    )
+    stopped = local_slurm("stop", timeout=120)
     assert stopped.returncode == 0, stopped.stderr
+
+
+def test_a_cluster_killed_without_stop_starts_again_empty(tmp_path):
+    """A cluster killed outright (no `stop`, e.g. with the machine's session) leaves its job
+    state behind; the next `start` must not recover those jobs into the new cluster, whose
+    tests would read them as their own. Runs before the module's cluster is started."""
+    started = local_slurm("start", "1")
+    assert started.returncode == 0, started.stderr
+    try:
+        submitted = subprocess.run(
+            ["sbatch", "--parsable", "-D", str(tmp_path), "--wrap", "true"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        job_id = submitted.stdout.strip().split(";")[0]
+        # The daemons go without `stop` (slurmctld saves its job state as it exits).
+        subprocess.run(["scontrol", "shutdown"], check=True)
+        deadline = time.monotonic() + 60
+        while any(
+            subprocess.run(["pgrep", "-x", name], capture_output=True).returncode == 0
+            for name in DAEMONS
+        ):
+            assert time.monotonic() < deadline, "scontrol shutdown left a daemon running"
+            time.sleep(0.2)
+        restarted = local_slurm("start", "1")
+        assert restarted.returncode == 0, restarted.stderr
+        listed = subprocess.run(
+            ["squeue", "--states=all", "--noheader", "--format=%i"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert listed.stdout.split() == [], f"job {job_id} came back: {listed.stdout}"
+        assert "clearing the job state" in restarted.stderr
+    finally:
+        stopped = local_slurm("stop", timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
 
 
 def test_slurm_run_equals_local_run(cluster, tinyworld_build, warm_directory, tmp_path):
@@ -83,7 +122,7 @@ def test_slurm_run_equals_local_run(cluster, tinyworld_build, warm_directory, tm
     print(f"local run {local_seconds:.0f} s, SLURM run {slurm_seconds:.0f} s (tiny world reused)")
 
     # Every compute job ran as a SLURM job, with the GPUs and CPUs its stage asks for.
-    jobs = slurm_jobs()
+    jobs = slurm_jobs(on_slurm)
     by_rule = {}
     for comment, gpus, cpus in jobs:
         rule = comment.split("_wildcards_")[0].removeprefix("rule_")
@@ -133,27 +172,36 @@ def test_slurm_run_equals_local_run(cluster, tinyworld_build, warm_directory, tm
     subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True)
     _, stderr = run.communicate(timeout=20 * 60)
     assert run.returncode == 0, stderr[-5000:]
-    lost = [line for line in slurm_job_lines() if "rule_sft" in line and "Restarts=" in line]
+    lost = [
+        line for line in slurm_job_lines(on_slurm) if "rule_sft" in line and "Restarts=" in line
+    ]
     assert any("Restarts=0" not in line for line in lost) or len(lost) > 2, lost
     assert results_of(on_slurm) == results_of(local)
 
 
-def slurm_job_lines() -> list[str]:
-    """`scontrol show job -o`: one line per job the cluster still lists."""
+def job_fields(line: str) -> dict[str, str]:
+    """The KEY=VALUE fields of one `scontrol show job -o` line."""
+    return dict(item.split("=", 1) for item in line.split() if "=" in item)
+
+
+def slurm_job_lines(workdir: Path) -> list[str]:
+    """`scontrol show job -o` lines of the jobs run in `workdir` that the cluster still lists
+    (a cluster may also list jobs of another run, e.g. recovered from an earlier cluster)."""
     shown = subprocess.run(
         ["scontrol", "show", "job", "-o"], capture_output=True, text=True, check=True
     )
-    return shown.stdout.splitlines()
+    return [
+        line
+        for line in shown.stdout.splitlines()
+        if job_fields(line).get("WorkDir") == str(workdir)
+    ]
 
 
-def slurm_jobs() -> list[tuple[str, int, int]]:
-    """(comment, GPUs, CPUs) of every job the cluster lists (finished ones stay 3600 s)."""
-    shown = subprocess.run(
-        ["scontrol", "show", "job", "-o"], capture_output=True, text=True, check=True
-    )
+def slurm_jobs(workdir: Path) -> list[tuple[str, int, int]]:
+    """(comment, GPUs, CPUs) of every job run in `workdir` (finished ones stay 3600 s)."""
     jobs = []
-    for line in shown.stdout.splitlines():
-        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+    for line in slurm_job_lines(workdir):
+        fields = job_fields(line)
         gpus = re.search(r"gpu[:=](\d+)", fields.get("TresPerJob", ""))  # e.g. gres:gpu:2
         cpus = int(fields.get("NumCPUs", "0"))
         jobs.append((fields.get("Comment", ""), int(gpus[1]) if gpus else 0, cpus))

@@ -113,7 +113,13 @@ start() {
 	install_packages
 	mkdir -p "$STATE"
 	write_config "$gpus"
-	# Job state, spool and logs of this cluster only: a new cluster starts empty.
+	# Job state, spool and logs of this cluster only: a new cluster starts empty. A cluster
+	# killed without `stop` leaves its job state behind, and slurmctld would recover its
+	# jobs (and their job ids) into this one; its config backups are kept for `stop`.
+	if [[ -d $STATE/slurmctld || -d $STATE/slurmd ]]; then
+		log "clearing the job state of a cluster that was not stopped ($STATE)"
+	fi
+	rm -rf "$STATE/slurmctld" "$STATE/slurmd" "$STATE/log" "$STATE/slurmctld.pid" "$STATE/slurmd.pid"
 	install -d -o slurm -g slurm "$STATE/slurmctld" "$STATE/log"
 	install -d "$STATE/slurmd"
 	if ! pgrep -x munged >/dev/null; then
