@@ -18,11 +18,19 @@ def count_words(prompt: str) -> str:
 
 
 class FakeJudge:
-    """Answers POST /v1/chat/completions with `reply(prompt)` (by default `count_words`);
-    keeps every request body and its headers."""
+    """Answers POST /v1/chat/completions with `reply(prompt)` (by default `count_words`) and,
+    for a request that asks for log-probabilities, `top_logprobs(prompt)` ([(token, logprob)],
+    the reply's first token's alternatives) when given; keeps every request body and its
+    headers."""
 
-    def __init__(self, reply: Callable[[str], str] = count_words, port: int = 0) -> None:
+    def __init__(
+        self,
+        reply: Callable[[str], str] = count_words,
+        port: int = 0,
+        top_logprobs: Callable[[str], list[tuple[str, float]]] | None = None,
+    ) -> None:
         self.reply = reply
+        self.top_logprobs = top_logprobs
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.fail_first = 0  # answer this many requests with HTTP 500 first
@@ -49,6 +57,10 @@ class FakeJudge:
                 content = "no verdict" if judge.garbage else judge.reply(prompt)
                 message = {"role": "assistant", "content": content}
                 choice = {"index": 0, "message": message, "finish_reason": "stop"}
+                if judge.top_logprobs is not None and body.get("logprobs"):
+                    top = [{"token": token, "logprob": logprob, "bytes": None}
+                           for token, logprob in judge.top_logprobs(prompt)]  # fmt: skip
+                    choice["logprobs"] = {"content": [{**top[0], "top_logprobs": top}]}
                 self._send(200, {"id": "c", "object": "chat.completion", "created": 0,
                                  "model": body["model"], "choices": [choice]})  # fmt: skip
 

@@ -11,9 +11,7 @@ import json
 import math
 import re
 import shutil
-import sys
 import threading
-import types
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -22,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from reference_libraries import import_alpaca_eval
 
 from codit import alpacaeval
 from codit.alpacaeval import (
@@ -132,9 +131,9 @@ def test_order_is_randomised_recorded_and_undone(server, tmp_path):
     judgments = judge_outputs(bench, list(reversed(model_outputs())), judge, seed=SEED)
 
     orders = [j["model_shown_first"] for j in judgments]
-    assert orders == [model_shown_first(SEED, i) for i in range(len(REFERENCES))]
+    assert orders == [model_shown_first(SEED, r["instruction"]) for r in REFERENCES]
     assert 0 < sum(orders) < len(orders)  # both orders occur
-    assert [model_shown_first(SEED + 1, i) for i in range(8)] != orders  # the seed matters
+    assert [model_shown_first(SEED + 1, r["instruction"]) for r in REFERENCES] != orders
     by_prompt = {}
     for body in server.requests:
         assert body["messages"][0] == {"role": "system", "content": "You compare outputs."}
@@ -164,7 +163,8 @@ def test_order_is_randomised_recorded_and_undone(server, tmp_path):
     result = scores(bench, judgments)
     assert result["win_rate"] == pytest.approx(50.0 if not logprobs else (80 + 20) / 2)
     assert result["verdicts"] == {
-        "weighted": 8 if logprobs else 0, "plain": 0 if logprobs else 8, "unparsable": 0,
+        "weighted": 8 if logprobs else 0, "plain": 0 if logprobs else 8, "identical": 0,
+        "unparsable": 0,
     }  # fmt: skip
     assert result["avg_length"] == pytest.approx(sum(len(o["output"]) for o in model_outputs()) / 8)
     assert result["glm"] == "length_controlled_minimal"  # no df_gamed.csv, no difficulty
@@ -186,6 +186,31 @@ def test_order_is_randomised_recorded_and_undone(server, tmp_path):
     asked = len(server.requests)
     assert judge_outputs(bench, model_outputs(), judge, seed=SEED) == judgments
     assert len(server.requests) == asked
+
+
+def test_an_output_identical_to_the_reference_is_a_tie_without_asking_the_judge(server, tmp_path):
+    """alpaca_eval sets the preference of an output equal to the reference's to 1.5 before
+    annotating (pairwise_evaluator.py `_preprocess`); the judgment says so."""
+    bench = Bench(write_bench(tmp_path / "bench"))
+    judge = judge_for(JudgeEndpoint(url=server.url, model="judge"), cache=tmp_path / "cache.jsonl")
+    outputs = model_outputs()
+    outputs[3] = {"instruction": REFERENCES[3]["instruction"], "output": REFERENCES[3]["output"]}
+    # the same text but for a trailing space is a different output: the judge is asked
+    outputs[4] = {"instruction": REFERENCES[4]["instruction"],
+                  "output": REFERENCES[4]["output"] + " "}  # fmt: skip
+    judgments = judge_outputs(bench, outputs, judge, seed=SEED)
+
+    assert len(server.requests) == len(REFERENCES) - 1
+    asked = {shown_outputs(body["messages"][1]["content"]) for body in server.requests}
+    assert (REFERENCES[3]["output"], REFERENCES[3]["output"]) not in asked
+    identical = judgments[3]
+    assert identical["verdict_kind"] == "identical"
+    assert identical["preference"] == identical["shown_preference"] == 1.5
+    assert identical["reply"] is None and identical["top_logprobs"] is None
+    assert judgments[4]["verdict_kind"] != "identical" and judgments[4]["reply"] is not None
+    result = scores(bench, judgments)
+    assert result["verdicts"]["identical"] == 1 and result["n_draws"] >= 1
+    assert sum(result["verdicts"].values()) == len(REFERENCES)
 
 
 def test_the_plain_verdict_and_the_weighted_preference_by_hand(alpaca_eval_metrics):
@@ -240,6 +265,29 @@ def test_win_rate_by_hand_ties_count_half(alpaca_eval_metrics):
         assert value == pytest.approx(theirs[key]), key
 
 
+def test_win_rate_and_the_lc_glm_read_legacy_and_invalid_preferences_alike(alpaca_eval_metrics):
+    """One reading of the preferences (alpaca_eval's): the legacy 0 is a draw in the win rate as
+    in the GLM, and a value outside [1, 2] is refused by both, naming the judgment."""
+    legacy = [2.0, 1.0, 0, 1.75]
+    assert win_rate(legacy) == win_rate([2.0, 1.0, 1.5, 1.75])
+    theirs = alpaca_eval_metrics.winrate.get_winrate([{"preference": p} for p in legacy])
+    for key, value in win_rate(legacy).items():
+        assert value == pytest.approx(theirs[key]), key
+    assert win_rate([2.0, math.nan, None])["n_total"] == 1  # no verdict: left out
+
+    n = 6
+    lengths, references, ids = [10 * (i + 1) for i in range(n)], [35] * n, list(range(n))
+    assert length_controlled_win_rate(
+        [0, 2.0, 1.0, 1.4, 1.8, 2.0], lengths, references, ids
+    ) == length_controlled_win_rate([1.5, 2.0, 1.0, 1.4, 1.8, 2.0], lengths, references, ids)
+    for invalid in (2.5, 0.5, -1.0):
+        preferences = [2.0, 1.0, invalid, 1.4, 1.8, 2.0]
+        with pytest.raises(ValueError, match=rf"judgment 2 has the preference {invalid}"):
+            win_rate(preferences)
+        with pytest.raises(ValueError, match=rf"judgment 2 has the preference {invalid}"):
+            length_controlled_win_rate(preferences, lengths, references, ids)
+
+
 def test_the_bench_folder_is_checked_and_reads_alpaca_evals_own_template(tmp_path):
     folder = write_bench(tmp_path / "bench")
     shipped = (
@@ -285,17 +333,8 @@ def test_the_bench_folder_is_checked_and_reads_alpaca_evals_own_template(tmp_pat
 
 @pytest.fixture(scope="module")
 def alpaca_eval_metrics():
-    """alpaca_eval.metrics; alpaca_eval.utils imports pkg_resources (gone from setuptools >= 82)
-    for two version helpers the metrics do not call: a stand-in with parse_version is enough."""
-    if "pkg_resources" not in sys.modules:
-        try:
-            import pkg_resources  # noqa: F401
-        except ImportError:
-            from packaging.version import Version
-
-            stand_in = types.ModuleType("pkg_resources")
-            stand_in.parse_version = Version
-            sys.modules["pkg_resources"] = stand_in
+    """alpaca_eval.metrics (imported through tests/reference_libraries.py)."""
+    import_alpaca_eval()
     from alpaca_eval import metrics
     from alpaca_eval.metrics import glm_winrate, winrate
 
@@ -431,7 +470,7 @@ def test_the_command_writes_an_evaluation_the_report_reads(server, tmp_path):
     assert set(rows["seed"]) == {1.0} and set(rows["arm"]) == {"direct"}
     judgments = [json.loads(line) for line in out.read_text().splitlines()]
     assert [j["model_shown_first"] for j in judgments] == [
-        model_shown_first(SEED, i) for i in range(len(REFERENCES))
+        model_shown_first(SEED, r["instruction"]) for r in REFERENCES
     ]
 
 

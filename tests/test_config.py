@@ -9,7 +9,13 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from codit.config import ConfigError, build_grid, instruction_source, resolve_model
+from codit.config import (
+    ConfigError,
+    build_grid,
+    fetch_flags,
+    instruction_source,
+    resolve_model,
+)
 from codit.jobs import trained_datasets
 from codit.naming import (
     ARM_PATTERN,
@@ -315,6 +321,32 @@ def tiny_world_with(**changes) -> dict:
             },
             r"judge: evaluation\.alpaca_eval needs a judge: give 'url'",
         ),
+        (
+            {
+                "evaluation": {
+                    **with_mt_bench(),
+                    "mt_bench": {**with_mt_bench()["mt_bench"], "source": "no/such/mirror"},
+                },
+                "judge": {"url": "http://j/v1", "model": "m"},
+            },
+            r"evaluation\.mt_bench\.source: 'no/such/mirror' is neither an http\(s\):// or "
+            r"file:// URL nor a folder that exists",
+        ),
+        (
+            {
+                "evaluation": {
+                    **with_mt_bench(bench="tinyworld"),
+                    "wildbench": {
+                        "enabled": True,
+                        "bench": "tinyworld",
+                        "template_source": "https://example.org/WildBench",
+                    },
+                },
+                "judge": {"url": "http://j/v1", "model": "m"},
+            },
+            r"evaluation\.wildbench\.template_source: only read when evaluation\.wildbench\.bench "
+            r"is 'wildbench' \(the fetched data\), not 'tinyworld'",
+        ),
         ({"best_of_n": {"n": [4], "scorers": []}}, "give both 'n' and 'scorers'"),
         (
             {"public_datasets": {"mine": {"source": "no/such/file.jsonl"}}},
@@ -329,6 +361,22 @@ def tiny_world_with(**changes) -> dict:
 def test_baseline_arms_are_checked_naming_the_key(changes, fragment):
     with pytest.raises(ConfigError, match=fragment):
         build_grid(tiny_world_with(**changes))
+
+
+def test_fetch_sources_become_the_fetch_commands_flags(tmp_path):
+    config = validated(load("paper.yaml"))
+    assert [fetch_flags(config, task) for task in ("mt_bench", "alpaca_eval", "wildbench")] == [
+        [], [], []
+    ]  # fmt: skip
+    mirror = tmp_path / "fastchat-data"
+    mirror.mkdir()
+    config["evaluation"]["mt_bench"]["source"] = str(mirror)
+    config["evaluation"]["alpaca_eval"]["template_source"] = "https://mirror.example/alpaca_eval"
+    build_grid(config)  # accepted
+    assert fetch_flags(config, "mt_bench") == ["--source", mirror.resolve().as_uri()]
+    assert fetch_flags(config, "alpaca_eval") == [
+        "--template-source", "https://mirror.example/alpaca_eval"
+    ]  # fmt: skip
 
 
 def test_oracle_scorer_needs_the_tiny_world(tmp_path):

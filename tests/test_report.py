@@ -990,15 +990,15 @@ def test_paper_table_notes_alpaca_eval_verdicts_and_records_them(judged_run: Pat
     markdown = (judged_run / "tables/main.md").read_text()
     paper = markdown.split("## Paper table")[1].split("\n### ")[0]
     note = (
-        "AlpacaEval 2 verdicts: mixed weighted and plain; 160 weighted, 16 plain, 0 unparsable "
-        "judgments over 22 models; length-controlled GLM: length_controlled_noreg, "
+        "AlpacaEval 2 verdicts: mixed weighted and plain; 160 weighted, 16 plain, 0 identical, "
+        "0 unparsable judgments over 22 models; length-controlled GLM: length_controlled_noreg, "
         "length_controlled_v1."
     )
     assert note in paper
     assert "`AE2 LC` = AlpacaEval 2 length-controlled win rate" in paper
     record = json.loads((judged_run / "report_provenance.json").read_text())
     assert record["alpaca_eval_verdicts"] == {
-        "files": 22, "files_without_verdicts": 0, "weighted": 160, "plain": 16,
+        "files": 22, "files_without_verdicts": 0, "weighted": 160, "plain": 16, "identical": 0,
         "unparsable": 0, "glm": ["length_controlled_noreg", "length_controlled_v1"],
         "kind": "mixed",
     }  # fmt: skip

@@ -156,9 +156,10 @@ def test_what_is_not_wildbench_is_refused(tmp_path):
 # WB-Score and the task macro by hand
 
 
-def judgment(doc_id: int, score: float | None, categories: list[str]) -> dict:
+def judgment(doc_id: int, score: float | None, categories: list[str], length: int = 10) -> dict:
     return {"doc_id": doc_id, "session_id": f"s{doc_id}", "categories": categories,
-            "score": score, "empty_answer": False, "truncated_answer": False}  # fmt: skip
+            "score": score, "output_length": length, "empty_answer": False,
+            "truncated_answer": False}  # fmt: skip
 
 
 CREATIVE, PLANNING, MATH = "Creative Tasks", "Planning & Reasoning", "Math & Data Analysis"
@@ -189,7 +190,49 @@ def test_wb_score_and_task_macro_by_hand():
         PLANNING: {"tasks": 1, "wb_score": pytest.approx(20.0)},
     }
     assert (result["judgments"], result["unparsable"]) == (5, 1)
+    assert result["avg_length"] == 10
     assert scores([judgment(0, None, [INFO])])["task_macro"] is None
+    # the macro of given category means (the leaderboard's, say): the same formula
+    means = {CREATIVE: 9.0, CODING: 6.0, PLANNING: 6.0, MATH: 3.0}
+    assert wildbench.task_macro(means) == pytest.approx(macro)
+    assert wildbench.task_macro({}) is None
+
+
+def test_empty_and_cut_answers_count_in_the_score_not_in_the_categories_or_the_length(tmp_path):
+    """_create_tables.py (mode score) reads each answer as its v2.0625 result files store it,
+    stripped: empty ones and ones ending in "... (truncated)" stay in the mean score (WB-Score)
+    and leave the category means and avg_len."""
+    empty = {**judgment(5, 1.0, [MATH], length=0), "empty_answer": True}
+    cut = {**judgment(6, 2.0, [CREATIVE], length=5000), "truncated_answer": True}
+    result = scores([*HAND, empty, cut])
+    assert result["score"] == pytest.approx((8 + 6 + 3 + 10 + 1 + 2) / 6)
+    assert result["task_macro"] == pytest.approx(scores(HAND)["task_macro"])
+    assert result["categories"] == scores(HAND)["categories"]
+    assert result["avg_length"] == 10  # of the four kept answers
+    assert (result["empty_answers"], result["truncated_answers"]) == (1, 1)
+    # the per-task samples still average to the macro: the excluded tasks add 0 to it
+    bench = Bench(make_bench(tmp_path / "bench", tasks=five_tasks(7)))
+    samples = task_samples(bench, [*HAND, empty, cut])
+    assert {s["doc_id"]: s["task_macro"] for s in samples}[5] == 0
+    assert sum(s["task_macro"] for s in samples) / len(samples) == pytest.approx(
+        result["task_macro"]
+    )
+    assert sum(s["score"] for s in samples) / len(samples) == pytest.approx(result["score"])
+
+
+@pytest.mark.parametrize(
+    ("output", "length", "empty", "cut"),
+    [
+        ("  An answer.\n", 10, False, False),
+        ("\n \n", 0, True, False),
+        ("", 0, True, False),
+        (" ".join(["w"] * 1001), 1000 * 2 - 1 + len("... (truncated)"), False, True),
+        ("It ends like this... (truncated)\n\n", 32, False, True),
+    ],
+)
+def test_an_answer_is_read_as_wildbenchs_result_files_store_it(output, length, empty, cut):
+    shown = wildbench.judged_answer(output)
+    assert (len(shown), not shown, shown.endswith(wildbench.TRUNCATED)) == (length, empty, cut)
 
 
 def test_the_per_task_samples_average_to_the_scores_and_give_the_stderrs(tmp_path):
@@ -222,9 +265,9 @@ def test_the_per_task_samples_average_to_the_scores_and_give_the_stderrs(tmp_pat
     assert len(samples[0]["doc_hash"]) == 64 and samples[0]["doc_hash"] != samples[1]["doc_hash"]
 
 
-def five_tasks() -> list[dict]:
+def five_tasks(count: int = 5) -> list[dict]:
     """Five tasks (doc_ids 0..4) for the hand-made judgments."""
-    return [{**TASKS[i % 3], "id": str(i), "session_id": f"s{i}"} for i in range(5)]
+    return [{**TASKS[i % 3], "id": str(i), "session_id": f"s{i}"} for i in range(count)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,8 +294,9 @@ def dataset_rows() -> list[dict]:
 
 
 def fetch_argv(out: Path, data: Path, code: Path, *extra: str) -> list[str]:
+    """A fetch of our stand-in template: any template digest accepted unless `extra` says."""
     argv = ["fetch", "--out", str(out), "--data-source", data.as_uri()]
-    return [*argv, "--template-source", code.as_uri(), *extra]
+    return [*argv, "--template-source", code.as_uri(), "--template-sha256", "", *extra]
 
 
 def command(argv: list[str]) -> None:
@@ -281,8 +325,13 @@ def test_fetch_writes_the_tasks_and_the_template_into_a_bench_folder(tmp_path):
     assert manifest["files"]["template"]["url"].endswith(
         "github/evaluation/eval_template.score.v2.md"
     )
-    # the default expects v2's 1,024 tasks; a failed fetch leaves no folder behind
+    # the default expects v2's 1,024 tasks and WildBench's own template (by its digest); a
+    # failed fetch leaves no folder behind
     other = tmp_path / "other"
+    with pytest.raises(ValueError, match=r"eval_template.score.v2.md has the sha256 [0-9a-f]{64}, "
+                       f"not {wildbench.TEMPLATE_SHA256}"):  # fmt: skip
+        command(fetch_argv(other, data, code, "--tasks", "3", "--template-sha256",
+                           wildbench.TEMPLATE_SHA256))  # fmt: skip
     with pytest.raises(ValueError, match="holds 3 tasks, not 1024"):
         command(fetch_argv(other, data, code))
     (code / "evaluation" / "eval_template.score.v2.md").write_text("Rate it: {$model_output}")
@@ -349,9 +398,12 @@ def test_grading_asks_the_judge_once_per_answer_and_scores_by_hand(server, tmp_p
     # mean 4; WB-Score (4 - 5) x 20 = -20; macro: Creative 8 -> 6, Coding 3 -> -4,
     # Planning 3 -> -4, Math 1 -> -8
     assert result["score"] == pytest.approx(4.0) and result["wb_score"] == pytest.approx(-20.0)
-    macro = 10 * (0.5 * 6 + 1.25 * -4 + 1.25 * -4 + 1.0 * -8) / 4.75
+    # Math's only answer is empty: it leaves the category means (Math counts 0), not the mean
+    macro = 10 * (0.5 * 6 + 1.25 * -4 + 1.25 * -4) / 4.75
     assert result["task_macro"] == pytest.approx(macro)
     assert (result["unparsable"], result["empty_answers"], result["truncated_answers"]) == (0, 1, 0)
+    assert [j["output_length"] for j in judgments] == [39, 13, 0]
+    assert result["avg_length"] == pytest.approx((39 + 13) / 2)
     with pytest.raises(ValueError, match="session 's-a' answered twice"):
         grade(bench, [ANSWERS[0], ANSWERS[0]], judge(server))
 

@@ -25,9 +25,14 @@ instruction's text (as alpaca_eval merges them).
 Judging (alpaca_eval/annotators/pairwise_evaluator.py, alpaca_eval/utils.py, the configs
 weighted_alpaca_eval_gpt4_turbo/configs.yaml and alpaca_eval_clf_gpt4_turbo/configs.yaml):
 
-- the two outputs are shown in an order drawn per instruction from a hash of (seed, instruction
-  id) (`model_shown_first`; alpaca_eval seeds a random switch on the instruction text) and the
-  order is recorded in the judgment;
+- an output identical to the reference output (the same string) gets the preference 1.5 without
+  a judge request (pairwise_evaluator.py `_preprocess`: "deals with equality"); its judgment
+  records the verdict kind `identical`;
+- the two outputs are shown in alpaca_eval's own order (`model_shown_first`: its
+  RandomSwitchTwoColumnsProcessor in processors.py, seeded on "is_switched_outputs" + the
+  instruction + the seed; the annotator's seed is 0, the seed of the published annotations:
+  with it the stored preferences of the 57 leaderboard models follow from their judge's
+  log-probabilities, tests/test_leaderboards.py) and the order is recorded in the judgment;
 - the template is split into messages as alpaca_eval's `prompt_to_chatml` does, and each
   placeholder is filled in one pass (alpaca_eval replaces each placeholder's first occurrence in
   turn, so an instruction that itself contains "{output_1}" would be filled there; ours is not);
@@ -46,13 +51,20 @@ weighted_alpaca_eval_gpt4_turbo/configs.yaml and alpaca_eval_clf_gpt4_turbo/conf
 Metrics (alpaca_eval/metrics/winrate.py::get_winrate with helpers.py::AbsoluteScoringRule and
 ZeroOneScoringRule; alpaca_eval/metrics/glm_winrate.py::get_length_controlled_winrate):
 
+- every metric reads the preferences one way (`preference_values`): None or NaN is a judgment
+  without a verdict (left out, and counted in `verdicts["unparsable"]`), the legacy 0 means a
+  draw (1.5), and a value outside [1, 2] is refused with an error naming the judgment
+  (alpaca_eval's `validate_alpacaeval_preference`: its annotators assert it, its metrics drop
+  such values);
 - `win_rate`: the mean of (preference - 1) x 100, so a tie counts half and a weighted
   preference counts its weight; `standard_error`: the standard error of that mean (ddof 1) x 100;
   `n_wins` (preference > 1.5), `n_wins_base` (< 1.5), `n_draws` (exactly 1.5), `n_total`;
-  `discrete_win_rate`: the win rate of the preferences rounded to 1 or 2 (1.5 a draw); a
-  judgment without a verdict is left out (and counted in `verdicts["unparsable"]`);
-- `avg_length`: the mean length in characters of the model's outputs (alpaca_eval's leaderboard
-  shows it truncated to an integer);
+  `discrete_win_rate`: the win rate of the preferences rounded to 1 or 2 (1.5 a draw);
+- `avg_length`: the mean length in characters of the judged outputs (every output of the
+  answers file is judged). alpaca_eval's leaderboard writes int(mean length of the model_outputs
+  file) (main.py, `avg_length`), which also counts outputs that matched no reference
+  instruction and were never judged: 6 of the 57 leaderboard models checked have 802 to 804
+  judgments, and their published avg_length is the judged lengths summed over 805;
 - `length_controlled_winrate` (`length_controlled_win_rate`), the GLM `length_controlled_v1`:
   preference - 1 ~ logistic(tanh(std_delta_len) + instruction_difficulty + not_gamed_baseline)
   without intercept, where std_delta_len = (len(reference) - len(model output)) divided by its
@@ -80,6 +92,7 @@ import csv
 import hashlib
 import json
 import math
+import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -115,6 +128,14 @@ DIFFICULTY_FILE = "instruction_difficulty.csv"
 # alternatives the judge returns (weighted_alpaca_eval_gpt4_turbo/configs.yaml).
 FIRST, SECOND = "m", "M"
 TOP_LOGPROBS = 5
+# alpaca_eval's order switch (processors.py RandomSwitchTwoColumnsProcessor, its
+# `_switch_column` prefix and choices) and its annotators' seed (annotators/base.py).
+SWITCH_SEED_PREFIX = "is_switched_outputs"
+SWITCH = (False, True)
+ORDER_SEED = 0
+# The preference of a tie: of an output identical to the reference (set without asking the
+# judge), and what the legacy preference 0 means.
+TIE = 1.5
 PLACEHOLDER = re.compile(r"\{(instruction|output_1|output_2)\}")
 
 # length_controlled_v1 (glm_winrate.py GLM_INFO and fit_LogisticRegressionCV).
@@ -156,10 +177,10 @@ def fill(content: str, fields: Mapping[str, str]) -> str:
     return PLACEHOLDER.sub(lambda found: fields[found.group(1)], content)
 
 
-def model_shown_first(seed: int, instruction_id: int) -> bool:
-    """Whether the judge sees the model's output as output_1: a seeded hash of the instruction."""
-    digest = hashlib.sha256(f"alpaca_eval order:{seed}:{instruction_id}".encode()).digest()
-    return bool(digest[0] & 1)
+def model_shown_first(seed: int, instruction: str) -> bool:
+    """Whether the judge sees the model's output as output_1: alpaca_eval's switch of output_1
+    (the reference) and output_2 (the model), drawn with the instruction's text as the seed."""
+    return random.Random(f"{SWITCH_SEED_PREFIX}{instruction}{seed}").choices(SWITCH, k=1)[0]
 
 
 def read_difficulty(path: Path) -> dict[int, float]:
@@ -233,7 +254,7 @@ class Bench:
         """(the judge request comparing `output` with the reference, whether the model's output
         is shown first)."""
         reference = self.references[instruction_id]
-        first = model_shown_first(seed, instruction_id)
+        first = model_shown_first(seed, reference["instruction"])
         shown = (output, reference["output"]) if first else (reference["output"], output)
         fields = {
             "instruction": reference["instruction"],
@@ -297,7 +318,7 @@ def judge_for(
 
 
 def judge_outputs(
-    bench: Bench, outputs: Sequence[Mapping[str, Any]], judge: Judge, *, seed: int = 0
+    bench: Bench, outputs: Sequence[Mapping[str, Any]], judge: Judge, *, seed: int = ORDER_SEED
 ) -> list[dict[str, Any]]:
     """One judgment per output, in the bench's instruction order; see the module docstring."""
     by_id: dict[int, Mapping[str, Any]] = {}
@@ -313,12 +334,14 @@ def judge_outputs(
             instruction_id, text, judge.endpoint.model or "", seed=seed,
             top_logprobs=judge.top_logprobs,
         )  # fmt: skip
+        if text == bench.references[instruction_id]["output"]:
+            request = None  # a tie, without asking the judge
         asked.append((instruction_id, text, request, first))
-    verdicts = judge.ask([request for _, _, request, _ in asked])
+    verdicts = judge.ask([request for _, _, request, _ in asked if request is not None])
     judgments = []
     for instruction_id, text, request, first in asked:
-        entry = verdicts[request.key]
-        shown, kind = shown_preference(entry)
+        entry = {"reply": None} if request is None else verdicts[request.key]
+        shown, kind = (TIE, "identical") if request is None else shown_preference(entry)
         judgments.append(
             {
                 "instruction_id": instruction_id,
@@ -339,9 +362,30 @@ def judge_outputs(
 # Metrics
 
 
+def preference_values(preferences: Sequence[float | None]) -> list[float | None]:
+    """The one reading of preferences every metric shares (module docstring): None for no
+    verdict (None or NaN), the legacy 0 as 1.5, values in [1, 2] as they are; an error names
+    any other value and its position."""
+    values: list[float | None] = []
+    for position, preference in enumerate(preferences):
+        if preference is None or math.isnan(preference):
+            values.append(None)
+        elif preference == 0:
+            values.append(TIE)
+        elif 1 <= preference <= 2:
+            values.append(float(preference))
+        else:
+            raise ValueError(
+                f"{BENCHMARK}: judgment {position} has the preference {preference!r}, outside "
+                "[1, 2] (2: the model wins, 1.5: a tie, 0: a legacy tie)"
+            )
+    return values
+
+
 def win_rate(preferences: Sequence[float | None]) -> dict[str, Any]:
-    """alpaca_eval's get_winrate: preferences in [1, 2] (2 = the model wins; None: no verdict)."""
-    valid = [p for p in preferences if p is not None and not math.isnan(p)]
+    """alpaca_eval's get_winrate: preferences in [1, 2] (2 = the model wins; None: no verdict;
+    read by `preference_values`)."""
+    valid = [p for p in preference_values(preferences) if p is not None]
     shifted = [p - 1 for p in valid]
     discrete = [0.5 if p == 1.5 else float(round(p) - 1) for p in valid]
     return {
@@ -389,7 +433,7 @@ def length_controlled_win_rate(
     ours = pd.DataFrame(
         {
             "preference": [
-                math.nan if p is None else (1.5 if p == 0 else p) - 1 for p in preferences
+                math.nan if p is None else p - 1 for p in preference_values(preferences)
             ],
             "std_delta_len": standardised,
             "not_gamed_baseline": True,
@@ -532,6 +576,7 @@ def scores(bench: Bench, judgments: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "verdicts": {
             "weighted": kinds.count("weighted"),
             "plain": kinds.count("plain"),
+            "identical": kinds.count("identical"),
             "unparsable": kinds.count(None),
         },
         "glm_preference": lc["glm_preference"],
@@ -677,7 +722,9 @@ class GradingRun(Settings):
     answers: Path = option(help="the model's outputs: JSONL of {instruction, output}")
     judge: JudgeEndpoint = group(JudgeEndpoint, "judge (OpenAI-compatible endpoint)")
     outputs: judged.JudgedOutputs = group(judged.JudgedOutputs, "outputs")
-    seed: int = option(0, "seed of the order the two outputs are shown in")
+    seed: int = option(
+        ORDER_SEED, "seed of alpaca_eval's switch of the two outputs' order (0: alpaca_eval's own)"
+    )
     top_logprobs: int = option(
         TOP_LOGPROBS, "first-token log-probabilities asked for weighted verdicts (0: plain)"
     )

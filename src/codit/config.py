@@ -208,6 +208,49 @@ JUDGED_BENCH_SOURCES = {
 }
 
 
+# Each judged benchmark's config keys that move its fetch to another source (a mirror, a folder
+# of the same files) and the fetch command's flag each one sets.
+FETCH_SOURCES = {
+    "mt_bench": {"source": "--source"},
+    "alpaca_eval": {"data_source": "--data-source", "template_source": "--template-source"},
+    "wildbench": {"data_source": "--data-source", "template_source": "--template-source"},
+}
+URL_SCHEMES = ("http://", "https://", "file://")
+
+
+def fetch_flags(config: dict[str, Any], task: str) -> list[str]:
+    """The fetch command's source flags for the config's sources of `task` (a local folder as a
+    file:// URL); [] where the config keeps the pinned defaults."""
+    section = config["evaluation"].get(task, {})
+    flags = []
+    for key, flag in FETCH_SOURCES[task].items():
+        source = section.get(key)
+        if source is not None:
+            url = source if source.startswith(URL_SCHEMES) else Path(source).resolve().as_uri()
+            flags += [flag, url]
+    return flags
+
+
+def check_fetch_sources(config: dict[str, Any], task: str) -> None:
+    """A fetch source is a URL or a folder that exists, and only read for the published bench."""
+    section = config["evaluation"][task]
+    published = JUDGED_BENCH_SOURCES[task][0]
+    for key in FETCH_SOURCES[task]:
+        source = section.get(key)
+        if source is None:
+            continue
+        if section["bench"] != published:
+            raise ConfigError(
+                f"evaluation.{task}.{key}: only read when evaluation.{task}.bench is "
+                f"{published!r} (the fetched data), not {section['bench']!r}"
+            )
+        if not source.startswith(URL_SCHEMES) and not Path(source).is_dir():
+            raise ConfigError(
+                f"evaluation.{task}.{key}: {source!r} is neither an http(s):// or file:// URL "
+                "nor a folder that exists"
+            )
+
+
 def judged_bench_folder(config: dict[str, Any], task: str) -> str:
     """A judged benchmark's bench folder: its published data in the hub cache, the tiny
     world's, or the config's own folder."""
@@ -226,6 +269,7 @@ def check_judged_benchmarks(config: dict[str, Any]) -> None:
             continue
         key = f"evaluation.{task}"
         check_judge(config, key)
+        check_fetch_sources(config, task)
         bench = section["bench"]
         if bench == "tinyworld" and config["instructions"]["source"] != "tinyworld":
             raise ConfigError(f"{key}.bench: 'tinyworld' needs the tiny world")

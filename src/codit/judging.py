@@ -49,7 +49,9 @@ class JudgingRun(Settings):
     mt_bench: Path | None = option(None, "MT-Bench folder: grade EVALUATED.mt_bench/")
     mt_bench_reference: str = option("gpt-4", "MT-Bench's reference answers (see codit mtbench)")
     alpaca_eval: Path | None = option(None, "AlpacaEval folder: grade EVALUATED.alpaca_eval/")
-    alpaca_eval_seed: int = option(0, "seed of the order AlpacaEval's two outputs are shown in")
+    alpaca_eval_seed: int = option(
+        alpacaeval.ORDER_SEED, "seed of alpaca_eval's switch of the two outputs' order"
+    )
     alpaca_eval_top_logprobs: int = option(
         alpacaeval.TOP_LOGPROBS, "first-token log-probabilities for weighted verdicts (0: plain)"
     )

@@ -297,7 +297,7 @@ def metric_direction(directions: Mapping[str, bool], task: str, metric: str) -> 
 
 
 # codit.alpacaeval's verdict kinds: first-token log-probabilities, the reply's text, neither.
-VERDICT_KINDS = ("weighted", "plain", "unparsable")
+VERDICT_KINDS = ("weighted", "plain", "identical", "unparsable")
 
 
 def verdict_kind(counts: Mapping[str, int]) -> str:

@@ -36,19 +36,27 @@ The definitions follow WildBench's code (allenai/WildBench):
   `allow_no_quotes` case, narrowed to a number), and refuse a score outside the template's
   1~10. A reply without a readable score is asked again (codit.judge) and, if it still has
   none, counted as unparsable and left out of every mean (WildBench skips such items).
-- the scores (leaderboard/data_dir/_create_tables.py, mode "score", and _merge_results.py):
-  `score` is the mean 1-10 score over the valid judgments; WB-Score (`wb_score`) =
-  (score - 5) x 2 x 10; each task counts in every category its primary and secondary tags map
-  to (TAG_CATEGORIES, WildBench's `task_group_new`), a category's adjusted score is
-  (its mean score - 5) x 2, and the task macro (`task_macro`, the leaderboard's
-  WB_score.task_macro) = 10 x sum over the categories present of weight x adjusted score,
-  divided by the sum of all five weights (CATEGORY_WEIGHTS, `weights_by_task`), so a category
-  with no valid score counts as 0. _create_tables.py leaves answers that are empty or end in
-  "... (truncated)" out of the category means (not out of the mean score). Whether that test
-  fires depends on the version: the stored src/openai_batch_eval/batch_results_format.py cuts
-  the answer from the judge's prompt with the newlines around it, so neither test matches
-  there. We keep every valid score in its categories and count the empty and cut answers
-  (`empty_answers`, `truncated_answers`) in the scores.
+- the scores (leaderboard/data_dir/_create_tables.py, mode "score", at allenai/WildBench
+  d6b8dca, the commit of the published v2.0625 tables leaderboard/data_dir/score.json and
+  all_stat_wildbench.-1.json): `score` is the mean 1-10 score over the valid judgments;
+  WB-Score (`wb_score`) = (score - 5) x 2 x 10; each task counts in every category its primary
+  and secondary tags map to (TAG_CATEGORIES, WildBench's `task_group_new`), a category's
+  adjusted score is (its mean score - 5) x 2, and the task macro (`task_macro`, the
+  leaderboard's WB_score.task_macro) = 10 x sum over the categories present of weight x
+  adjusted score, divided by the sum of all five weights (CATEGORY_WEIGHTS, `weights_by_task`),
+  so a category with no score counts as 0.
+- which answers the categories average: _create_tables.py reads each answer as the result
+  files store it (eval_results/v2.0625/score.v2/eval=gpt-4o-2024-05-13/<model>.json:
+  `model_output`, the answer as the judge saw it, cut by `shorten`, then stripped; an empty
+  answer is stored as "") and leaves an answer that is empty or ends in "... (truncated)" out
+  of the category means and of `avg_len`, not out of the mean score. We read each answer the
+  same way (`judged_answer`): it counts in the mean score and WB-Score, and only if neither
+  empty nor cut in the categories and the mean length (`avg_length`, WildBench's avg_len, in
+  characters); `empty_answers` and `truncated_answers` count them. (The older
+  src/openai_batch_eval/batch_results_format.py of commit 0c9a752 kept the newlines around the
+  answer, so the test never fired there; the published tables were made with stripped answers:
+  62 of reka-core-20240501's answers are empty and its categories leave them out.)
+  tests/test_leaderboards.py checks this on the published numbers.
 
 The scores file is shaped like an evaluation file of `codit evaluate`, so the report reads it
 beside the lm-eval results: `results["wildbench"]` holds `score,none`, `wb_score,none` and
@@ -71,7 +79,7 @@ import json
 import math
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -304,7 +312,7 @@ def grade(
     judgments = []
     for answer, request in requests:
         position, task = bench.task_of(answer)
-        output = answer_text(answer)
+        shown = judged_answer(answer_text(answer))
         entry = verdicts[request.key]
         judgments.append(
             {
@@ -312,12 +320,26 @@ def grade(
                 "session_id": task["session_id"],
                 "categories": categories_of(task),
                 "score": entry["verdict"],
-                "empty_answer": not output.strip(),
-                "truncated_answer": shorten(output) != output,
+                "output_length": len(shown),
+                "empty_answer": not shown,
+                "truncated_answer": shown.endswith(TRUNCATED),
                 "reply": entry["reply"],
             }
         )
     return judgments, scores(judgments)
+
+
+def judged_answer(output: str) -> str:
+    """An answer as WildBench's result files store it: cut as the judge saw it, then stripped."""
+    return shorten(output).strip()
+
+
+def in_categories(judgment: dict[str, Any]) -> bool:
+    """Whether a judgment counts in the category means (and the mean length): a valid score of
+    an answer neither empty nor cut (_create_tables.py leaves those out)."""
+    return judgment["score"] is not None and not (
+        judgment["empty_answer"] or judgment["truncated_answer"]
+    )
 
 
 def adjusted(score: float) -> float:
@@ -326,42 +348,44 @@ def adjusted(score: float) -> float:
 
 
 def category_scores(judgments: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
-    """The valid scores of each category (a task counts in each of its categories)."""
+    """The scores each category averages (a task counts in each of its categories)."""
     found: dict[str, list[float]] = {}
-    for judgment in judgments:
-        if judgment["score"] is not None:
-            for category in judgment["categories"]:
-                found.setdefault(category, []).append(judgment["score"])
+    for judgment in filter(in_categories, judgments):
+        for category in judgment["categories"]:
+            found.setdefault(category, []).append(judgment["score"])
     return found
 
 
-def task_macro(by_category: dict[str, list[float]]) -> float | None:
-    """10 x the weighted adjusted category means over the sum of all five weights."""
-    if not by_category:
+def task_macro(category_means: Mapping[str, float]) -> float | None:
+    """10 x the weighted adjusted category means (1-10 means) over the sum of all five weights;
+    a category without a mean counts 0."""
+    if not category_means:
         return None
-    total = sum(
-        CATEGORY_WEIGHTS[category] * adjusted(sum(values) / len(values))
-        for category, values in by_category.items()
-    )
+    total = sum(CATEGORY_WEIGHTS[c] * adjusted(mean) for c, mean in category_means.items())
     return 10 * total / sum(CATEGORY_WEIGHTS.values())
 
 
 def scores(judgments: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Mean score, WB-Score, task macro and the categories; unparsable counted, not averaged."""
+    """Mean score, WB-Score, task macro, the categories and the mean answer length; unparsable
+    judgments counted, not averaged; empty and cut answers counted and left out of the
+    categories and the length."""
     valid = [j["score"] for j in judgments if j["score"] is not None]
     mean = sum(valid) / len(valid) if valid else None
     by_category = category_scores(judgments)
+    means = {c: sum(values) / len(values) for c, values in by_category.items()}
+    lengths = [j["output_length"] for j in judgments if in_categories(j)]
     return {
         "score": mean,
         "wb_score": None if mean is None else adjusted(mean) * 10,
-        "task_macro": task_macro(by_category),
+        "task_macro": task_macro(means),
         "categories": {
             category: {
                 "tasks": len(values),
-                "wb_score": adjusted(sum(values) / len(values)) * 10,
+                "wb_score": adjusted(means[category]) * 10,
             }
             for category, values in sorted(by_category.items())
         },
+        "avg_length": sum(lengths) / len(lengths) if lengths else None,
         "judgments": len(judgments),
         "unparsable": len(judgments) - len(valid),
         "empty_answers": sum(j["empty_answer"] for j in judgments),
@@ -383,7 +407,8 @@ def task_samples(bench: Bench, judgments: Sequence[dict[str, Any]]) -> list[dict
     samples = []
     for judgment in scored:
         wb_score = adjusted(judgment["score"]) * 10
-        share = sum(CATEGORY_WEIGHTS[c] / weight_sum / sizes[c] for c in judgment["categories"])
+        categories = judgment["categories"] if in_categories(judgment) else []
+        share = sum(CATEGORY_WEIGHTS[c] / weight_sum / sizes[c] for c in categories)
         samples.append(
             {
                 "doc_id": judgment["doc_id"],
@@ -404,13 +429,15 @@ def task_samples(bench: Bench, judgments: Sequence[dict[str, Any]]) -> list[dict
 # Fetching WildBench's data
 
 # The v2 tasks (allenai/WildBench, config "v2", split "test") at a fixed dataset revision, and
-# the score template at a fixed commit of the WildBench repository.
+# the score template at the commit of the published v2.0625 tables this module's scoring follows
+# (the module docstring); the template's digest is the one tests/test_leaderboards.py fills.
 DATASET_REVISION = "3bd6dd0b75c70c3c2564944bde05b73dbb63b116"
 DATASET_SOURCE = "https://huggingface.co/datasets/allenai/WildBench/resolve/{revision}"
 DATASET_FILE = "v2/test-00000-of-00001.parquet"
-WILDBENCH_COMMIT = "0c9a7520288045b8ef5e65fd4a4c391bd6f6fe9a"
+WILDBENCH_COMMIT = "d6b8dcaf377d173d031980f97c16e1a82618c03d"
 WILDBENCH_SOURCE = "https://raw.githubusercontent.com/allenai/WildBench/{commit}"
 TEMPLATE_PATH = "evaluation/eval_template.score.v2.md"
+TEMPLATE_SHA256 = "5c10c98b4f88ef12fddcde41988c32cca68367214bc2437dd270b6692e9c1e02"
 V2_TASKS = 1024
 
 
@@ -429,6 +456,9 @@ class FetchRun(Settings):
         "base URL (or file:// folder) of the allenai/WildBench code repository",
     )
     tasks: int = option(V2_TASKS, "how many tasks the split must hold (v2: 1,024)")
+    template_sha256: str = option(
+        TEMPLATE_SHA256, "the sha256 the template must have ('': any template)"
+    )
 
 
 def task_record(row: dict[str, Any]) -> dict[str, Any]:
@@ -465,6 +495,13 @@ def fetch(run: FetchRun) -> dict[str, Any]:
         except Exception as error:  # pyarrow raises several types for a file that is not parquet
             url = files["data"]["url"]
             raise ValueError(f"{BENCHMARK}: {url} is not a parquet file: {error}") from None
+        digest = files["template"]["sha256"]
+        if run.template_sha256 and digest != run.template_sha256:
+            raise ValueError(
+                f"{BENCHMARK}: {files['template']['url']} has the sha256 {digest}, not "
+                f"{run.template_sha256} (WildBench's score template, the one the scoring was "
+                "checked with); pass --template-sha256 '' to use another template"
+            )
         if len(rows) != run.tasks:
             raise ValueError(
                 f"{BENCHMARK}: {files['data']['url']} holds {len(rows)} tasks, not {run.tasks}"

@@ -12,6 +12,7 @@ from codit.config import (
     ConfigError,
     TINYWORLD_DIR,
     build_grid,
+    fetch_flags,
     hub_cache,
     hub_environment,
     instruction_source,

@@ -17,8 +17,10 @@ rule fetch_mtbench:
     localrule: True  # the benchmarks' data is downloaded here, on the login node
     conda:
         ENV
+    params:
+        sources=shlex.join(fetch_flags(config, "mt_bench")),
     shell:
-        f"{FETCH_ENV}codit mtbench fetch --out {{output}} > {{log}} 2>&1"
+        f"{FETCH_ENV}codit mtbench fetch --out {{output}} {{params.sources}} > {{log}} 2>&1"
 
 
 rule fetch_alpacaeval:
@@ -31,8 +33,10 @@ rule fetch_alpacaeval:
     localrule: True
     conda:
         ENV
+    params:
+        sources=shlex.join(fetch_flags(config, "alpaca_eval")),
     shell:
-        f"{FETCH_ENV}codit alpacaeval fetch --out {{output}} > {{log}} 2>&1"
+        f"{FETCH_ENV}codit alpacaeval fetch --out {{output}} {{params.sources}} > {{log}} 2>&1"
 
 
 rule fetch_wildbench:
@@ -45,8 +49,10 @@ rule fetch_wildbench:
     localrule: True
     conda:
         ENV
+    params:
+        sources=shlex.join(fetch_flags(config, "wildbench")),
     shell:
-        f"{FETCH_ENV}codit wildbench fetch --out {{output}} > {{log}} 2>&1"
+        f"{FETCH_ENV}codit wildbench fetch --out {{output}} {{params.sources}} > {{log}} 2>&1"
 
 
 ANSWER_COMMAND = (
