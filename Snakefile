@@ -15,10 +15,10 @@ min_version("9.0")
 # The config logic is pure Python in the codit package; make it importable without installing.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from codit import runlock
+from codit.workflow import runlock
 
 # One live run per directory, and no `--unlock` after a crash: the locks of a run that was
-# killed are removed when no other Snakemake works here (src/codit/runlock.py). Cluster jobs
+# killed are removed when no other Snakemake works here (src/codit/workflow/runlock.py). Cluster jobs
 # (remote mode) run inside the main run, which holds the lease.
 if not (workflow.remote_exec or workflow.subprocess_exec):
     runlock.claim_when_read()
@@ -49,7 +49,7 @@ onstart:
     # Dry runs skip this: a run that executes jobs holds the directory's lease, or stops.
     runlock.claim_for_jobs()
     # Jobs run on this machine fork from a warm interpreter that has imported torch and the
-    # rest once (src/codit/warm.py); cluster jobs start fresh. CODIT_WARM=0 turns it off.
+    # rest once (src/codit/workflow/warm.py); cluster jobs start fresh. CODIT_WARM=0 turns it off.
     # Decided here, not at parse time: only now does Snakemake know its executor.
     if workflow.local_exec and not workflow.remote_exec:
         os.environ.setdefault("CODIT_WARM", "1")

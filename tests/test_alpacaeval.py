@@ -1,7 +1,7 @@
-"""codit.alpacaeval: the judge's pairwise requests (order randomised, recorded and undone) through
-codit.judge against a real local HTTP server, verdicts with and without log-probabilities, the
-win rate by hand, and the length-controlled win rate against alpaca_eval's own
-get_length_controlled_winrate (alpaca-eval 0.6.6) on synthetic annotations, its Hub download of
+"""codit.judged.alpacaeval: the judge's pairwise requests (order randomised, recorded and undone)
+through codit.judged.judge against a real local HTTP server, verdicts with and without
+log-probabilities, the win rate by hand, and the length-controlled win rate against alpaca_eval's
+own get_length_controlled_winrate (alpaca-eval 0.6.6) on synthetic annotations, its Hub download of
 df_gamed.csv pointed at a local file."""
 
 from __future__ import annotations
@@ -22,21 +22,20 @@ import pandas as pd
 import pytest
 from reference_libraries import import_alpaca_eval
 
-from codit import alpacaeval
-from codit.alpacaeval import (
+from codit.judged import alpacaeval
+from codit.judged.alpacaeval import (
     Bench,
     judge_for,
     judge_outputs,
-    length_controlled_win_rate,
     model_shown_first,
     parse_verdict,
     scores,
     shown_preference,
     template_messages,
     weighted_preference,
-    win_rate,
 )
-from codit.judge import JudgeEndpoint
+from codit.judged.alpacaeval_metrics import length_controlled_win_rate, win_rate
+from codit.judged.judge import JudgeEndpoint
 from codit.tinyworld.judge import send_json
 
 TEMPLATE = """<|im_start|>system
@@ -442,8 +441,8 @@ def test_df_gamed_in_the_bench_supplies_the_difficulty_and_the_regularisation(tm
 
 def test_the_command_writes_an_evaluation_the_report_reads(server, tmp_path):
     from codit.cli import main
-    from codit.stats import item_scores
-    from codit.tables import main_table
+    from codit.report.stats import item_scores
+    from codit.report.tables import main_table
 
     bench = write_bench(tmp_path / "bench")
     answers, card = tmp_path / "answers.jsonl", tmp_path / "answers.card.json"
@@ -534,5 +533,5 @@ def test_a_model_judged_against_its_own_outputs_gets_an_lc_win_rate_of_50():
     """No spread in the length differences (the reference model itself): alpaca_eval's
     standardisation would divide 0 by 0; the length term is 0 and the LC win rate 50."""
     n = len(REFERENCES)
-    result = alpacaeval.length_controlled_win_rate([1.5] * n, [10] * n, [10] * n, list(range(n)))
+    result = length_controlled_win_rate([1.5] * n, [10] * n, [10] * n, list(range(n)))
     assert result["length_controlled_winrate"] == pytest.approx(50.0)

@@ -9,7 +9,11 @@ import pytest
 import torch
 from tiny_models import EOS_BIAS, save_tiny_pair, tiny_model, tiny_tokenizer
 
-from codit.bench import (
+from codit.cli import main as codit_main
+from codit.generation.engine import ContrastiveGenerator
+from codit.generation.generate import render_prompts, stop_token_ids
+from codit.generation.settings import DecodingSettings
+from codit.tools.bench import (
     ENGINE_METHODS,
     METHODS,
     build_random_model,
@@ -18,10 +22,6 @@ from codit.bench import (
     paper_length_mix,
     random_pair_config,
 )
-from codit.cli import main as codit_main
-from codit.engine import ContrastiveGenerator
-from codit.generation import render_prompts, stop_token_ids
-from codit.generation_settings import DecodingSettings
 
 CPU = torch.device("cpu")
 MAX_NEW_TOKENS = 16

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from fake_judge import FakeJudge
 
-from codit import bestofn, cli
-from codit.bestofn import Candidate, JudgeScorer, OracleScorer
-from codit.datasets import dataset_record
-from codit.judge import JudgeEndpoint
+from codit import cli
+from codit.baselines import bestofn
+from codit.baselines.bestofn import Candidate, JudgeScorer, OracleScorer
+from codit.data.datasets import dataset_record
+from codit.judged.judge import JudgeEndpoint
 
 PAIR = "tinypair"
 

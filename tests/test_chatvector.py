@@ -12,7 +12,7 @@ from tiny_models import tiny_model, tiny_tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 from codit import cli
-from codit.chatvector import RECORD_FILE, build_chat_vector_model
+from codit.baselines.chatvector import RECORD_FILE, build_chat_vector_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,15 +9,15 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from codit.config import (
+from codit.workflow.config import (
     ConfigError,
     build_grid,
     fetch_flags,
     instruction_source,
     resolve_model,
 )
-from codit.jobs import trained_datasets
-from codit.naming import (
+from codit.workflow.jobs import trained_datasets
+from codit.workflow.naming import (
     ARM_PATTERN,
     PUBLIC,
     best_of_n_arm,

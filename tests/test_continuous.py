@@ -10,15 +10,15 @@ import pytest
 import torch
 from tiny_models import EOS_BIAS, tiny_model, tiny_tokenizer
 
-from codit.engine import (
+from codit.generation.engine import (
     ContrastiveGenerator,
     IncrementalLM,
     generate_in_batches,
     plan_windows,
     refillable_cache,
 )
-from codit.generation import render_prompts
-from codit.generation_settings import DecodingSettings, EngineSettings
+from codit.generation.generate import render_prompts
+from codit.generation.settings import DecodingSettings, EngineSettings
 
 MAX_NEW_TOKENS = 24
 ROWS = 3

@@ -13,7 +13,7 @@ import yaml
 from snakemake.utils import validate
 
 from codit.cli import main
-from codit.cost import (
+from codit.tools.cost import (
     estimate,
     format_markdown,
     format_sig,
@@ -23,7 +23,7 @@ from codit.cost import (
     read_bench_ratio,
     round_sig,
 )
-from codit.jobs import config_jobs, job_counts
+from codit.workflow.jobs import config_jobs, job_counts
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
@@ -677,8 +677,8 @@ def test_paper_config_end_to_end(capsys):
     paper = yaml.safe_load(PAPER.read_text())
     seeds = len(paper["seeds"])
     assert seeds == 3
-    # The stages split the workflow's own jobs (codit.jobs, whose counts test_workflow checks
-    # against `snakemake -n`) by what they cost. The judged benchmarks' answering rules go by
+    # The stages split the workflow's own jobs (codit.workflow.jobs, whose counts test_workflow
+    # checks against `snakemake -n`) by what they cost. The judged benchmarks' answering rules go by
     # prefix, and the judging rule is `mtbench_judge` or, once it grades every judged benchmark,
     # `judge_answers`: the estimate counts them per evaluated model, whatever their names.
     listed = job_counts(config_jobs(load_config(PAPER)))

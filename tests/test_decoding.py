@@ -1,4 +1,4 @@
-"""The CoDIT next-token rule against hand computations (codit.decoding)."""
+"""The CoDIT next-token rule against hand computations (codit.generation.decoding)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from tiny_models import tiny_model, tiny_tokenizer
 from transformers import TopPLogitsWarper
 
-from codit.decoding import (
+from codit.generation.decoding import (
     check_shared_vocabulary,
     contrast_scores,
     finite_floor,
@@ -19,8 +19,8 @@ from codit.decoding import (
     select_next_tokens,
     top_p_filter,
 )
-from codit.engine import ContrastiveGenerator
-from codit.generation_settings import DecodingSettings
+from codit.generation.engine import ContrastiveGenerator
+from codit.generation.settings import DecodingSettings
 
 POST_LOGITS = [[2.0, 1.0, 0.0, -3.0, -6.0], [0.5, 3.0, 2.8, -2.0, 1.2]]
 PRE_LOGITS = [[0.0, 2.0, -1.0, 1.0, 0.0], [1.0, 2.5, -2.0, 0.0, 3.0]]

@@ -7,9 +7,9 @@ import pytest
 import torch
 from tiny_models import EOS_BIAS, tiny_model, tiny_tokenizer
 
-from codit.engine import ContrastiveGenerator, generate_in_batches, plan_batches
-from codit.generation import render_prompts
-from codit.generation_settings import DecodingSettings
+from codit.generation.engine import ContrastiveGenerator, generate_in_batches, plan_batches
+from codit.generation.generate import render_prompts
+from codit.generation.settings import DecodingSettings
 
 MAX_NEW_TOKENS = 24
 INSTRUCTIONS = ["w1 w2 w3", "w5", "w7 w8 w9 w10", "w40 w41", "w60 w61 w62 w63", "w11", "w2 w3"]
@@ -117,7 +117,7 @@ def test_batched_results_come_back_in_input_order(peaked_pair):
 @pytest.mark.slow
 def test_compiled_static_cache_gives_the_same_tokens(peaked_pair):
     """torch.compile (inductor, CPU here; ~1 min of compilation) changes no token."""
-    from codit.generation import compile_forward
+    from codit.generation.generate import compile_forward
 
     tokenizer, post, pre, prompts = peaked_pair
     settings = DecodingSettings(alpha=0.3, beta=1.0, greedy=True)

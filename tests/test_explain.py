@@ -13,11 +13,11 @@ from tiny_models import EOS_BIAS, save_tiny_pair, tiny_tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from codit.cli import main as codit_main
-from codit.decoding import contrast_scores, plausibility_mask
-from codit.engine import ContrastiveGenerator
-from codit.explain import render_figure
-from codit.generation import render_prompts, stop_token_ids
-from codit.generation_settings import DecodingSettings
+from codit.generation.decoding import contrast_scores, plausibility_mask
+from codit.generation.engine import ContrastiveGenerator
+from codit.generation.generate import render_prompts, stop_token_ids
+from codit.generation.settings import DecodingSettings
+from codit.tools.explain import render_figure
 
 # Randomly initialised models are nearly uniform: V_head would be the whole vocabulary and the
 # CoDIT ranking a shifted copy of the post model's. Scaling the output rows (the post model

@@ -3,8 +3,8 @@ named fault points, including in the middle of writes, and SIGTERM to Snakemake 
 workflow is rerun each time, and the final results equal those of an uninterrupted run.
 
 Each round runs Snakemake on targets that only the stage under test can produce, with
-CODIT_FAULT set (codit.faults: the process SIGKILLs itself the n-th time it reaches the point),
-and checks that the round failed in the expected rule. The README's table of kill points is
+CODIT_FAULT set (codit.workflow.faults: the process SIGKILLs itself the n-th time it reaches the
+point), and checks that the round failed in the expected rule. The README's table of kill points is
 this list.
 """
 

@@ -12,14 +12,14 @@ from tiny_models import EOS_BIAS, save_tiny_pair, tiny_tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from codit.cli import main as codit_main
-from codit.datasets import repeated_ngram_share, repetition_summary
-from codit.decoding import contrast_scores
-from codit.engine import ContrastiveGenerator, generate_in_batches, left_pad
-from codit.generation import prompt_seed, render_prompts, stop_token_ids
-from codit.generation_settings import DecodingSettings
-from codit.jobs import shard_bounds
-from codit.loading import load_model
-from codit.provenance import read_jsonl
+from codit.data.datasets import repeated_ngram_share, repetition_summary
+from codit.generation.decoding import contrast_scores
+from codit.generation.engine import ContrastiveGenerator, generate_in_batches, left_pad
+from codit.generation.generate import prompt_seed, render_prompts, stop_token_ids
+from codit.generation.loading import load_model
+from codit.generation.settings import DecodingSettings
+from codit.workflow.jobs import shard_bounds
+from codit.workflow.provenance import read_jsonl
 
 CPU = torch.device("cpu")
 MAX_NEW_TOKENS = 24
@@ -436,7 +436,7 @@ def test_engine_outputs_are_finite_probabilities_of_the_real_vocabulary(tiny_pai
 
 
 def test_placements_on_cpu_and_bad_names():
-    from codit.loading import model_placements
+    from codit.generation.loading import model_placements
 
     for placement in ("same", "split"):
         post, pre = model_placements(CPU, placement, codit=True)
@@ -553,5 +553,5 @@ def test_gathering_needs_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, codit.datasets; sys.exit('torch' in sys.modules)"
+    code = "import sys, codit.data.datasets; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from codit.cli import main
-from codit.instructions import DROP_REASONS, first_user_turn, normalise_instructions
-from codit.provenance import read_jsonl
+from codit.data.instructions import DROP_REASONS, first_user_turn, normalise_instructions
+from codit.workflow.provenance import read_jsonl
 
 
 def test_normalise_keeps_order_and_counts_drops():

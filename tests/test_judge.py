@@ -1,5 +1,5 @@
-"""codit.judge: the `openai` client against a real local HTTP server: retries, refusals, replies
-that do not parse, the verdict cache a killed job resumes from, and errors that name the
+"""codit.judged.judge: the `openai` client against a real local HTTP server: retries, refusals,
+replies that do not parse, the verdict cache a killed job resumes from, and errors that name the
 benchmark, the item and the endpoint."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import socket
 import pytest
 from fake_judge import FakeJudge
 
-from codit.judge import Judge, JudgeEndpoint, JudgeError, JudgeRequest, request_key
+from codit.judged.judge import Judge, JudgeEndpoint, JudgeError, JudgeRequest, request_key
 
 
 def echo_rating(prompt: str) -> str:

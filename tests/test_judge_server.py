@@ -1,4 +1,4 @@
-"""codit.judge_server: a real server process started for a block and stopped after it, also
+"""codit.judged.judge_server: a real server process started for a block and stopped after it, also
 when the block fails, when the job is terminated and when it is killed outright."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from workflow_runs import REPO
 
-from codit.judge import JudgeEndpoint, JudgeError
-from codit.judge_server import judge_at, served
+from codit.judged.judge import JudgeEndpoint, JudgeError
+from codit.judged.judge_server import judge_at, served
 
 FAKE_JUDGE = [sys.executable, str(REPO / "tests/fake_judge.py"), "{port}"]
 
@@ -83,9 +83,9 @@ def test_a_server_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path):
 JOB = """
 import sys, time
 from pathlib import Path
-from codit.judge import JudgeEndpoint
-from codit.judge_server import judge_at
-from codit.runtime import sigterm_exits
+from codit.judged.judge import JudgeEndpoint
+from codit.judged.judge_server import judge_at
+from codit.workflow.runtime import sigterm_exits
 
 endpoint = JudgeEndpoint(model="m", serve={serve!r})
 with sigterm_exits(), judge_at(endpoint, Path({log!r})) as judge:

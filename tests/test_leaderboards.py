@@ -42,9 +42,9 @@ from fake_judge import FakeJudge
 from reference_libraries import import_alpaca_eval, shared_data
 from workflow_runs import REPO, job_blocks, job_counts, snakemake
 
-from codit import alpacaeval, mtbench, wildbench
 from codit.cli import main as codit_main
-from codit.judge import JudgeEndpoint
+from codit.judged import alpacaeval, alpacaeval_metrics, mtbench, wildbench
+from codit.judged.judge import JudgeEndpoint
 
 # Stored preferences are rounded to 10 decimals in the extracted data.
 STORED = 1e-9
@@ -71,7 +71,7 @@ def test_win_rates_equal_the_leaderboard_for_every_model(alpaca_eval_data):
     assert len(models) == len(leaderboard) == 57
     largest = 0.0
     for name, model in models.items():
-        ours = alpacaeval.win_rate([item["preference"] for item in model["items"]])
+        ours = alpacaeval_metrics.win_rate([item["preference"] for item in model["items"]])
         published = leaderboard[name]
         for key in ("win_rate", "standard_error", "discrete_win_rate"):
             difference = abs(ours[key] - float(published[key]))
@@ -115,7 +115,7 @@ def test_the_mean_output_length_follows_its_stated_definition(alpaca_eval_data):
         lengths = [item["output_length"] for item in model["items"]]
         published = int(alpaca_eval_data["leaderboard"][name]["avg_length"])
         assert int(sum(lengths) / alpacaeval.INSTRUCTIONS) == published, name
-        ours = alpacaeval.mean(lengths)
+        ours = alpacaeval_metrics.mean(lengths)
         if len(lengths) == alpacaeval.INSTRUCTIONS:
             assert int(ours) == published, name
         else:
@@ -154,7 +154,7 @@ def test_the_minimal_lc_glm_equals_alpaca_evals_and_its_distance_to_the_publishe
     largest, to_published = 0.0, {}
     for name, model in alpaca_eval_data["models"].items():
         items = model["items"]
-        ours = alpacaeval.length_controlled_win_rate(
+        ours = alpacaeval_metrics.length_controlled_win_rate(
             [item["preference"] for item in items],
             [item["output_length"] for item in items],
             [item["reference_length"] for item in items],

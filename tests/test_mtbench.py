@@ -14,8 +14,8 @@ from tiny_models import save_tiny_llama
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from codit.cli import main
-from codit.judge import Judge, JudgeEndpoint
-from codit.mtbench import BENCHMARK, Bench, grade, parse_rating
+from codit.judged.judge import Judge, JudgeEndpoint
+from codit.judged.mtbench import BENCHMARK, Bench, grade, parse_rating
 
 # Our own stand-ins for FastChat's four single-answer prompts: same names, same fields.
 PROMPTS = [
@@ -146,8 +146,8 @@ def test_the_command_writes_judgments_and_scores_and_a_killed_run_asks_only_the_
 
 
 def test_the_scores_are_an_evaluation_the_report_reads_with_per_question_samples(server, tmp_path):
-    from codit.stats import item_scores
-    from codit.tables import main_table
+    from codit.report.stats import item_scores
+    from codit.report.tables import main_table
 
     bench = make_bench(tmp_path / "bench")
     answers, card = tmp_path / "answers.jsonl", tmp_path / "answers.card.json"
@@ -177,7 +177,7 @@ def test_the_scores_are_an_evaluation_the_report_reads_with_per_question_samples
 
 
 def test_a_question_with_an_unparsable_turn_keeps_its_other_turn(server, tmp_path):
-    from codit.mtbench import question_samples
+    from codit.judged.mtbench import question_samples
 
     bench = Bench(make_bench(tmp_path / "bench"))
     judgments = [
@@ -276,7 +276,7 @@ def test_answers_longer_than_the_context_are_refused_naming_the_questions(tmp_pa
 
 @pytest.mark.parametrize("benchmark", ["alpacaeval", "wildbench"])
 def test_alpacaeval_and_wildbench_answers_come_from_the_same_engine(benchmark, tmp_path):
-    """Every judged benchmark answers through codit.answering: greedy answers equal Hugging
+    """Every judged benchmark answers through codit.judged.answering: greedy answers equal Hugging
     Face's greedy continuation of the rendered conversation, and the card has the labels."""
     model = save_tiny_llama(tmp_path / "model")
     bench = tmp_path / "bench"
@@ -290,9 +290,10 @@ def test_alpacaeval_and_wildbench_answers_come_from_the_same_engine(benchmark, t
         )
         conversations = [[{"role": "user", "content": r["instruction"]}] for r in references]
     else:
+        from codit.judged.wildbench import conversation
         from codit.tinyworld.corpus import build_splits
+        from codit.tinyworld.wildbench import write_tiny_bench
         from codit.tinyworld.world import generate_world
-        from codit.wildbench import conversation, write_tiny_bench
 
         splits = build_splits(generate_world(0), 0, 64, 64)
         write_tiny_bench(bench, splits["ifeval"], count=2)

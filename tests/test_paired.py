@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from codit.paired import paired_comparisons, render_paired_markdown
-from codit.report import OUTPUTS, ReportRun, write_report
-from codit.stats import seed_interval
-from codit.tables import main_table
+from codit.report.build import OUTPUTS, ReportRun, write_report
+from codit.report.paired import paired_comparisons, render_paired_markdown
+from codit.report.stats import seed_interval
+from codit.report.tables import main_table
 
 N_ITEMS = 20
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from codit.power import (
+from codit.report.power import (
     NoiseEstimate,
     PowerRun,
     detectable_effect,

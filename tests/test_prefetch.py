@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from codit.cli import main
-from codit.config import hub_environment
+from codit.workflow.config import hub_environment
 
 BIN = Path(sys.executable).parent
 DOCS = [{"prompt": "say hello", "answer": "hello"}, {"prompt": "say bye", "answer": "bye"}]

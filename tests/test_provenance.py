@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from codit.provenance import KERNEL_FLAGS, cpu_description, provenance
+from codit.workflow.provenance import KERNEL_FLAGS, cpu_description, provenance
 
 
 def test_every_result_names_the_machine_it_was_computed_on():
@@ -29,7 +29,7 @@ def test_every_result_names_the_machine_it_was_computed_on():
 def test_a_process_without_torch_does_not_import_it_for_its_provenance():
     """The judge server and the fetch rules never import torch; provenance leaves it so."""
     code = (
-        "import sys, json; from codit.provenance import provenance; "
+        "import sys, json; from codit.workflow.provenance import provenance; "
         "block = provenance({}); print(json.dumps(['torch' in sys.modules, 'torch' in "
         "block['machine']]))"
     )

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from codit.baselines.public import SKIP_REASONS, FieldMapping, subsample, usable_rows
 from codit.cli import main
-from codit.provenance import file_sha256, read_jsonl, write_json, write_jsonl
-from codit.public import SKIP_REASONS, FieldMapping, subsample, usable_rows
+from codit.workflow.provenance import file_sha256, read_jsonl, write_json, write_jsonl
 
 ALPACA = FieldMapping(instruction="instruction", response="output", context="input")
 
@@ -181,7 +181,7 @@ def test_match_cards_takes_the_smallest_and_a_small_source_warns(tmp_path):
 def test_output_loads_as_trl_conversational_records(tmp_path):
     from trl.data_utils import is_conversational
 
-    from codit.training import load_training_records
+    from codit.training.sft import load_training_records
 
     source = write_source(tmp_path / "source.jsonl", numbered(5))
     fields = ["--instruction-field", "instruction", "--response-field", "output"]

@@ -17,9 +17,10 @@ import matplotlib.image
 import pandas as pd
 import pytest
 
-from codit import cli, plots, report, tables
-from codit.naming import codit_arm
-from codit.stats import seed_interval
+from codit import cli
+from codit.report import build, plots, tables
+from codit.report.stats import seed_interval
+from codit.workflow.naming import codit_arm
 
 PAIRS = ("tiny-llama", "tiny_qwen")
 STUDENTS = ("tiny-llama-base", "student_gpt2")
@@ -428,7 +429,7 @@ def test_eval_without_results_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.json"
     path.write_text(json.dumps({"codit": {"labels": {"arm": "direct"}}}))
     with pytest.raises(ValueError, match=r"empty\.json: no 'results' block"):
-        tables.main_table(report.read_inputs([str(path)]))
+        tables.main_table(build.read_inputs([str(path)]))
 
 
 def test_card_missing_keys_names_the_file_and_keys(inputs, tmp_path: Path) -> None:
@@ -807,7 +808,7 @@ def test_an_unknown_selection_metric_is_named(inputs, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- judged benchmarks
-# AlpacaEval 2, MT-Bench and WildBench scores files in codit.judged's evaluation shape, each
+# AlpacaEval 2, MT-Bench and WildBench scores files in codit.judged.common's evaluation shape, each
 # with its per-item samples: one teacher pair, two students, two seeds per trained model.
 
 JUDGED_STUDENTS = ("s_llama", "s_gpt2")
@@ -825,7 +826,7 @@ JUDGED_LEVELS = {
     "mt_score": (6.0, 0.1),
     "wb_raw": (6.0, 0.1),
 }
-# (student, arm) -> AlpacaEval 2's verdict counts and GLM, as codit.alpacaeval writes them.
+# (student, arm) -> AlpacaEval 2's verdict counts and GLM, as codit.judged.alpacaeval writes them.
 PLAIN_VERDICTS = {"weighted": 0, "plain": 8, "unparsable": 0}
 WEIGHTED_VERDICTS = {"weighted": 8, "plain": 0, "unparsable": 0}
 GLM_OF = {"s_gpt2": "length_controlled_noreg"}  # student -> GLM (others: length_controlled_v1)
@@ -857,7 +858,7 @@ def item_step(task: str) -> float:
 
 
 def judged_samples(path: Path, task: str, levels: dict[str, float]) -> Path:
-    """Per-item samples whose mean per metric is the level (codit.judged's layout)."""
+    """Per-item samples whose mean per metric is the level (codit.judged.common's layout)."""
     records = [
         {"doc_id": i, "doc_hash": f"{task}-{i}", "filter": "none", "metrics": list(levels),
          **{metric: level + offset * item_step(task) for metric, level in levels.items()}}

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from tiny_models import EOS_BIAS, save_tiny_pair
 
-from codit.checkpoint import ShardCheckpoint, checkpoint_path
 from codit.cli import main as codit_main
-from codit.provenance import read_jsonl, write_json
+from codit.generation.checkpoint import ShardCheckpoint, checkpoint_path
+from codit.workflow.provenance import read_jsonl, write_json
 
 INSTRUCTIONS = [
     "w1 w2 w3", "w5", "w7 w8 w9 w10", "w40 w41", "w60 w61 w62 w63", "w11", "w2 w3",
@@ -151,7 +151,9 @@ def test_gather_keeps_or_drops_length_truncated_responses(shard_inputs, unbroken
 def test_a_write_killed_before_its_rename_leaves_no_result_and_the_next_cleans_up(tmp_path):
     target = tmp_path / "card.json"
     env = {**os.environ, "CODIT_FAULT": "write.before_rename:1"}
-    code = f"from codit.provenance import write_json; write_json({str(target)!r}, {{'a': 1}})"
+    code = (
+        f"from codit.workflow.provenance import write_json; write_json({str(target)!r}, {{'a': 1}})"
+    )
     killed = subprocess.run([sys.executable, "-c", code], env=env, timeout=120)
     assert killed.returncode == -signal.SIGKILL
     assert not target.exists()

@@ -1,4 +1,4 @@
-"""One live run per directory (codit.runlock), with real Snakemake processes on a two-rule
+"""One live run per directory (codit.workflow.runlock), with real Snakemake processes on a two-rule
 workflow that takes the lease as ours does: a SIGKILLed run's locks are removed by the next
 run, a live run's never, and a second run beside a live one stops."""
 
@@ -19,7 +19,7 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 SNAKEFILE = f"""
 import sys
 sys.path.insert(0, {str(REPO / "src")!r})
-from codit import runlock
+from codit.workflow import runlock
 
 if not (workflow.remote_exec or workflow.subprocess_exec):
     runlock.claim_when_read()

@@ -1,4 +1,4 @@
-"""codit.settings: one field declaration is the flag, the typed value, the config key, the
+"""codit.workflow.settings: one field declaration is the flag, the typed value, the config key, the
 command line the rules run and the provenance entry; the two must never drift apart."""
 
 from __future__ import annotations
@@ -12,19 +12,19 @@ from typing import ClassVar
 import pytest
 from workflow_runs import REPO
 
-from codit import alpacaeval
-from codit.answering import AnsweringRun, AnsweringSettings
-from codit.bestofn import BestOfNRun, JudgeEndpoint
-from codit.cost import load_config
-from codit.datasets import GatherSettings
-from codit.evaluation import EvaluationRun, EvaluationSettings, ModelLabels
-from codit.generation_settings import EngineSettings, GenerationRun, SamplingSettings
-from codit.instructions import InstructionSource
-from codit.judged import JudgedOutputs
-from codit.lmeval_tasks import TaskSelection
-from codit.public import PublicSource
-from codit.settings import Settings, group, option
-from codit.training import SftRun, TrainingSettings
+from codit.baselines.bestofn import BestOfNRun, JudgeEndpoint
+from codit.baselines.public import PublicSource
+from codit.data.datasets import GatherSettings
+from codit.data.instructions import InstructionSource
+from codit.evaluation.lmeval import EvaluationRun, EvaluationSettings, ModelLabels
+from codit.evaluation.tasks import TaskSelection
+from codit.generation.settings import EngineSettings, GenerationRun, SamplingSettings
+from codit.judged import alpacaeval
+from codit.judged.answering import AnsweringRun, AnsweringSettings
+from codit.judged.common import JudgedOutputs
+from codit.tools.cost import load_config
+from codit.training.sft import SftRun, TrainingSettings
+from codit.workflow.settings import Settings, group, option
 
 
 def parse(cls: type[Settings], command_line: str) -> Settings:

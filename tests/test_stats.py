@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from codit.cli import main
-from codit.stats import (
+from codit.report.stats import (
     compare_files,
     compare_replicates,
     format_result,
@@ -160,7 +160,7 @@ def test_large_inputs_are_drawn_in_blocks_with_the_same_stream(monkeypatch):
     rng = np.random.default_rng(4)
     a, b = scores(rng.random(50).tolist()), scores(rng.random(50).tolist())
     whole = paired_bootstrap(a, b, resamples=301, seed=5)
-    monkeypatch.setattr("codit.stats.BLOCK_ELEMENTS", 50 * 7)  # blocks of 7 resamples
+    monkeypatch.setattr("codit.report.stats.BLOCK_ELEMENTS", 50 * 7)  # blocks of 7 resamples
     assert paired_bootstrap(a, b, resamples=301, seed=5) == pytest.approx(whole)
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from codit.provenance import read_jsonl
 from codit.tinyworld import build_data, train_model
 from codit.tinyworld.chatformat import END_OF_TURN, render_prompt
 from codit.tinyworld.corpus import build_splits
 from codit.tinyworld.world import generate_world
+from codit.workflow.provenance import read_jsonl
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -435,7 +435,7 @@ def test_checkpoint_of_other_settings_is_discarded(world_dir, tmp_path):
 
 def test_the_tiny_mt_bench_turns_are_found_by_the_judge_server(tmp_path):
     """The world's MT-Bench (FastChat's layout) and the judge server's reading of its prompts."""
-    from codit.mtbench import Bench
+    from codit.judged.mtbench import Bench
     from codit.tinyworld.judge import judged_item, mt_bench_items
     from codit.tinyworld.mtbench import write_bench
 

@@ -8,10 +8,10 @@ import math
 
 import pytest
 
-from codit.mtbench import parse_rating
-from codit.provenance import read_jsonl
+from codit.judged.mtbench import parse_rating
 from codit.tinyworld.judge import MT_BENCH_TURN_1, rating, reply
 from codit.tinyworld.judge_model import agreement, judge_prompt
+from codit.workflow.provenance import read_jsonl
 
 
 def test_agreement_figures_match_a_hand_computation():

@@ -1,5 +1,6 @@
 """The tiny world's AlpacaEval 2 and WildBench: their bench folders and the world's served judge
-(codit.tinyworld.judge) asked through codit.alpacaeval's and codit.wildbench's own paths."""
+(codit.tinyworld.judge) asked through codit.judged.alpacaeval's and codit.judged.wildbench's own
+paths."""
 
 from __future__ import annotations
 
@@ -12,17 +13,18 @@ from pathlib import Path
 import pytest
 import tinyworld_cache
 
-from codit import alpacaeval, judging, mtbench, wildbench
-from codit.judge import Judge, JudgeEndpoint, JudgeError, JudgeRequest
-from codit.judge_server import judge_at
-from codit.provenance import read_json, read_jsonl, write_json, write_jsonl
+from codit.judged import alpacaeval, alpacaeval_metrics, judging, mtbench, wildbench
+from codit.judged.judge import Judge, JudgeEndpoint, JudgeError, JudgeRequest
+from codit.judged.judge_server import judge_at
 from codit.tinyworld import alpacaeval as tiny
 from codit.tinyworld import judge as tiny_judge
+from codit.tinyworld import wildbench as tiny_wildbench
 from codit.tinyworld.corpus import build_splits
 from codit.tinyworld.mtbench import QUESTIONS
 from codit.tinyworld.mtbench import write_bench as write_mtbench
 from codit.tinyworld.oracle import Oracle
 from codit.tinyworld.world import generate_world
+from codit.workflow.provenance import read_json, read_jsonl, write_json, write_jsonl
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 POOR = "I do not know."  # the stand-in reference output of the fast tests
@@ -38,7 +40,7 @@ def world(tmp_path_factory) -> tuple[Path, list[dict]]:
     pool = [{"id": f"tw-{i}", **item} for i, item in enumerate(splits["pool"])]
     write_jsonl(root / "instructions" / "pool.jsonl", pool)
     items = splits["ifeval"]
-    wildbench.write_tiny_bench(root / tiny_judge.WILDBENCH_FOLDER, items)
+    tiny_wildbench.write_tiny_bench(root / tiny_judge.WILDBENCH_FOLDER, items)
     references = {item["instruction"]: POOR for item in tiny.tiny_items(items)}
     tiny.write_tiny_bench(root / tiny.FOLDER, items, references)
     write_mtbench(root / "mt_bench", items)
@@ -57,8 +59,8 @@ def served(world, tmp_path_factory) -> JudgeEndpoint:
 
 def test_copies_agree_with_the_benchmark_modules():
     """The judge server keeps copies of these (it starts without numpy and scipy)."""
-    assert tiny_judge.WILDBENCH_PROMPT.pattern == wildbench.TINY_PROMPT.pattern
-    assert tiny_judge.WILDBENCH_PROMPT.flags == wildbench.TINY_PROMPT.flags
+    assert tiny_judge.WILDBENCH_PROMPT.pattern == tiny_wildbench.TINY_PROMPT.pattern
+    assert tiny_judge.WILDBENCH_PROMPT.flags == tiny_wildbench.TINY_PROMPT.flags
     assert tiny_judge.TASKS_FILE == wildbench.TASKS_FILE
     assert (tiny.FIRST, tiny.SECOND) == (alpacaeval.FIRST, alpacaeval.SECOND)
     assert (tiny.REFERENCE_FILE, tiny.TEMPLATE_FILE) == (
@@ -78,7 +80,7 @@ def test_the_tiny_alpaca_bench_is_accepted_and_shares_no_item(world):
     wild = {
         t["conversation_input"][-1]["content"] for t in wildbench.Bench(root / "wildbench").tasks
     }
-    assert not ours & mt_bench and not ours & wild and len(wild) == wildbench.TINY_TASKS
+    assert not ours & mt_bench and not ours & wild and len(wild) == tiny_wildbench.TINY_TASKS
     combos = {len(r["tinyworld"]["constraints"]) for r in bench.references}
     assert combos == {1, 2, 3}
     first = bench.references[0]
@@ -154,7 +156,7 @@ def test_pairwise_verdicts_in_both_orders_plain_and_weighted(world, served):
 
 
 def test_judge_outputs_over_the_tiny_bench(world, served):
-    """codit.alpacaeval's whole judging path: gold answers beat the POOR references."""
+    """codit.judged.alpacaeval's whole judging path: gold answers beat the POOR references."""
     root, items = world
     bench = alpacaeval.Bench(root / tiny.FOLDER)
     outputs = [
@@ -165,11 +167,11 @@ def test_judge_outputs_over_the_tiny_bench(world, served):
     assert {j["verdict_kind"] for j in judgments} == {"weighted"}
     assert {j["model_shown_first"] for j in judgments} == {True, False}
     assert all(j["preference"] > 1.5 for j in judgments)
-    assert alpacaeval.win_rate([j["preference"] for j in judgments])["n_wins"] == 32
+    assert alpacaeval_metrics.win_rate([j["preference"] for j in judgments])["n_wins"] == 32
 
 
 def test_wildbench_scores_are_the_oracles_ratings(world, served):
-    """codit.wildbench's grade path: each score is 1 + round(9 x the oracle's score)."""
+    """codit.judged.wildbench's grade path: each score is 1 + round(9 x the oracle's score)."""
     root, items = world
     bench = wildbench.Bench(root / tiny_judge.WILDBENCH_FOLDER)
     oracle = Oracle(root)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from tiny_models import END_OF_TURN, save_tiny_gpt2, save_tiny_llama, write_dataset
 
-from codit import training
 from codit.cli import main
+from codit.training import sft
 
 FAST = ["--batch-size", "4", "--epochs", "1", "--logging-steps", "1", "--threads", "1"]
 
@@ -42,17 +42,17 @@ def trained(students, dataset, tmp_path_factory) -> dict[str, Path]:
     for arch in ("llama", "gpt2"):
         outs[arch] = root / arch
         extra = ["--epochs", "2"]  # enough steps past warmup to move the weights clearly
-        sft(students[arch], dataset, outs[arch], *extra)
+        run_sft(students[arch], dataset, outs[arch], *extra)
     return outs
 
 
-def sft(student: Path, data: Path, out: Path, *extra: str) -> None:
+def run_sft(student: Path, data: Path, out: Path, *extra: str) -> None:
     main(["sft", "--student", str(student), "--data", str(data), "--out", str(out), *FAST, *extra])
 
 
 def sft_error(*argv: str) -> str:
     with pytest.raises(SystemExit) as failure:
-        sft(*argv)
+        run_sft(*argv)
     return str(failure.value)
 
 
@@ -128,16 +128,16 @@ def test_merged_stops_at_end_of_turn(trained):
     assert json.loads((merged / "config.json").read_text())["use_cache"] is True
 
 
-def job_args(student: Path, data: Path, out: Path, *extra: str) -> training.SftRun:
+def job_args(student: Path, data: Path, out: Path, *extra: str) -> sft.SftRun:
     """The settings `codit sft --student ... --data ... --out ... EXTRA` parses into."""
     parser = argparse.ArgumentParser()
-    training.add_arguments(parser)
+    sft.add_arguments(parser)
     argv = ["--student", str(student), "--data", str(data), "--out", str(out), *extra]
-    return training.SftRun.from_args(parser.parse_args(argv))
+    return sft.SftRun.from_args(parser.parse_args(argv))
 
 
 def test_loss_covers_completion_only(students, dataset, tmp_path):
-    job = training.build_job(job_args(students["llama"], dataset, tmp_path), tmp_path / "trainer")
+    job = sft.build_job(job_args(students["llama"], dataset, tmp_path), tmp_path / "trainer")
     batch = next(iter(job.trainer.get_train_dataloader()))
     assistant = job.tokenizer.convert_tokens_to_ids("<|assistant|>")
     end_of_turn = job.tokenizer.convert_tokens_to_ids(END_OF_TURN)
@@ -165,7 +165,7 @@ def test_lm_head_scores_loss_positions_only(
     import trl.trainer.utils as trl_utils
 
     extra = ["--chat-template-from", str(students[template_from])] if template_from else []
-    job = training.build_job(job_args(students[student], dataset, tmp_path, *extra), tmp_path / "t")
+    job = sft.build_job(job_args(students[student], dataset, tmp_path, *extra), tmp_path / "t")
     assert trl_utils._use_triton(torch.device("cpu"))
     batch = next(iter(job.trainer.get_train_dataloader()))
     model = job.trainer.model
@@ -193,7 +193,7 @@ def test_lm_head_scores_loss_positions_only(
 
 def test_dataset_smaller_than_one_batch(students, tmp_path):
     data = write_dataset(tmp_path / "two.jsonl", count=2)
-    sft(students["llama"], data, tmp_path / "out", "--batch-size", "8")
+    run_sft(students["llama"], data, tmp_path / "out", "--batch-size", "8")
     assert load_record(tmp_path / "out")["num_train_examples"] == 2
 
 
@@ -232,7 +232,7 @@ def test_template_from_teacher_adds_missing_tokens(students, dataset, tmp_path):
 
     out = tmp_path / "out"
     student = students["llama_no_chat_tokens"]
-    sft(student, dataset, out, "--chat-template-from", str(students["llama"]))
+    run_sft(student, dataset, out, "--chat-template-from", str(students["llama"]))
     record = load_record(out)
     assert END_OF_TURN in record["provenance"]["settings"]["added_template_tokens"]
     assert record["merge_max_abs_logit_diff"] < 1e-4
@@ -302,17 +302,17 @@ def test_bad_record_names_file_and_line(students, tmp_path, line, message):
 def test_truncated_records_are_counted_as_trl_tokenizes_them(students, tmp_path):
     data = write_dataset(tmp_path / "data.jsonl", count=6)
     # Untruncated lengths, from TRL's own preparation of the dataset.
-    job = training.build_job(job_args(students["llama"], data, tmp_path), tmp_path / "trainer")
+    job = sft.build_job(job_args(students["llama"], data, tmp_path), tmp_path / "trainer")
     lengths = [len(ids) for ids in job.trainer.train_dataset["input_ids"]]
     cut = sorted(lengths)[len(lengths) // 2]
     expected = sum(length > cut for length in lengths)
     assert 0 < expected < len(lengths)
     args = job_args(students["llama"], data, tmp_path, "--max-length", str(cut))
-    report = training.training_data_report(args, job.tokenizer)
+    report = sft.training_data_report(args, job.tokenizer)
     assert report["truncated_to_max_length"] == expected
     assert f"{expected} of 6 records are longer than --max-length {cut}" in report["warnings"][0]
     # ... and TRL does cut exactly those.
-    cut_job = training.build_job(args, tmp_path / "trainer2")
+    cut_job = sft.build_job(args, tmp_path / "trainer2")
     assert [len(ids) for ids in cut_job.trainer.train_dataset["input_ids"]] == [
         min(length, cut) for length in lengths
     ]
@@ -323,8 +323,8 @@ def test_dataset_smaller_than_one_batch_is_a_warning(students, tmp_path):
     # recorded, not refused.
     data = write_dataset(tmp_path / "two.jsonl", count=2)
     args = job_args(students["llama"], data, tmp_path, "--batch-size", "4", "--grad-accum", "2")
-    job = training.build_job(args, tmp_path / "trainer")
-    report = training.training_data_report(args, job.tokenizer)
+    job = sft.build_job(args, tmp_path / "trainer")
+    report = sft.training_data_report(args, job.tokenizer)
     assert report["truncated_to_max_length"] == 0
     assert report["warnings"] == [
         f"{data}: 2 records, fewer than one batch (--batch-size 4 x --grad-accum 2 = 8); "
@@ -335,7 +335,7 @@ def test_dataset_smaller_than_one_batch_is_a_warning(students, tmp_path):
 def test_records_all_dropped_by_trl_are_refused(students, tmp_path):
     data = write_dataset(tmp_path / "data.jsonl", count=3)
     args = job_args(students["llama"], data, tmp_path, "--max-length", "3")
-    job = training.build_job(args, tmp_path / "trainer")
+    job = sft.build_job(args, tmp_path / "trainer")
     with pytest.raises(ValueError, match="no training records left") as error:
-        training.check_examples_left(args, job.trainer)
+        sft.check_examples_left(args, job.trainer)
     assert str(data) in str(error.value) and "--max-length 3" in str(error.value)

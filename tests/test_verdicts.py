@@ -1,4 +1,5 @@
-"""Tests of codit.verdicts: one verdict per claim of the paper, with a t interval across worlds.
+"""Tests of codit.report.verdicts: one verdict per claim of the paper, with a t interval across
+worlds.
 
 The main tables are built here, with planted per-world effects; expected estimates and intervals
 are computed by hand (scipy's t quantile) from the planted numbers, not by the module.
@@ -17,10 +18,10 @@ import scipy.stats
 from test_report import read_table, run_report, write_grid
 from workflow_runs import REPO
 
-from codit import verdicts
 from codit.cli import main
-from codit.naming import codit_arm, parse_arm
-from codit.tables import MAIN_COLUMNS
+from codit.report import verdicts
+from codit.report.tables import MAIN_COLUMNS
+from codit.workflow.naming import codit_arm, parse_arm
 
 WORLDS = ("w1", "w2", "w3", "w4")  # teacher pairs, all of a llama teacher
 STUDENTS = {"s_llama": "llama", "s_gpt2": "gpt2"}  # s_gpt2 is the cross-architecture student
@@ -355,7 +356,7 @@ def test_report_writes_verdicts_and_the_main_md_section(tmp_path: Path) -> None:
 def test_verdict_figure_has_a_panel_per_metric_with_an_interval(rows, tmp_path: Path) -> None:
     from test_report import png_size
 
-    from codit import plots
+    from codit.report import plots
 
     path = tmp_path / "verdicts.png"
     plots.plot_verdicts(rows, path)
@@ -370,7 +371,7 @@ def test_verdict_figure_has_a_panel_per_metric_with_an_interval(rows, tmp_path: 
 
 
 def test_codit_verdicts_pools_the_worlds_of_several_runs(rows, tmp_path: Path) -> None:
-    from codit import pooled
+    from codit.report import pooled
 
     table = main_table()
     first = table[table["teacher_pair"].isin(["w1", "w2", ""])]
@@ -400,7 +401,7 @@ def test_codit_verdicts_pools_the_worlds_of_several_runs(rows, tmp_path: Path) -
 
 
 def test_codit_verdicts_sets_a_replication_beside_the_study(tmp_path: Path) -> None:
-    from codit import pooled
+    from codit.report import pooled
 
     table = main_table()
     study = table[table["teacher_pair"].isin(["w1", "w2", ""])]

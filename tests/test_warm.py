@@ -1,4 +1,4 @@
-"""The warm worker (codit.warm): real `codit` processes handing their commands to a real
+"""The warm worker (codit.workflow.warm): real `codit` processes handing their commands to a real
 server, which forks jobs from an interpreter that has torch, transformers, TRL and lm-eval
 loaded. A warm job must be indistinguishable from a cold one: the same output bytes, streams
 and exit status, the same resume after a kill, and it must die when its client is killed."""
@@ -16,7 +16,7 @@ import pytest
 from tiny_models import save_tiny_llama, write_dataset
 from warm_runtime import jobs_in
 
-from codit import warm
+from codit.workflow import warm
 
 REPO = Path(__file__).resolve().parents[1]
 SFT_RUN = ["--batch-size", "4", "--epochs", "2", "--logging-steps", "1", "--threads", "1"]

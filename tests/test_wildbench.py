@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from fake_judge import FakeJudge
 
-from codit import wildbench
-from codit.judge import Judge, JudgeEndpoint
-from codit.judged import results_block
-from codit.wildbench import (
+from codit.judged import wildbench
+from codit.judged.common import results_block
+from codit.judged.judge import Judge, JudgeEndpoint
+from codit.judged.wildbench import (
     BENCHMARK,
     CATEGORY_WEIGHTS,
     Bench,
@@ -24,6 +24,7 @@ from codit.wildbench import (
     scores,
     task_samples,
 )
+from codit.tinyworld import wildbench as tiny_wildbench
 
 # Our own stand-in for WildBench's score template: the same four placeholders.
 TEMPLATE = (
@@ -412,7 +413,7 @@ def test_an_unparsable_reply_is_asked_again_then_counted_and_left_out(server, tm
     server.garbage = True
     bench = Bench(make_bench(tmp_path / "bench"))
     judgments, result = grade(bench, ANSWERS[:1], judge(server))
-    assert len(server.requests) == 3  # asked once and twice again (codit.judge)
+    assert len(server.requests) == 3  # asked once and twice again (codit.judged.judge)
     assert judgments[0]["score"] is None and judgments[0]["reply"] == "no verdict"
     assert (result["score"], result["wb_score"], result["task_macro"]) == (None, None, None)
     assert (result["judgments"], result["unparsable"], result["categories"]) == (1, 1, {})
@@ -420,8 +421,8 @@ def test_an_unparsable_reply_is_asked_again_then_counted_and_left_out(server, tm
 
 
 def test_the_command_writes_an_evaluation_the_report_reads(server, tmp_path):
-    from codit.stats import item_scores
-    from codit.tables import main_table
+    from codit.report.stats import item_scores
+    from codit.report.tables import main_table
 
     bench = make_bench(tmp_path / "bench")
     answers, card = tmp_path / "answers.jsonl", tmp_path / "answers.card.json"
@@ -478,7 +479,7 @@ def tiny_item(index: int) -> dict:
 
 def test_the_tiny_bench_holds_checklists_of_constraints_and_facts(tmp_path):
     items = [tiny_item(i) for i in range(60)]
-    wildbench.write_tiny_bench(tmp_path / "wb", items, count=10, skip=16)
+    tiny_wildbench.write_tiny_bench(tmp_path / "wb", items, count=10, skip=16)
     bench = Bench(tmp_path / "wb")  # a bench like WildBench's
     assert len(bench.tasks) == 10
     picked = [t["tinyworld"]["subject"] for t in bench.tasks]
@@ -501,8 +502,8 @@ def test_the_tiny_bench_holds_checklists_of_constraints_and_facts(tmp_path):
     # a tiny judge reads the query and the response back from the filled template
     prompt = bench.request({"session_id": second["session_id"], "output": "HI.\nTHERE"}, "j")
     content = prompt.messages[0]["content"]
-    parts = wildbench.TINY_PROMPT.search(content).groups()
+    parts = tiny_wildbench.TINY_PROMPT.search(content).groups()
     assert parts == (items[20]["instruction"], "HI.\nTHERE")
     assert "USER: Describe Zorb20.\n\nASSISTANT: Sure." in content
     with pytest.raises(ValueError, match="44 held-out items after 16, need 50"):
-        wildbench.write_tiny_bench(tmp_path / "too-many", items, count=50)
+        tiny_wildbench.write_tiny_bench(tmp_path / "too-many", items, count=50)

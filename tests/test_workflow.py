@@ -18,9 +18,9 @@ from workflow_runs import (
     snakemake,
 )
 
-from codit.cost import load_config
-from codit.jobs import RULES, config_jobs
-from codit.jobs import job_counts as grid_job_counts
+from codit.tools.cost import load_config
+from codit.workflow.jobs import RULES, config_jobs
+from codit.workflow.jobs import job_counts as grid_job_counts
 
 # Rules that run on compute nodes, with the GPUs of their models.
 COMPUTE_RULES = {
@@ -61,8 +61,8 @@ HUB_ENV = "HF_HOME=resources/hub/huggingface NLTK_DATA=resources/hub/nltk_data"
 
 
 def assert_package_lists_the_same_jobs(configfile, dry_run_counts):
-    """codit.jobs (read by the targets and by `codit cost`) lists exactly the grid jobs that
-    Snakemake plans."""
+    """codit.workflow.jobs (read by the targets and by `codit cost`) lists exactly the grid jobs
+    that Snakemake plans."""
     listed = grid_job_counts(config_jobs(load_config(configfile)))
     planned = {rule: count for rule, count in dry_run_counts.items() if rule in RULES}
     assert listed == planned
@@ -340,7 +340,8 @@ def test_smoke_grid_runs_every_rule_and_every_arm_kind(tinyworld_build, warm_dir
     assert result.returncode == 0, result.stderr[-5000:]
     ran = job_counts(result.stdout + result.stderr)
     assert set(ran) == rules_of_workflow() - NOT_IN_SMOKE_RUN, ran
-    # A local run forks its jobs from warm servers (codit.warm): all but the first of a kind.
+    # A local run forks its jobs from warm servers (codit.workflow.warm): all but the first of a
+    # kind.
     warm_stages = {command.split()[1] for _, command in warm_jobs(warm_directory)}
     assert {"generate", "sft", "evaluate"} <= warm_stages, warm_stages
     assert set(warm_outcomes(warm_directory)) == {"exit 0"}

@@ -26,7 +26,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from codit.datasets import dataset_record
+from codit.data.datasets import dataset_record
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>", "<|user|>", "<|assistant|>"]
 WORDS = [f"w{i}" for i in range(90)]

@@ -28,8 +28,8 @@ MODELS = ("llama-base", "llama-instruct", "gpt2-base")
 BUILD_SOURCES = [
     *sorted((REPO / "src/codit/tinyworld").rglob("*.py")),
     *sorted((REPO / "src/codit/tinyworld/task_templates").glob("*")),
-    REPO / "src/codit/provenance.py",
-    REPO / "src/codit/wildbench.py",  # the tiny WildBench's writer
+    REPO / "src/codit/workflow/provenance.py",
+    REPO / "src/codit/judged/wildbench.py",  # the layout the tiny WildBench is written in
     REPO / "workflow/rules/tinyworld.smk",
 ]
 BUILD_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors")

@@ -1,4 +1,4 @@
-"""A private folder for warm servers (codit.warm) in tests, and what their logs say."""
+"""A private folder for warm servers (codit.workflow.warm) in tests, and what their logs say."""
 
 from __future__ import annotations
 

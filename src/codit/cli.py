@@ -1,102 +1,117 @@
 """`codit <stage> ...`: one thin command per workflow stage; the Snakemake rules call these.
 
-Each stage module exposes `add_arguments(parser)` and `run(args)`. Only the chosen stage is
-imported, so `codit --help` stays instant (torch is not loaded).
+Each stage module exposes `add_arguments(parser)` and `run(args)`; `stage_module` names the
+module of every stage. Only the chosen stage's module is imported, so `codit --help` stays
+instant (torch is not loaded).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+from types import ModuleType
 
+# Each stage's one-line help, in the order `codit --help` lists them.
 STAGES = {
-    "tinyworld": (
-        "codit.tinyworld.cli",
-        "build the built-in tiny world (data, tokenizer, models, tasks)",
-    ),
-    "download": ("codit.hub", "download a Hub model (safetensors only) into a local folder"),
-    "instructions": (
-        "codit.instructions",
-        "normalise an instruction source into the pool to answer",
-    ),
-    "generate": ("codit.generation", "generate CoDIT or direct responses for an instruction file"),
-    "gather": ("codit.datasets", "concatenate the generated shards of one dataset, with its card"),
+    "tinyworld": "build the built-in tiny world (data, tokenizer, models, tasks)",
+    "download": "download a Hub model (safetensors only) into a local folder",
+    "instructions": "normalise an instruction source into the pool to answer",
+    "generate": "generate CoDIT or direct responses for an instruction file",
+    "gather": "concatenate the generated shards of one dataset, with its card",
     "bestofn": (
-        "codit.bestofn",
-        "Best-of-N: score N direct samples per instruction (oracle or LLM judge), keep the best",
+        "Best-of-N: score N direct samples per instruction (oracle or LLM judge), keep the best"
     ),
     "public": (
-        "codit.public",
-        "a public instruction dataset (Hub or JSONL, field mapping) subsampled to a given size",
+        "a public instruction dataset (Hub or JSONL, field mapping) subsampled to a given size"
     ),
-    "sft": (
-        "codit.training",
-        "LoRA SFT of a student on a generated dataset; saves adapter and merged model",
-    ),
-    "chatvector": (
-        "codit.chatvector",
-        "add r x (post - pre) of a teacher pair to a student of the same architecture",
-    ),
-    "prefetch": (
-        "codit.prefetch",
-        "fetch the data of lm-eval tasks into the hub cache (for offline evaluation jobs)",
-    ),
-    "evaluate": ("codit.evaluation", "run lm-evaluation-harness tasks on a model directory"),
-    "mtbench": (
-        "codit.mtbench",
-        "MT-Bench: grade a model's two-turn answers with an LLM judge (FastChat's grading)",
-    ),
+    "sft": "LoRA SFT of a student on a generated dataset; saves adapter and merged model",
+    "chatvector": "add r x (post - pre) of a teacher pair to a student of the same architecture",
+    "prefetch": "fetch the data of lm-eval tasks into the hub cache (for offline evaluation jobs)",
+    "evaluate": "run lm-evaluation-harness tasks on a model directory",
+    "mtbench": "MT-Bench: grade a model's two-turn answers with an LLM judge (FastChat's grading)",
     "alpacaeval": (
-        "codit.alpacaeval",
-        "AlpacaEval 2.0: a model's outputs judged pairwise against the reference (WR, LC WR)",
+        "AlpacaEval 2.0: a model's outputs judged pairwise against the reference (WR, LC WR)"
     ),
-    "wildbench": (
-        "codit.wildbench",
-        "WildBench v2: a model's answers scored 1-10 on each task's checklist (WB-Score)",
-    ),
-    "judged": (
-        "codit.judging",
-        "grade one model's answers to every judged benchmark with one judge (served once)",
-    ),
-    "power": (
-        "codit.power",
-        "items and seeds a paired comparison needs to decide, from a report's measured noise",
-    ),
-    "report": ("codit.report", "collect evaluation results into tables and figures"),
-    "verdicts": (
-        "codit.pooled",
-        "the paper's claims decided over the worlds of several runs' main tables, pooled",
-    ),
-    "bench": (
-        "codit.bench",
-        "measure generation speed and memory of the engine against model.generate",
-    ),
-    "cost": ("codit.cost", "estimate GPU-hours per stage of a config from stated assumptions"),
+    "wildbench": "WildBench v2: a model's answers scored 1-10 on each task's checklist (WB-Score)",
+    "judged": "grade one model's answers to every judged benchmark with one judge (served once)",
+    "power": "items and seeds a paired comparison needs to decide, from a report's measured noise",
+    "report": "collect evaluation results into tables and figures",
+    "verdicts": "the paper's claims decided over the worlds of several runs' main tables, pooled",
+    "bench": "measure generation speed and memory of the engine against model.generate",
+    "cost": "estimate GPU-hours per stage of a config from stated assumptions",
     "explain": (
-        "codit.explain",
-        "Figure 1 for one instruction: top tokens of post, pre and CoDIT at one decoding step",
+        "Figure 1 for one instruction: top tokens of post, pre and CoDIT at one decoding step"
     ),
-    "compare": (
-        "codit.stats",
-        "paired bootstrap of a metric between two samples files (b - a, interval, p-value)",
-    ),
+    "compare": "paired bootstrap of a metric between two samples files (b - a, interval, p-value)",
 }
+
+
+def stage_module(stage: str) -> ModuleType:
+    """The module that serves `stage` (its `add_arguments` and `run`), imported only when the
+    stage runs."""
+    match stage:
+        case "tinyworld":
+            from codit.tinyworld import cli as module
+        case "download":
+            from codit.data import hub as module
+        case "instructions":
+            from codit.data import instructions as module
+        case "generate":
+            from codit.generation import generate as module
+        case "gather":
+            from codit.data import datasets as module
+        case "bestofn":
+            from codit.baselines import bestofn as module
+        case "public":
+            from codit.baselines import public as module
+        case "sft":
+            from codit.training import sft as module
+        case "chatvector":
+            from codit.baselines import chatvector as module
+        case "prefetch":
+            from codit.evaluation import prefetch as module
+        case "evaluate":
+            from codit.evaluation import lmeval as module
+        case "mtbench":
+            from codit.judged import mtbench as module
+        case "alpacaeval":
+            from codit.judged import alpacaeval as module
+        case "wildbench":
+            from codit.judged import wildbench as module
+        case "judged":
+            from codit.judged import judging as module
+        case "power":
+            from codit.report import power as module
+        case "report":
+            from codit.report import build as module
+        case "verdicts":
+            from codit.report import pooled as module
+        case "bench":
+            from codit.tools import bench as module
+        case "cost":
+            from codit.tools import cost as module
+        case "explain":
+            from codit.tools import explain as module
+        case "compare":
+            from codit.report import stats as module
+        case _:
+            raise KeyError(stage)
+    return module
 
 
 def _overview() -> str:
     width = max(map(len, STAGES))
     lines = ["usage: codit <stage> [options]", "", "stages:"]
-    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in STAGES.items()]
+    lines += [f"  {name:<{width}}  {text}" for name, text in STAGES.items()]
     lines += ["", "`codit <stage> --help` lists a stage's options."]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     """`codit <stage> ...`. From the command line (argv None) and with CODIT_WARM=1 the stage
-    runs in a process forked from a warm interpreter (codit.warm), else in this one."""
+    runs in a process forked from a warm interpreter (codit.workflow.warm), else in this one."""
     if argv is None:
-        from codit import warm
+        from codit.workflow import warm
 
         if warm.enabled():
             status = warm.delegate(sys.argv)
@@ -115,9 +130,8 @@ def run(argv: list[str]) -> None:
     stage, rest = argv[0], argv[1:]
     if stage not in STAGES:
         sys.exit(f"codit: unknown stage {stage!r}\n\n{_overview()}")
-    module_name, description = STAGES[stage]
-    module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"codit {stage}", description=description)
+    module = stage_module(stage)
+    parser = argparse.ArgumentParser(prog=f"codit {stage}", description=STAGES[stage])
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:

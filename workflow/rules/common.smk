@@ -8,7 +8,7 @@ import shlex
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from codit.config import (
+from codit.workflow.config import (
     ConfigError,
     TINYWORLD_DIR,
     build_grid,
@@ -20,11 +20,11 @@ from codit.config import (
     task_include_path,
     tinyworld_model_dir,
 )
-from codit.datasets import GatherSettings
-from codit.evaluation import EvaluationSettings
-from codit.generation_settings import EngineSettings, SamplingSettings
-from codit.instructions import InstructionSource
-from codit.jobs import (
+from codit.data.datasets import GatherSettings
+from codit.evaluation.lmeval import EvaluationSettings
+from codit.generation.settings import EngineSettings, SamplingSettings
+from codit.data.instructions import InstructionSource
+from codit.workflow.jobs import (
     CHAT_VECTOR_DIR,
     CHAT_VECTOR_ID,
     DATASET_DIR,
@@ -53,10 +53,10 @@ from codit.jobs import (
     judged_tasks,
     trained_datasets,
 )
-from codit.judge import JudgeEndpoint
-from codit.lmeval_tasks import TaskSelection
-from codit.answering import AnsweringSettings
-from codit.naming import (
+from codit.judged.judge import JudgeEndpoint
+from codit.evaluation.tasks import TaskSelection
+from codit.judged.answering import AnsweringSettings
+from codit.workflow.naming import (
     ARM_PATTERN,
     BEST_OF_N,
     CHAT_VECTOR,
@@ -68,8 +68,8 @@ from codit.naming import (
     direct_sample_arm,
     parse_arm,
 )
-from codit.public import PublicSource
-from codit.training import TrainingSettings
+from codit.baselines.public import PublicSource
+from codit.training.sft import TrainingSettings
 
 validate(config, schema="../schemas/config.schema.yaml")
 try:
@@ -87,7 +87,7 @@ SHARDS = shard_names(GEN["num_shards"])
 # with its data; or the config's own folder.
 JUDGED_TASKS = judged_tasks(config)
 JUDGED_FOLDERS = {task: judged_bench_folder(config, task) for task in JUDGED_TASKS}
-# Every job of the grid (codit.jobs); the targets below, and `codit cost`, read this list.
+# Every job of the grid (codit.workflow.jobs); the targets below, and `codit cost`, read this list.
 JOBS = config_jobs(config, GRID)
 ENV = "../../envs/codit.yaml"
 # What each kind of job makes: arms sampled from a teacher, picked among samples, written
@@ -552,7 +552,7 @@ def reference_evaluations():
 
 
 def report_path(name):
-    """One output of `codit report`, by its name in codit.jobs.REPORT_OUTPUTS."""
+    """One output of `codit report`, by its name in codit.workflow.jobs.REPORT_OUTPUTS."""
     return f"{REPORT_DIR}/{REPORT_OUTPUTS[name]}"
 
 

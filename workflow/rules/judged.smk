@@ -63,7 +63,7 @@ ANSWER_COMMAND = (
 )
 
 # One answering rule per enabled benchmark and kind of evaluated model (named like
-# codit.jobs.answer_rule: `alpacaeval_answer_student` ...).
+# codit.workflow.jobs.answer_rule: `alpacaeval_answer_student` ...).
 for task in JUDGED_TASKS:
     command = JUDGED_BENCHMARKS[task]
 

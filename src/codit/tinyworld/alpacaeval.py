@@ -1,13 +1,13 @@
-"""The tiny world's AlpacaEval 2: a bench folder in codit.alpacaeval's layout that the world can
-judge.
+"""The tiny world's AlpacaEval 2: a bench folder in codit.judged.alpacaeval's layout that the world
+can judge.
 
 `write_tiny_bench(folder, items, reference_outputs)` writes, from the held-out benchmark items
 (the tiny IFEval's, corpus.build_splits' `ifeval`):
 
 - `reference_outputs.json`: TINY_ITEMS instructions (`tiny_items`: spread evenly over the items
   after the tiny MT-Bench's first mtbench.QUESTIONS, leaving out the tiny WildBench's
-  wildbench.tiny_items, so the three judged benchmarks share no instruction), each with the
-  reference output, the tiny instruct model's answer (`reference_answers`: world
+  codit.tinyworld.wildbench.tiny_items, so the three judged benchmarks share no instruction), each
+  with the reference output, the tiny instruct model's answer (`reference_answers`: world
   models/llama-instruct, greedy, CPU float32, at most MAX_NEW_TOKENS new tokens), and, under
   `tinyworld`, its oracle item (codit.tinyworld.oracle), which the world's judge server reads;
 - `alpaca_eval_clf.txt`: our own pairwise template (TEMPLATE) with alpaca_eval's ChatML
@@ -16,7 +16,7 @@ judge.
 
 There is no `df_gamed.csv` or `instruction_difficulty.csv`: the length-controlled win rate runs
 alpaca_eval's GLM without the difficulty term and the regularisation toward the gamed baselines
-(`length_controlled_minimal`, codit.alpacaeval.GLM_NOTES says so in the scores).
+(`length_controlled_minimal`, codit.judged.alpacaeval_metrics.GLM_NOTES says so in the scores).
 
 `write_world_bench(world)` does it all for a built world with a trained llama-instruct: the
 held-out items rebuilt from the data card, the reference answers, the folder `world/FOLDER`,
@@ -30,12 +30,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from codit.provenance import staged_dir, write_json
 from codit.tinyworld.mtbench import QUESTIONS, oracle_item
+from codit.workflow.provenance import staged_dir, write_json
 
 FOLDER = "alpaca_eval"  # the bench folder's name under the world
-# codit.alpacaeval's file names and output identifiers, not imported from it so that the judge
-# server, which reads them, starts without its numpy and scipy (tests check they agree).
+# codit.judged.alpacaeval's file names and output identifiers, not imported from it so that the
+# judge server, which reads them, starts without its numpy and scipy (tests check they agree).
 REFERENCE_FILE, TEMPLATE_FILE = "reference_outputs.json", "alpaca_eval_clf.txt"
 FIRST, SECOND = "m", "M"
 TINY_ITEMS = 32
@@ -76,7 +76,7 @@ TINY_PROMPT = re.compile(
 def tiny_items(items: Sequence[dict[str, Any]], count: int = TINY_ITEMS) -> list[dict[str, Any]]:
     """`count` items spread evenly over those after the tiny MT-Bench's that the tiny WildBench
     does not use (single, paired and triple constraints alike)."""
-    from codit.wildbench import tiny_items as wildbench_items
+    from codit.tinyworld.wildbench import tiny_items as wildbench_items
 
     taken = {item["instruction"] for item in wildbench_items(items)}
     pool = [item for item in items[QUESTIONS:] if item["instruction"] not in taken]

@@ -10,13 +10,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from codit.provenance import file_sha256, provenance, write_json, write_jsonl
 from codit.tinyworld.corpus import build_splits, pretrain_documents, split_combinations
 from codit.tinyworld.mtbench import write_bench
 from codit.tinyworld.tasks import write_task_folder
 from codit.tinyworld.tokenizer import VOCAB_SIZE, train_tokenizer
+from codit.tinyworld.wildbench import write_tiny_bench as write_wildbench
 from codit.tinyworld.world import generate_world
-from codit.wildbench import write_tiny_bench as write_wildbench
+from codit.workflow.provenance import file_sha256, provenance, write_json, write_jsonl
 
 POSTTRAIN_SIZE = 2000
 DATA_ITEMS = (

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codit.provenance import replace_dir
+from codit.workflow.provenance import replace_dir
 
 CHECKPOINT_VERSION = 1
 

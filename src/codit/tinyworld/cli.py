@@ -154,8 +154,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _write_alpaca_eval(world: Path, threads: int) -> None:
-    from codit.runtime import set_threads
     from codit.tinyworld.alpacaeval import write_world_bench
+    from codit.workflow.runtime import set_threads
 
     set_threads(threads)
     print(f"tiny AlpacaEval -> {write_world_bench(world)}")

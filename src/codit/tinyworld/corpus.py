@@ -321,7 +321,7 @@ def knowledge_items(world: dict[str, Any], seed: int) -> list[dict[str, Any]]:
 def built_world_splits(world_dir: str | Path) -> dict[str, list[dict[str, Any]]]:
     """The splits of a built world (`build_splits` again, with its data card's settings): its
     held-out benchmark items and gold responses, which the build does not write out whole."""
-    from codit.provenance import read_json
+    from codit.workflow.provenance import read_json
 
     world = Path(world_dir)
     card = read_json(world / "data_card.json")["settings"]

@@ -9,9 +9,9 @@
     `<response>` tags), or the tiny MT-Bench's turn-1 and turn-2 prompts
     (codit.tinyworld.mtbench: turn 2 is graded on the second answer): the reply is a short
     reason and `Rating: [[N]]`;
-  - the tiny WildBench's prompt (codit.wildbench.TINY_TEMPLATE; WILDBENCH_PROMPT, a copy of its
-    TINY_PROMPT, reads the query and the response back out): the reply is JSON
-    {"strengths", "weaknesses", "score": "N"};
+  - the tiny WildBench's prompt (codit.tinyworld.wildbench.TINY_TEMPLATE; WILDBENCH_PROMPT, a copy
+    of its TINY_PROMPT, reads the query and the response back out): the reply is JSON {"strengths",
+    "weaknesses", "score": "N"};
   - the tiny AlpacaEval's pairwise prompt (codit.tinyworld.alpacaeval.TEMPLATE): the reply is
     "m" when output_1 has the higher oracle score, "M" when output_2 has (a tie: "m", the
     output shown first, so under AlpacaEval's seeded random order a tie is a win or a loss
@@ -19,7 +19,7 @@
     `choices[0].logprobs.content[0].top_logprobs` (the first n of "m", "M") with
     p(m) = 1 / (1 + exp(-(s_1 - s_2) / PAIRWISE_TEMPERATURE)), p(M) = 1 - p(m), s the oracle
     scores: with the temperature 0.1 a score difference of 0.1 gives p = 0.73, 0.25 (one of
-    two constraints) 0.92, 0.5 0.993; a tie 0.5 / 0.5, so codit.alpacaeval's weighted
+    two constraints) 0.92, 0.5 0.993; a tie 0.5 / 0.5, so codit.judged.alpacaeval's weighted
     preference is 1.5.
   In every rating, N = 1 + round(9 x the oracle's score) (codit.tinyworld.oracle), so
   (N - 1) / 9 is the oracle's score to within 1/18. The held-out instructions are found by their
@@ -29,7 +29,7 @@
   HTTP 400 and says why.
 
 It is a real server process: a judging job starts it like any served judge (`judge.serve` in
-the config, codit.judge_server) and stops it. It stands in for a trained tiny judge model: it
+the config, codit.judged.judge_server) and stops it. It stands in for a trained tiny judge model: it
 agrees with the oracle by construction, and the client, cache, parsing and aggregation it is
 asked through are the ones the paper grid uses with gpt-oss-120b.
 """
@@ -46,12 +46,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from codit.provenance import read_json, read_jsonl
 from codit.tinyworld import alpacaeval as tiny_alpacaeval
 from codit.tinyworld.alpacaeval import FIRST, REFERENCE_FILE, SECOND
 from codit.tinyworld.oracle import Oracle
+from codit.workflow.provenance import read_json, read_jsonl
 
-# Best-of-N's judge prompt (codit.bestofn.JUDGE_PROMPT): what it rates sits between these tags.
+# Best-of-N's judge prompt (codit.baselines.bestofn.JUDGE_PROMPT): what it rates sits between these
+# tags.
 JUDGED = re.compile(r"<instruction>\n(.*?)\n</instruction>.*?<response>\n(.*?)\n</response>", re.S)
 # The tiny MT-Bench's prompts (codit.tinyworld.mtbench): turn 1, and the two-turn conversation.
 MT_BENCH_TURN_1 = re.compile(
@@ -64,8 +65,9 @@ MT_BENCH_TURN_2 = re.compile(
     r"\n\n<\|The End of Assistant A's Conversation with User\|>",
     re.S,
 )
-# The tiny WildBench's prompt: codit.wildbench.TINY_PROMPT and its tasks file, copied rather than
-# imported so that the server starts without codit.wildbench's numpy and scipy (tests check).
+# The tiny WildBench's prompt: codit.tinyworld.wildbench.TINY_PROMPT and its tasks file, copied
+# rather than imported so that the server starts without codit.judged.wildbench's numpy and scipy
+# (tests check).
 WILDBENCH_PROMPT = re.compile(
     r"<\|begin_of_query\|>\n(.*?)\n<\|end_of_query\|>.*?"
     r"<\|begin_of_response\|>\n(.*?)\n<\|end_of_response\|>",

@@ -36,7 +36,7 @@ compared) because it already maps the instructions' constraint wording to the fo
 for.
 
 Agreement (`agreement`), on the held-out answers: the judge's reply is generated greedily and
-parsed with codit.mtbench.parse_rating (FastChat's); `unparsable` counts replies without a
+parsed with codit.judged.mtbench.parse_rating (FastChat's); `unparsable` counts replies without a
 rating, and the figures below are over the parsed ones:
 - spearman, pearson: scipy.stats correlations of judge rating vs oracle rating (None when either
   is constant);
@@ -56,8 +56,13 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from codit.mtbench import parse_rating
-from codit.provenance import (
+from codit.judged.mtbench import parse_rating
+from codit.tinyworld.corpus import built_world_splits
+from codit.tinyworld.judge import mt_bench_items, rating, reply
+from codit.tinyworld.models import chat_prompt, generate
+from codit.tinyworld.mtbench import SINGLE
+from codit.tinyworld.oracle import Oracle
+from codit.workflow.provenance import (
     file_sha256,
     provenance,
     read_jsonl,
@@ -65,11 +70,6 @@ from codit.provenance import (
     write_json,
     write_jsonl,
 )
-from codit.tinyworld.corpus import built_world_splits
-from codit.tinyworld.judge import mt_bench_items, rating, reply
-from codit.tinyworld.models import chat_prompt, generate
-from codit.tinyworld.mtbench import SINGLE
-from codit.tinyworld.oracle import Oracle
 
 # Samples per instruction, by model of the world: instruct answers are mostly good, base ones
 # mostly poor, so together with the gold response the scores cover the whole range.

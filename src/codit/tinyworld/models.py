@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from codit.faults import fault_point
-from codit.provenance import file_sha256, provenance, read_jsonl, replace_dir, write_json
 from codit.tinyworld import checkpoint as training_checkpoint
 from codit.tinyworld.chatformat import DOC_SEPARATOR, END_OF_TURN
+from codit.workflow.faults import fault_point
+from codit.workflow.provenance import file_sha256, provenance, read_jsonl, replace_dir, write_json
 
 MODEL_NAMES = ("llama-base", "llama-instruct", "gpt2-base", "gpt2-instruct")
 BASE_OF = {"llama-instruct": "llama-base", "gpt2-instruct": "gpt2-base"}

@@ -8,7 +8,7 @@
   also keeps, under `tinyworld`, the oracle items of both turns (codit.tinyworld.oracle);
 - `judge_prompts.jsonl`: our own prompts under FastChat's four single-answer names and fields
   (a tiny world cannot read FastChat's English instructions to a judge; the prompt choice, the
-  rating format and the means are FastChat's, codit.mtbench).
+  rating format and the means are FastChat's, codit.judged.mtbench).
 
 The world's judge server (codit.tinyworld.judge) grades turn 1 against the first item and
 turn 2, which shows the whole conversation, against the second.
@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from codit.provenance import write_jsonl
+from codit.workflow.provenance import write_jsonl
 
 QUESTIONS = 16
 CATEGORY = "extraction"

@@ -20,8 +20,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from codit.provenance import file_sha256, read_jsonl
 from codit.tinyworld.constraints import check_all
+from codit.workflow.provenance import file_sha256, read_jsonl
 
 
 def _mentions(value: str, text: str) -> bool:

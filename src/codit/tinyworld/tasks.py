@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from codit.provenance import write_jsonl
+from codit.workflow.provenance import write_jsonl
 
 TASK_NAMES = ("tinyworld_ifeval", "tinyworld_knowledge")
 TEMPLATE_FILES = ("tinyworld_ifeval.yaml", "tinyworld_knowledge.yaml", "utils.py")

@@ -1,0 +1,1 @@
+"""The baselines beside CoDIT: Best-of-N, public datasets and the chat vector."""

@@ -1,0 +1,2 @@
+"""The inputs: the instruction pool, downloaded models, and the generated datasets with their
+cards."""

@@ -1,0 +1,1 @@
+"""lm-evaluation-harness: its tasks, their data fetched ahead, and `codit evaluate`."""

@@ -1,0 +1,2 @@
+"""Generating responses: the CoDIT decoding rule, the engine, model loading, shard checkpoints
+and `codit generate`."""

@@ -1,0 +1,1 @@
+"""The report: tidy tables, statistics, verdicts, figures and `codit report`."""

@@ -1,0 +1,1 @@
+"""Tools beside the pipeline: speed benchmarks, the cost estimate and Figure 1."""

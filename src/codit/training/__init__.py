@@ -1,0 +1,1 @@
+"""LoRA SFT of the students (`codit sft`)."""
