@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from codit import cli
-from codit.report import build, plots, tables
+from codit.report import build, pivots, plots, tables
 from codit.report.stats import seed_interval
 from codit.workflow.naming import codit_arm
 
@@ -312,11 +312,11 @@ def test_latex_compiles(results: Path, tmp_path: Path) -> None:
 
 
 def test_fractions_are_percentages_and_other_metrics_raw() -> None:
-    assert tables.is_fraction_metric(pd.Series([0.0, 0.5, 1.0, math.nan]))
-    assert not tables.is_fraction_metric(pd.Series([0.5, 12.3]))
-    assert tables.format_value(0.625, 0.0341, True, " ± ") == "62.5 ± 3.4"
-    assert tables.format_value(12.3456, math.nan, False, " ± ") == "12.346"
-    assert tables.format_value(math.nan, 0.1, True, " ± ") == tables.MISSING_CELL
+    assert pivots.is_fraction_metric(pd.Series([0.0, 0.5, 1.0, math.nan]))
+    assert not pivots.is_fraction_metric(pd.Series([0.5, 12.3]))
+    assert pivots.format_value(0.625, 0.0341, True, " ± ") == "62.5 ± 3.4"
+    assert pivots.format_value(12.3456, math.nan, False, " ± ") == "12.346"
+    assert pivots.format_value(math.nan, 0.1, True, " ± ") == tables.MISSING_CELL
 
 
 def test_lower_is_better_metric_bolds_the_minimum(inputs, tmp_path: Path) -> None:
@@ -789,8 +789,8 @@ def test_selection_by_hand_lower_is_better_and_ties_go_to_the_smaller_alpha() ->
     ] + [{"teacher_pair": "p", "student": "s", "arm": "direct", "arm_name": "direct",
           "task": "t", "metric": "m", "mean": 9.0}]  # fmt: skip
     summary = pd.DataFrame(rows)
-    assert tables.select_alpha(summary, "t/m", {}) == {("p", "s"): codit_arm(0.01, 1)}
-    lower = tables.select_alpha(summary, "t/m", {"t/m": False})
+    assert pivots.select_alpha(summary, "t/m", {}) == {("p", "s"): codit_arm(0.01, 1)}
+    lower = pivots.select_alpha(summary, "t/m", {"t/m": False})
     assert lower == {("p", "s"): codit_arm(0.1, 1)}
 
 

@@ -49,7 +49,7 @@ from typing import Any
 
 import pandas as pd
 
-from codit.report import paired, plots, tables, verdicts
+from codit.report import paired, pivots, plots, render, tables, verdicts
 from codit.workflow.jobs import REPORT_OUTPUTS
 from codit.workflow.provenance import atomic_path, file_sha256, provenance, read_json, write_json
 from codit.workflow.settings import Settings, option
@@ -197,7 +197,7 @@ def alpha_selection(
     if not slash or (not present and on != SELECTION_METRIC):
         known = ", ".join(sorted(set(summary["task"] + "/" + summary["metric"])))
         raise ValueError(f"--select-alpha-on {on!r} is none of the results' metrics: {known}")
-    return tables.select_alpha(summary, on, directions) if present else {}
+    return pivots.select_alpha(summary, on, directions) if present else {}
 
 
 def selection_table(
@@ -205,13 +205,13 @@ def selection_table(
     on: str,
     directions: dict[str, bool],
     selected: dict[tuple[str, str], str],
-) -> tables.MetricTable | None:
+) -> pivots.MetricTable | None:
     """The selection metric's table, for main.md's list of selected alphas (None: none)."""
     if not selected:
         return None
     task, _, metric = on.partition("/")
     rows = summary[(summary["task"] == task) & (summary["metric"] == metric)]
-    return tables.metric_table(rows, tables.metric_direction(directions, task, metric), selected)
+    return pivots.metric_table(rows, tables.metric_direction(directions, task, metric), selected)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -227,10 +227,10 @@ def write_report(report: ReportRun) -> None:
     shown = select_metrics(summary, report.metric)
     directions = tables.higher_is_better(evaluations)
     selected = alpha_selection(summary, report.select_alpha_on, directions)
-    metric_tables = tables.metric_tables(shown, directions, selected)
+    metric_tables = pivots.metric_tables(shown, directions, selected)
     selection = selection_table(summary, report.select_alpha_on, directions, selected)
     verdicts_of_judge = tables.alpaca_eval_verdicts(evaluations)
-    paper = tables.paper_table(shown, directions, selected, verdicts_of_judge)
+    paper = pivots.paper_table(shown, directions, selected, verdicts_of_judge)
     claims = verdicts.claim_verdicts(table, selected, directions, report.select_alpha_on)
 
     out = Path(report.out_dir)
@@ -238,9 +238,9 @@ def write_report(report: ReportRun) -> None:
     write_csv(summary, out / OUTPUTS["summary"])
     write_csv(datasets, out / OUTPUTS["datasets"])
     claims_section = verdicts.markdown_section(claims, selection_metric=report.select_alpha_on)
-    markdown = tables.render_markdown(metric_tables, selection, paper, claims_section)
+    markdown = render.render_markdown(metric_tables, selection, paper, claims_section)
     write_text(markdown, out / OUTPUTS["markdown"])
-    write_text(tables.render_latex(metric_tables, paper), out / OUTPUTS["latex"])
+    write_text(render.render_latex(metric_tables, paper), out / OUTPUTS["latex"])
     comparisons, skipped = paired.paired_comparisons(evaluations, table)
     write_csv(comparisons, out / OUTPUTS["paired_csv"])
     write_text(paired.render_paired_markdown(comparisons), out / OUTPUTS["paired"])

@@ -28,8 +28,9 @@ from typing import Any
 
 import pandas as pd
 
+from codit.report.render import markdown_grid
 from codit.report.stats import compare_replicates, seed_interval
-from codit.report.tables import eval_labels, markdown_grid, model_identity
+from codit.report.tables import eval_labels, model_identity
 from codit.workflow.naming import CODIT, DIRECT_ARM, format_number
 
 NOTHING_PAIRED = (

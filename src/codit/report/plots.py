@@ -36,14 +36,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 from matplotlib.transforms import blended_transform_factory
 
-from codit.report.tables import (
-    PAPER_COLUMNS,
-    REFERENCE_ARM,
-    ArmName,
-    PaperColumn,
-    broadcast_public,
-    shown_in_percent,
-)
+from codit.report.pivots import PAPER_COLUMNS, ArmName, PaperColumn, shown_in_percent
+from codit.report.tables import REFERENCE_ARM, broadcast_public
 from codit.report.verdicts import CLAIM_ALPHA, Verdict, baseline_label
 from codit.workflow.naming import BEST_OF_N, CHAT_VECTOR, CODIT, DIRECT_ARM, PUBLIC, format_number
 from codit.workflow.provenance import atomic_path

@@ -3,7 +3,7 @@
 A replication (other worlds, other training seeds) decides each claim on its own; pooling its
 worlds with the study's gives one verdict over all of them, with W - 1 degrees of freedom for
 W worlds in all. Each run's `results/tables/main.csv` is read back, the CoDIT alpha selected
-per (world, student) as the report selects it (`tables.select_alpha` on the selection metric),
+per (world, student) as the report selects it (`pivots.select_alpha` on the selection metric),
 and the claims decided by `codit.report.verdicts`. Worlds must not repeat across the runs: the same
 teacher pair name in two tables would be averaged as one world.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from codit.report import power, tables, verdicts
+from codit.report import power, render, tables, verdicts
 from codit.report.build import alpha_selection, write_csv, write_text, write_verdicts
 from codit.workflow.provenance import file_sha256, provenance, write_json
 from codit.workflow.settings import Settings, option
@@ -167,7 +167,7 @@ def replication_markdown(table: pd.DataFrame, runs: dict[str, list[verdicts.Verd
     return (
         f"{agree} of {len(table)} verdicts agree between the study and the replication."
         f"{expected}\n\n"
-        f"{tables.markdown_grid([*header, 'agree'], body, numeric_from=3)}\n"
+        f"{render.markdown_grid([*header, 'agree'], body, numeric_from=3)}\n"
     )
 
 

@@ -164,7 +164,7 @@ def power_table(run: PowerRun) -> str:
     plan (items x seeds), in points for fractions."""
     import pandas as pd
 
-    from codit.report.tables import markdown_grid
+    from codit.report.render import markdown_grid
 
     rows = pd.read_csv(run.paired, keep_default_na=False).to_dict("records")
     if run.metric:

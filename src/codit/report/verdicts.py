@@ -56,16 +56,10 @@ from typing import Any
 
 import pandas as pd
 
+from codit.report.pivots import PAPER_COLUMNS, ArmName, shown_in_percent
+from codit.report.render import markdown_grid
 from codit.report.stats import seed_interval
-from codit.report.tables import (
-    CONFIDENCE,
-    MISSING_CELL,
-    PAPER_COLUMNS,
-    ArmName,
-    markdown_grid,
-    metric_direction,
-    shown_in_percent,
-)
+from codit.report.tables import CONFIDENCE, MISSING_CELL, metric_direction
 from codit.workflow.naming import BEST_OF_N, CODIT, DIRECT_ARM, PUBLIC, format_number, parse_arm
 
 # The metrics the claims are decided on: label -> candidate TASK/METRIC names, the first present
