@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
+from codit.workflow.benchmarks import by_task, fetch_flags
 from codit.workflow.config import (
     ConfigError,
     build_grid,
-    fetch_flags,
     instruction_source,
     resolve_model,
+    validate_config,
 )
 from codit.workflow.jobs import trained_datasets
 from codit.workflow.naming import (
@@ -31,7 +31,6 @@ from codit.workflow.naming import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")
 
 
 def load(name: str) -> dict:
@@ -40,7 +39,7 @@ def load(name: str) -> dict:
 
 def validated(config: dict) -> dict:
     config = copy.deepcopy(config)
-    validate(config, SCHEMA)
+    validate_config(config)
     return config
 
 
@@ -365,16 +364,17 @@ def test_baseline_arms_are_checked_naming_the_key(changes, fragment):
 
 def test_fetch_sources_become_the_fetch_commands_flags(tmp_path):
     config = validated(load("paper.yaml"))
-    assert [fetch_flags(config, task) for task in ("mt_bench", "alpaca_eval", "wildbench")] == [
-        [], [], []
-    ]  # fmt: skip
+    evaluation, registered = config["evaluation"], by_task()
+    assert [fetch_flags(evaluation[task], registered[task]) for task in registered] == [[], [], []]
     mirror = tmp_path / "fastchat-data"
     mirror.mkdir()
     config["evaluation"]["mt_bench"]["source"] = str(mirror)
     config["evaluation"]["alpaca_eval"]["template_source"] = "https://mirror.example/alpaca_eval"
     build_grid(config)  # accepted
-    assert fetch_flags(config, "mt_bench") == ["--source", mirror.resolve().as_uri()]
-    assert fetch_flags(config, "alpaca_eval") == [
+    assert fetch_flags(evaluation["mt_bench"], registered["mt_bench"]) == [
+        "--source", mirror.resolve().as_uri()
+    ]  # fmt: skip
+    assert fetch_flags(evaluation["alpaca_eval"], registered["alpaca_eval"]) == [
         "--template-source", "https://mirror.example/alpaca_eval"
     ]  # fmt: skip
 

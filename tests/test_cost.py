@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.utils import validate
 
 from codit.cli import main
 from codit.tools.cost import (
@@ -23,10 +22,10 @@ from codit.tools.cost import (
     read_bench_ratio,
     round_sig,
 )
+from codit.workflow.config import validate_config
 from codit.workflow.jobs import config_jobs, job_counts
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 PAPER = REPO / "config/paper.yaml"
 ASSUMPTIONS = REPO / "config/cost.yaml"
 
@@ -75,7 +74,7 @@ def synthetic_config(limit: int = 1000) -> dict:
 
 def validated(config: dict) -> dict:
     config = copy.deepcopy(config)
-    validate(config, str(SCHEMA))
+    validate_config(config)
     return config
 
 
@@ -918,5 +917,5 @@ def test_bench_file_occupancy_replaces_the_assumed_one(capsys, tmp_path):
 
 
 def test_load_config_fills_schema_defaults():
-    config = load_config(PAPER, SCHEMA)
+    config = load_config(PAPER)
     assert config["generation"]["cache"] == "dynamic"  # a schema default, not in paper.yaml

@@ -4,8 +4,8 @@ workflow is rerun each time, and the final results equal those of an uninterrupt
 
 Each round runs Snakemake on targets that only the stage under test can produce, with
 CODIT_FAULT set (codit.workflow.faults: the process SIGKILLs itself the n-th time it reaches the
-point), and checks that the round failed in the expected rule. The README's table of kill points is
-this list.
+point), and checks that the round failed in the expected rule. docs/failures.md's table of kill
+points is this list.
 """
 
 from __future__ import annotations

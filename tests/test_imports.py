@@ -93,6 +93,6 @@ def test_every_command_is_served_by_the_module_the_cli_names():
     """The CLI's map imports each stage's module only when the stage runs; each serves it."""
     from codit import cli
 
-    for stage in cli.STAGES:
+    for stage in cli.stages():
         module = cli.stage_module(stage)
         assert callable(module.add_arguments) and callable(module.run), stage

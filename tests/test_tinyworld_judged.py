@@ -270,17 +270,16 @@ def test_one_judging_job_serves_the_judge_once_for_every_benchmark(world, tmp_pa
     write_answers_of_every_benchmark(root, items, alone)
     serve = f"{sys.executable} -m codit tinyworld judge --world {root} --port {{port}}"
     endpoint = JudgeEndpoint(serve=serve, model=tiny_judge.MODEL_NAME, workers=2, retries=0)
-    run = judging.JudgingRun(
-        evaluated=str(together), mt_bench=root / "mt_bench", alpaca_eval=root / tiny.FOLDER,
-        wildbench=root / tiny_judge.WILDBENCH_FOLDER, judge=endpoint,
-    )  # fmt: skip
+    benches = {mtbench.TASK: root / "mt_bench", alpacaeval.TASK: root / tiny.FOLDER,
+               wildbench.TASK: root / tiny_judge.WILDBENCH_FOLDER}  # fmt: skip
+    run = judging.JudgingRun(evaluated=str(together), benches=benches, judge=endpoint)
     payloads = judging.judge_all(run)
     assert list(payloads) == [mtbench.TASK, alpacaeval.TASK, wildbench.TASK]
     log = run.server_log_path.read_text()
     assert log.count("starting judge server") == 1, log
     # The same answers graded by each benchmark's own judging command (its own server).
-    alone_run = judging.JudgingRun(**{**run.__dict__, "evaluated": str(alone)})
-    for task in judging.TASKS:
+    alone_run = judging.JudgingRun(evaluated=str(alone), benches=benches, judge=endpoint)
+    for task in run.tasks:
         grade, grading = alone_run.grading(task)
         grade(grading)
         for name in judging.JUDGED_FILES[:2]:
@@ -300,12 +299,11 @@ def test_one_judging_job_serves_the_judge_once_for_every_benchmark(world, tmp_pa
 def test_a_judging_job_without_answers_stops_before_a_judge_starts(world, tmp_path):
     root, _ = world
     endpoint = JudgeEndpoint(serve="false {port}", model="m")
-    run = judging.JudgingRun(
-        evaluated=str(tmp_path / "model"), wildbench=root / tiny_judge.WILDBENCH_FOLDER,
-        judge=endpoint,
-    )  # fmt: skip
+    benches = {wildbench.TASK: root / tiny_judge.WILDBENCH_FOLDER}
+    run = judging.JudgingRun(evaluated=str(tmp_path / "model"), benches=benches, judge=endpoint)
     with pytest.raises(ValueError, match=r"wildbench: no .*model\.wildbench/answers\.jsonl"):
         judging.judge_all(run)
     assert not run.server_log_path.exists()
-    with pytest.raises(ValueError, match="give --mt-bench, --alpaca-eval or --wildbench"):
-        judging.judge_all(judging.JudgingRun(evaluated="x", judge=endpoint))
+    with pytest.raises(ValueError, match="give the bench folder of a benchmark .--mt-bench, "
+                       "--alpaca-eval, --wildbench."):  # fmt: skip
+        judging.judge_all(judging.JudgingRun(evaluated="x", benches={}, judge=endpoint))

@@ -11,7 +11,10 @@ import argparse
 import sys
 from types import ModuleType
 
-# Each stage's one-line help, in the order `codit --help` lists them.
+from codit.workflow.benchmarks import by_command
+
+# Each stage's one-line help, in the order `codit --help` lists them; the judged benchmarks'
+# commands (codit.workflow.benchmarks) come after `evaluate`.
 STAGES = {
     "tinyworld": "build the built-in tiny world (data, tokenizer, models, tasks)",
     "download": "download a Hub model (safetensors only) into a local folder",
@@ -28,11 +31,6 @@ STAGES = {
     "chatvector": "add r x (post - pre) of a teacher pair to a student of the same architecture",
     "prefetch": "fetch the data of lm-eval tasks into the hub cache (for offline evaluation jobs)",
     "evaluate": "run lm-evaluation-harness tasks on a model directory",
-    "mtbench": "MT-Bench: grade a model's two-turn answers with an LLM judge (FastChat's grading)",
-    "alpacaeval": (
-        "AlpacaEval 2.0: a model's outputs judged pairwise against the reference (WR, LC WR)"
-    ),
-    "wildbench": "WildBench v2: a model's answers scored 1-10 on each task's checklist (WB-Score)",
     "judged": "grade one model's answers to every judged benchmark with one judge (served once)",
     "power": "items and seeds a paired comparison needs to decide, from a report's measured noise",
     "report": "collect evaluation results into tables and figures",
@@ -72,12 +70,6 @@ def stage_module(stage: str) -> ModuleType:
             from codit.evaluation import prefetch as module
         case "evaluate":
             from codit.evaluation import lmeval as module
-        case "mtbench":
-            from codit.judged import mtbench as module
-        case "alpacaeval":
-            from codit.judged import alpacaeval as module
-        case "wildbench":
-            from codit.judged import wildbench as module
         case "judged":
             from codit.judged import judging as module
         case "power":
@@ -95,14 +87,25 @@ def stage_module(stage: str) -> ModuleType:
         case "compare":
             from codit.report import stats as module
         case _:
-            raise KeyError(stage)
+            # the judged benchmarks' commands: the registry names their modules
+            return by_command()[stage].load()
     return module
 
 
+def stages() -> dict[str, str]:
+    """Every command and its help line: STAGES with the judged benchmarks' after `evaluate`."""
+    listed = {}
+    for name, text in STAGES.items():
+        listed[name] = text
+        if name == "evaluate":
+            listed |= {command: b.help for command, b in by_command().items()}
+    return listed
+
+
 def _overview() -> str:
-    width = max(map(len, STAGES))
+    width = max(map(len, stages()))
     lines = ["usage: codit <stage> [options]", "", "stages:"]
-    lines += [f"  {name:<{width}}  {text}" for name, text in STAGES.items()]
+    lines += [f"  {name:<{width}}  {text}" for name, text in stages().items()]
     lines += ["", "`codit <stage> --help` lists a stage's options."]
     return "\n".join(lines)
 
@@ -128,10 +131,10 @@ def run(argv: list[str]) -> None:
         print(_overview())
         return
     stage, rest = argv[0], argv[1:]
-    if stage not in STAGES:
+    if stage not in stages():
         sys.exit(f"codit: unknown stage {stage!r}\n\n{_overview()}")
     module = stage_module(stage)
-    parser = argparse.ArgumentParser(prog=f"codit {stage}", description=STAGES[stage])
+    parser = argparse.ArgumentParser(prog=f"codit {stage}", description=stages()[stage])
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:

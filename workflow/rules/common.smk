@@ -4,21 +4,24 @@ import json
 import os
 import re
 import shlex
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
+from codit.workflow.benchmarks import benchmarks, fetch_flags
+from codit.workflow.benchmarks import by_task as benchmarks_by_task
 from codit.workflow.config import (
+    SCHEMA_FILE,
     ConfigError,
     TINYWORLD_DIR,
     build_grid,
-    fetch_flags,
     hub_cache,
     hub_environment,
     instruction_source,
     judged_bench_folder,
     task_include_path,
     tinyworld_model_dir,
+    validate_config,
 )
 from codit.data.datasets import GatherSettings
 from codit.evaluation.lmeval import EvaluationSettings
@@ -71,7 +74,7 @@ from codit.workflow.naming import (
 from codit.baselines.public import PublicSource
 from codit.training.sft import TrainingSettings
 
-validate(config, schema="../schemas/config.schema.yaml")
+validate_config(config, schema=Path(workflow.basedir) / SCHEMA_FILE)
 try:
     GRID = build_grid(config)
     INSTRUCTIONS_KIND, INSTRUCTIONS_LOCATION = instruction_source(config)
@@ -216,16 +219,19 @@ def judged_answer_settings(task):
 
 
 def judging_flags():
-    """`codit judged`'s benchmark flags: each enabled benchmark's folder and grading settings."""
-    evaluation, flags = config["evaluation"], []
-    for task, folder in JUDGED_FOLDERS.items():
-        flags.append(f"--{task.replace('_', '-')} {shlex.quote(folder)}")
-    if "mt_bench" in JUDGED_FOLDERS:
-        flags.append(f"--mt-bench-reference {evaluation['mt_bench']['reference']}")
-    if "alpaca_eval" in JUDGED_FOLDERS:
-        section = evaluation["alpaca_eval"]
-        flags.append(f"--alpaca-eval-seed {section['seed']}")
-        flags.append(f"--alpaca-eval-top-logprobs {section['top_logprobs']}")
+    """`codit judged`'s benchmark flags: each enabled benchmark's folder, then its grading
+    settings from its config section (codit.workflow.benchmarks: `options`)."""
+    evaluation, registered = config["evaluation"], benchmarks_by_task()
+    flags = [
+        f"{registered[task].flag} {shlex.quote(folder)}"
+        for task, folder in JUDGED_FOLDERS.items()
+    ]
+    for task in JUDGED_FOLDERS:
+        benchmark = registered[task]
+        flags += [
+            f"{benchmark.option_flag(key)} {shlex.quote(str(evaluation[task][key]))}"
+            for key in benchmark.options
+        ]
     return " ".join(flags)
 
 

@@ -7,52 +7,35 @@
 # beside the lm-eval results (labels from the answers' card, per-item samples for the bootstrap).
 
 
-rule fetch_mtbench:
-    output:
-        directory(f"{HUB_CACHE}/mt_bench"),
-    log:
-        "logs/judged/fetch_mt_bench.log",
-    benchmark:
-        "benchmarks/judged/fetch_mt_bench.tsv"
-    localrule: True  # the benchmarks' data is downloaded here, on the login node
-    conda:
-        ENV
-    params:
-        sources=shlex.join(fetch_flags(config, "mt_bench")),
-    shell:
-        f"{FETCH_ENV}codit mtbench fetch --out {{output}} {{params.sources}} > {{log}} 2>&1"
+# One fetch rule per judged benchmark (`fetch_<command>`): its published data into the hub
+# cache, from the config's sources where it names any.
+for judged_benchmark in benchmarks():
 
-
-rule fetch_alpacaeval:
-    output:
-        directory(f"{HUB_CACHE}/alpaca_eval"),
-    log:
-        "logs/judged/fetch_alpaca_eval.log",
-    benchmark:
-        "benchmarks/judged/fetch_alpaca_eval.tsv"
-    localrule: True
-    conda:
-        ENV
-    params:
-        sources=shlex.join(fetch_flags(config, "alpaca_eval")),
-    shell:
-        f"{FETCH_ENV}codit alpacaeval fetch --out {{output}} {{params.sources}} > {{log}} 2>&1"
-
-
-rule fetch_wildbench:
-    output:
-        directory(f"{HUB_CACHE}/wildbench"),
-    log:
-        "logs/judged/fetch_wildbench.log",
-    benchmark:
-        "benchmarks/judged/fetch_wildbench.tsv"
-    localrule: True
-    conda:
-        ENV
-    params:
-        sources=shlex.join(fetch_flags(config, "wildbench")),
-    shell:
-        f"{FETCH_ENV}codit wildbench fetch --out {{output}} {{params.sources}} > {{log}} 2>&1"
+    rule:
+        name:
+            f"fetch_{judged_benchmark.command}"
+        output:
+            directory(f"{HUB_CACHE}/{judged_benchmark.task}"),
+        log:
+            f"logs/judged/fetch_{judged_benchmark.task}.log",
+        benchmark:
+            f"benchmarks/judged/fetch_{judged_benchmark.task}.tsv"
+        localrule: True  # the benchmarks' data is downloaded here, on the login node
+        conda:
+            ENV
+        params:
+            # params, not names in the shell string: a rule's shell command is formatted when
+            # its job runs, after the loop has moved on
+            command=judged_benchmark.command,
+            sources=shlex.join(
+                fetch_flags(
+                    config["evaluation"].get(judged_benchmark.task, {}),
+                    judged_benchmark,
+                )
+            ),
+        shell:
+            f"{FETCH_ENV}codit {{params.command}} fetch --out {{output}} {{params.sources}}"
+            " > {log} 2>&1"
 
 
 ANSWER_COMMAND = (

@@ -443,6 +443,48 @@ def fetch(run: FetchRun) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# Cost (`codit cost`)
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """AlpacaEval 2.0 as `codit cost` sees it (the section alpaca_eval of config/cost.yaml): one
+    greedy answer per instruction, one pairwise judge call per instruction (alpaca_eval_clf: the
+    instruction, the model's output and the reference output; a one-token verdict with its top
+    log-probabilities)."""
+
+    instructions: int
+    instruction_tokens: float  # mean instruction
+    chat_template_tokens: float  # the answering prompt's chat template
+    answer_tokens: float  # mean answer, before max_new_tokens caps it
+    reference_tokens: float  # mean reference output
+    judge_template_tokens: float  # alpaca_eval_clf's fixed text and chat format
+    judge_reply_tokens: float  # the verdict token, before judge.max_tokens caps it
+
+    @property
+    def items(self) -> int:
+        return self.instructions
+
+    def answer_groups(self) -> list[int]:
+        return [self.instructions]  # greedy: one temperature
+
+    def answer_prompts(self, answer_tokens: float) -> tuple[float, ...]:
+        return (self.instruction_tokens + self.chat_template_tokens,)
+
+    def judge_calls(self) -> int:
+        return self.instructions
+
+    def judge_prompt_tokens(self, answer_tokens: float) -> float:
+        per_call = (
+            self.judge_template_tokens
+            + self.instruction_tokens
+            + answer_tokens
+            + self.reference_tokens
+        )
+        return self.instructions * per_call
+
+
+# --------------------------------------------------------------------------------------------
 # Command line
 
 # Answers are greedy (our choice: a model's answers then depend on the model alone; recorded).

@@ -4,36 +4,37 @@ A judge that the job serves itself (`--judge-serve`: a vLLM server of a 70B mode
 cluster, the tiny world's judge on a laptop) takes minutes to start; one job per benchmark
 would start it once per benchmark. This command starts it once and grades, in turn, the
 model's answers to each benchmark it is given, each with that benchmark's own grading
-(`codit mtbench judge`, `codit alpacaeval judge`, `codit wildbench judge`): the files are the
-ones those commands write, with the same settings in their provenance.
+(`codit mtbench judge`, `codit alpacaeval judge`, ...): the files are the ones those commands
+write, with the same settings in their provenance.
 
-Layout: the evaluated model's answers to benchmark TASK (mt_bench, alpaca_eval, wildbench) are
-in the folder `<--evaluated>.TASK` (answers.jsonl, answers.card.json, written by the
-benchmark's `answer` command); the judgments.jsonl, samples.jsonl and scores.json go beside
-them. The judge server's output goes to `--server-log`.
+The benchmarks are the registered ones (codit.workflow.benchmarks): `--<task> FOLDER` gives a
+benchmark's bench folder (`--mt-bench`, `--alpaca-eval`, ...) and `--<task>-<option>` its
+grading options (`--mt-bench-reference`, `--alpaca-eval-seed`, ...). Layout: the evaluated
+model's answers to benchmark TASK are in the folder `<--evaluated>.TASK` (answers.jsonl,
+answers.card.json, written by the benchmark's `answer` command); the judgments.jsonl,
+samples.jsonl and scores.json go beside them. The judge server's output goes to
+`--server-log`.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codit.judged import alpacaeval, mtbench, wildbench
 from codit.judged.common import JudgedOutputs
 from codit.judged.judge import JudgeEndpoint
 from codit.judged.judge_server import judge_at
-from codit.workflow.settings import Settings, group, option
+from codit.workflow.benchmarks import benchmarks, by_task
 
-# Every judged benchmark: its task name (the answers' folder suffix, the tables' task), in the
-# order a judging job grades them.
-TASKS = (mtbench.TASK, alpacaeval.TASK, wildbench.TASK)
 ANSWERS = "answers.jsonl"
 ANSWERS_CARD = "answers.card.json"
 # What a judging job writes into each benchmark's folder.
 JUDGED_FILES = ("judgments.jsonl", "samples.jsonl", "scores.json")
+# The Python type of a grading option's value, by its JSON schema type.
+OPTION_TYPES = {"string": str, "integer": int, "number": float}
 
 
 def answers_dir(evaluated: str | Path, task: str) -> Path:
@@ -42,32 +43,25 @@ def answers_dir(evaluated: str | Path, task: str) -> Path:
 
 
 @dataclass(frozen=True, kw_only=True)
-class JudgingRun(Settings):
-    """One `codit judged` run: every benchmark given (by its bench folder) is graded."""
+class JudgingRun:
+    """One `codit judged` run: every benchmark given (by its bench folder) is graded, with its
+    grading options (by task: the benchmark's GradingRun fields)."""
 
-    evaluated: str = option(help="the evaluated model's prefix: answers in EVALUATED.<task>/")
-    mt_bench: Path | None = option(None, "MT-Bench folder: grade EVALUATED.mt_bench/")
-    mt_bench_reference: str = option("gpt-4", "MT-Bench's reference answers (see codit mtbench)")
-    alpaca_eval: Path | None = option(None, "AlpacaEval folder: grade EVALUATED.alpaca_eval/")
-    alpaca_eval_seed: int = option(
-        alpacaeval.ORDER_SEED, "seed of alpaca_eval's switch of the two outputs' order"
-    )
-    alpaca_eval_top_logprobs: int = option(
-        alpacaeval.TOP_LOGPROBS, "first-token log-probabilities for weighted verdicts (0: plain)"
-    )
-    wildbench: Path | None = option(None, "WildBench folder: grade EVALUATED.wildbench/")
-    judge: JudgeEndpoint = group(JudgeEndpoint, "judge (OpenAI-compatible endpoint)")
-    server_log: Path | None = option(
-        None, "the output of the judge server --judge-serve starts (default: beside EVALUATED)"
-    )
+    evaluated: str
+    benches: Mapping[str, Path]
+    judge: JudgeEndpoint
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    server_log: Path | None = None
 
-    def benches(self) -> dict[str, Path]:
-        """task -> bench folder of the benchmarks to grade, in TASKS order."""
-        given = {
-            mtbench.TASK: self.mt_bench, alpacaeval.TASK: self.alpaca_eval,
-            wildbench.TASK: self.wildbench,
-        }  # fmt: skip
-        return {task: Path(given[task]) for task in TASKS if given[task] is not None}
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.benches) - set(by_task()))
+        if unknown:
+            raise ValueError(f"codit judged: no judged benchmark {unknown[0]!r}")
+
+    @property
+    def tasks(self) -> list[str]:
+        """The tasks to grade, in the registry's order."""
+        return [benchmark.task for benchmark in benchmarks() if benchmark.task in self.benches]
 
     def outputs(self, task: str) -> JudgedOutputs:
         folder = answers_dir(self.evaluated, task)
@@ -81,27 +75,25 @@ class JudgingRun(Settings):
     def server_log_path(self) -> Path:
         return self.server_log or Path(f"{self.evaluated}.judge-server.log")
 
-    def grading(self, task: str) -> tuple[Callable[..., dict[str, Any]], Settings]:
+    def grading(self, task: str) -> tuple[Callable[..., dict[str, Any]], Any]:
         """The benchmark's grading function and its own judging settings."""
-        bench, outputs = self.benches()[task], self.outputs(task)
-        answers = answers_dir(self.evaluated, task) / ANSWERS
-        common = {"bench": bench, "answers": answers, "judge": self.judge, "outputs": outputs}
-        if task == mtbench.TASK:
-            run = mtbench.GradingRun(reference=self.mt_bench_reference, **common)
-            return mtbench.grade_answers, run
-        if task == alpacaeval.TASK:
-            run = alpacaeval.GradingRun(
-                seed=self.alpaca_eval_seed, top_logprobs=self.alpaca_eval_top_logprobs, **common
-            )
-            return alpacaeval.grade_answers, run
-        return wildbench.grade_answers, wildbench.GradingRun(**common)
+        module = by_task()[task].load()
+        run = module.GradingRun(
+            bench=Path(self.benches[task]),
+            answers=answers_dir(self.evaluated, task) / ANSWERS,
+            judge=self.judge,
+            outputs=self.outputs(task),
+            **self.options.get(task, {}),
+        )
+        return module.grade_answers, run
 
 
 def check_answers(run: JudgingRun) -> None:
     """Every benchmark to grade has its answers and their card: refused before a judge starts."""
-    if not run.benches():
-        raise ValueError("codit judged: give --mt-bench, --alpaca-eval or --wildbench")
-    for task in run.benches():
+    if not run.benches:
+        flags = ", ".join(benchmark.flag for benchmark in benchmarks())
+        raise ValueError(f"codit judged: give the bench folder of a benchmark ({flags})")
+    for task in run.tasks:
         for name in (ANSWERS, ANSWERS_CARD):
             path = answers_dir(run.evaluated, task) / name
             if not path.is_file():
@@ -114,16 +106,53 @@ def judge_all(run: JudgingRun) -> dict[str, dict[str, Any]]:
     run.judge.check()  # before a server starts
     payloads = {}
     with judge_at(run.judge, run.server_log_path) as endpoint:
-        for task in run.benches():
+        for task in run.tasks:
             grade, grading = run.grading(task)
             payloads[task] = grade(grading, running=endpoint)
     return payloads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    JudgingRun.add_arguments(parser)
+    parser.add_argument(
+        "--evaluated", required=True,
+        help="the evaluated model's prefix: answers in EVALUATED.<task>/",
+    )  # fmt: skip
+    for benchmark in benchmarks():
+        parser.add_argument(
+            benchmark.flag, type=Path, dest=f"bench_{benchmark.task}", metavar="FOLDER",
+            help=f"{benchmark.name} folder: grade EVALUATED.{benchmark.task}/",
+        )  # fmt: skip
+        for key, schema in benchmark.options.items():
+            parser.add_argument(
+                benchmark.option_flag(key), dest=f"option_{benchmark.task}_{key}",
+                type=OPTION_TYPES[schema["type"]], default=schema.get("default"),
+                help=f"{benchmark.name}: {schema.get('description', key)}",
+            )  # fmt: skip
+    JudgeEndpoint.add_arguments(
+        parser, parser.add_argument_group("judge (OpenAI-compatible endpoint)")
+    )
+    parser.add_argument(
+        "--server-log", type=Path, default=None,
+        help="the output of the judge server --judge-serve starts (default: beside EVALUATED)",
+    )  # fmt: skip
+
+
+def from_args(args: argparse.Namespace) -> JudgingRun:
+    benches, options = {}, {}
+    for benchmark in benchmarks():
+        folder = getattr(args, f"bench_{benchmark.task}")
+        if folder is None:
+            continue
+        benches[benchmark.task] = folder
+        options[benchmark.task] = {
+            key: getattr(args, f"option_{benchmark.task}_{key}") for key in benchmark.options
+        }
+    return JudgingRun(
+        evaluated=args.evaluated, benches=benches, options=options,
+        judge=JudgeEndpoint.from_args(args), server_log=args.server_log,
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> None:
-    payloads = judge_all(JudgingRun.from_args(args))
+    payloads = judge_all(from_args(args))
     print(f"codit judged: {', '.join(payloads)} graded with one judge")

@@ -318,6 +318,81 @@ def conversation(question: dict[str, Any], answered: list[str], turn: int) -> li
 
 
 # --------------------------------------------------------------------------------------------
+# Cost (`codit cost`)
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """MT-Bench as `codit cost` sees it (the section mt_bench of config/cost.yaml): FastChat's
+    questions per category and mean tokens. Like every judged benchmark's Pricing it tells the
+    estimate its items, the answering groups (items batched together: one answering
+    temperature), the prompt tokens of each answering round, and the judge calls and prompt
+    tokens of one judging job."""
+
+    categories: dict[str, int]  # questions per category
+    turn1_question_tokens: float
+    turn2_question_tokens: float
+    chat_template_tokens: float  # the answering prompt's chat template, per prompt
+    answer_tokens: float  # mean answer per turn, before max_new_tokens caps it
+    reference_tokens: float  # mean reference answer per turn (categories in NEED_REF_CATS)
+    judge_template_tokens: float  # a judge prompt's fixed text and chat format
+    judge_reply_tokens: float  # mean judge reply, before judge.max_tokens caps it
+
+    @property
+    def questions(self) -> int:
+        return sum(self.categories.values())
+
+    @property
+    def items(self) -> int:
+        return self.questions
+
+    @property
+    def reference_questions(self) -> int:
+        """Questions graded against the reference answer (FastChat's NEED_REF_CATS)."""
+        return sum(n for category, n in self.categories.items() if category in NEED_REF_CATS)
+
+    def temperature_groups(self) -> list[int]:
+        """Questions per answering temperature: `codit mtbench answer` batches each temperature
+        on its own (temperature_of)."""
+        groups: dict[float, int] = {}
+        for category, n in self.categories.items():
+            groups[temperature_of(category)] = groups.get(temperature_of(category), 0) + n
+        return [groups[temperature] for temperature in sorted(groups)]
+
+    def answer_groups(self) -> list[int]:
+        return self.temperature_groups()
+
+    def answer_prompts(self, answer_tokens: float) -> tuple[float, ...]:
+        """Mean prompt tokens of the two answering turns: turn 2 holds the first question, the
+        model's first answer and the second question."""
+        turn1 = self.turn1_question_tokens + self.chat_template_tokens
+        turn2 = (
+            self.turn1_question_tokens
+            + answer_tokens
+            + self.turn2_question_tokens
+            + self.chat_template_tokens
+        )
+        return turn1, turn2
+
+    def judge_calls(self) -> int:
+        """One call per question and turn."""
+        return 2 * self.questions
+
+    def judge_prompt_tokens(self, answer_tokens: float) -> float:
+        """Prompt tokens of one judging job's 2 x questions calls (FastChat's single-answer
+        prompts): turn 1 shows question 1 and answer 1; turn 2 the whole conversation; the
+        NEED_REF_CATS prompts add the reference answer of turn 1, and for turn 2 a reference
+        conversation (both questions and both reference answers)."""
+        q1, q2 = self.turn1_question_tokens, self.turn2_question_tokens
+        template, reference = self.judge_template_tokens, self.reference_tokens
+        turn1 = self.questions * (template + q1 + answer_tokens)
+        turn1 += self.reference_questions * reference
+        turn2 = self.questions * (template + q1 + answer_tokens + q2 + answer_tokens)
+        turn2 += self.reference_questions * (q1 + reference + q2 + reference)
+        return turn1 + turn2
+
+
+# --------------------------------------------------------------------------------------------
 # Command line
 
 

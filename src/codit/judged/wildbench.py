@@ -515,6 +515,48 @@ def fetch(run: FetchRun) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# Cost (`codit cost`)
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """WildBench v2 as `codit cost` sees it (the section wildbench of config/cost.yaml): one greedy
+    answer to the last user turn of every task's conversation, one checklist-score judge call per
+    task (the history, the query, the answer and the checklist; a JSON reply with strengths,
+    weaknesses and the score)."""
+
+    tasks: int
+    conversation_tokens: float  # mean history + last user turn
+    chat_template_tokens: float  # the answering prompt's chat template
+    answer_tokens: float  # mean answer, before max_new_tokens caps it
+    checklist_tokens: float  # mean checklist
+    judge_template_tokens: float  # the score template's fixed text and chat format
+    judge_reply_tokens: float  # mean judge reply, before judge.max_tokens caps it
+
+    @property
+    def items(self) -> int:
+        return self.tasks
+
+    def answer_groups(self) -> list[int]:
+        return [self.tasks]  # greedy: one temperature
+
+    def answer_prompts(self, answer_tokens: float) -> tuple[float, ...]:
+        return (self.conversation_tokens + self.chat_template_tokens,)
+
+    def judge_calls(self) -> int:
+        return self.tasks
+
+    def judge_prompt_tokens(self, answer_tokens: float) -> float:
+        per_call = (
+            self.judge_template_tokens
+            + self.conversation_tokens
+            + answer_tokens
+            + self.checklist_tokens
+        )
+        return self.tasks * per_call
+
+
+# --------------------------------------------------------------------------------------------
 # Command line
 
 

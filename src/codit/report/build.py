@@ -50,12 +50,11 @@ from typing import Any
 import pandas as pd
 
 from codit.report import paired, pivots, plots, render, tables, verdicts
+from codit.workflow.benchmarks import SELECTION_METRIC
 from codit.workflow.jobs import REPORT_OUTPUTS
 from codit.workflow.provenance import atomic_path, file_sha256, provenance, read_json, write_json
 from codit.workflow.settings import Settings, option
 
-# The paper selects alpha on MT-Bench (its task and metric in codit.judged.mtbench's scores files).
-SELECTION_METRIC = "mt_bench/score"
 # Output names below --out-dir: one list, which the report rule's outputs also read.
 OUTPUTS = {name: Path(path) for name, path in REPORT_OUTPUTS.items()}
 

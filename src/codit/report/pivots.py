@@ -19,17 +19,15 @@ from typing import Any
 import pandas as pd
 
 from codit.report.tables import (
-    ALPACA_EVAL,
     ARM_ORDER,
     JUDGED_TASKS,
     MISSING_CELL,
-    MT_BENCH,
     REFERENCE_ARM,
     SELECTED_ARM,
-    WILDBENCH,
     metric_direction,
     verdict_note,
 )
+from codit.workflow.benchmarks import paper_headlines
 from codit.workflow.naming import (
     BEST_OF_N,
     CHAT_VECTOR,
@@ -304,13 +302,11 @@ class PaperColumn:
     digits: int  # decimals, as the paper prints them
 
 
-PAPER_COLUMNS = (
-    PaperColumn(ALPACA_EVAL, "length_controlled_winrate", "AE2 LC",
-                "AlpacaEval 2 length-controlled win rate against the reference (%)", 1),
-    PaperColumn(ALPACA_EVAL, "win_rate", "AE2 WR", "AlpacaEval 2 win rate (%)", 1),
-    PaperColumn(MT_BENCH, "score", "MT-Bench", "MT-Bench mean judge score (1-10)", 2),
-    PaperColumn(WILDBENCH, "wb_score", "WB-Score",
-                "WildBench v2 WB-Score, (mean score - 5) x 20", 1),
+# The paper's columns: the judged benchmarks' headline metrics (codit.workflow.benchmarks).
+PAPER_COLUMNS = tuple(
+    PaperColumn(benchmark.task, headline.metric, headline.column, headline.description,
+                headline.digits)
+    for benchmark, headline in paper_headlines()
 )  # fmt: skip
 Block = tuple[str, str]  # (teacher pair, student): one block of the paper's table
 

@@ -148,7 +148,7 @@ class PowerRun(Settings):
         0.0, "assumed teacher-to-teacher sd of the effect (points for accuracies)"
     )
     students: int = option(1, "students averaged within each world")
-    alpha: float = option(0.05, "two-sided test level (0.05: a 95% interval excludes 0)")
+    alpha: float = option(0.05, "two-sided test level (0.05: a 95%% interval excludes 0)")
     power: float = option(0.8, "the chance of detecting the effect")
     metric: tuple[str, ...] = option((), "only these TASK/METRIC (repeat); default: all")
 

@@ -25,6 +25,8 @@ from typing import Any
 import pandas as pd
 
 from codit.report.stats import NO_FILTER, seed_interval
+from codit.workflow.benchmarks import ALPACA_EVAL as ALPACA_EVAL_BENCHMARK
+from codit.workflow.benchmarks import benchmarks
 from codit.workflow.naming import (
     BEST_OF_N,
     CHAT_VECTOR,
@@ -99,10 +101,10 @@ MISSING_CELL = "–"
 SELECTED_ARM = "codit_selected"
 CONFIDENCE = 0.95
 ARCHITECTURE_KEYS = ("student_architecture", "teacher_architecture")
-# Task names of the judged benchmarks' scores files (codit.judged.mtbench, codit.judged.alpacaeval,
-# codit.judged.wildbench): their metrics carry their own units.
-MT_BENCH, ALPACA_EVAL, WILDBENCH = "mt_bench", "alpaca_eval", "wildbench"
-JUDGED_TASKS = (ALPACA_EVAL, MT_BENCH, WILDBENCH)
+# The judged benchmarks' task names (codit.workflow.benchmarks): their metrics carry their own
+# units (not fractions shown in percent); AlpacaEval 2's scores count its kinds of verdicts.
+JUDGED_TASKS = tuple(benchmark.task for benchmark in benchmarks())
+ALPACA_EVAL = ALPACA_EVAL_BENCHMARK.task
 
 
 # --------------------------------------------------------------------------- evaluation results

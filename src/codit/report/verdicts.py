@@ -60,6 +60,7 @@ from codit.report.pivots import PAPER_COLUMNS, ArmName, shown_in_percent
 from codit.report.render import markdown_grid
 from codit.report.stats import seed_interval
 from codit.report.tables import CONFIDENCE, MISSING_CELL, metric_direction
+from codit.workflow.benchmarks import SELECTION_METRIC, paper_headlines
 from codit.workflow.naming import BEST_OF_N, CODIT, DIRECT_ARM, PUBLIC, format_number, parse_arm
 
 # The metrics the claims are decided on: label -> candidate TASK/METRIC names, the first present
@@ -71,15 +72,17 @@ METRIC_LABELS: dict[str, tuple[str, ...]] = {
         "ifeval/prompt_level_strict_acc",
     ),
     "knowledge": ("tinyworld_knowledge/exact_match",),
-    "AlpacaEval 2 LC": ("alpaca_eval/length_controlled_winrate",),
-    "AlpacaEval 2 WR": ("alpaca_eval/win_rate",),
-    "MT-Bench": ("mt_bench/score",),
-    "WB-Score": ("wildbench/wb_score",),
+    # the judged benchmarks' headline metrics (codit.workflow.benchmarks)
+    **{
+        headline.verdict_label: (f"{benchmark.task}/{headline.metric}",)
+        for benchmark, headline in paper_headlines()
+    },
 }
-# The paper's headline metrics: format following and the judged benchmarks.
-HEADLINE_LABELS = ("format following", "AlpacaEval 2 LC", "AlpacaEval 2 WR", "MT-Bench", "WB-Score")
-# The paper selects alpha on MT-Bench (report.SELECTION_METRIC, not imported: report imports us).
-SELECTION_METRIC = "mt_bench/score"
+# The paper's headline metrics: format following and the judged benchmarks'.
+HEADLINE_LABELS = (
+    "format following",
+    *(headline.verdict_label for _, headline in paper_headlines()),
+)
 
 CLAIM_DIRECT = "CoDIT beats direct generation"
 CLAIM_KNOWLEDGE = "CoDIT keeps knowledge"

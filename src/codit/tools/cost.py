@@ -107,19 +107,35 @@ import argparse
 import copy
 import json
 import math
+import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from codit.judged.mtbench import NEED_REF_CATS, temperature_of
-from codit.workflow.config import ModelSpec, PublicSpec, build_grid
+from codit.workflow.benchmarks import Benchmark, benchmarks
+from codit.workflow.config import ModelSpec, PublicSpec, build_grid, schema_file, validate_config
 from codit.workflow.jobs import Job, config_jobs
 from codit.workflow.naming import BEST_OF_N, CODIT, DIRECT_ARM, DIRECT_SAMPLE, PUBLIC, parse_arm
 
+# The judged benchmarks (codit.workflow.benchmarks), each priced by its module's `Pricing`
+# (items, answering rounds, judge calls and tokens; its section <task> of the assumptions).
+# Each evaluated model answers every enabled one in a job of its own (stage <task>_answer), and
+# one judging job per evaluated model grades them all with the judge (stage judged_judge).
+JudgedBench = Any  # a benchmark module's Pricing
+
+
+def pricing_of(benchmark: Benchmark) -> type:
+    """The benchmark's Pricing class (its module is imported on first use)."""
+    return benchmark.load().Pricing
+
+
+def answer_stage(benchmark: Benchmark) -> str:
+    return f"{benchmark.task}_answer"
+
+
 DEFAULT_ASSUMPTIONS = Path("config/cost.yaml")
-DEFAULT_SCHEMA = Path("workflow/schemas/config.schema.yaml")
 BENCH_RATIO_KEY = "ratio_codit_vs_engine_direct"
 BENCH_OCCUPANCY_KEY = "batch_occupancy"
 STAGE_LABELS = {
@@ -133,9 +149,7 @@ STAGE_LABELS = {
     "evaluate_public": "evaluate (public-dataset students)",
     "chat_vector": "chat vector (weight arithmetic, CPU)",
     "evaluate_chat_vector": "evaluate (chat vectors)",
-    "mt_bench_answer": "MT-Bench answers",
-    "alpaca_eval_answer": "AlpacaEval 2 answers",
-    "wildbench_answer": "WildBench answers",
+    **{answer_stage(benchmark): f"{benchmark.label} answers" for benchmark in benchmarks()},
     # Named after the enabled benchmarks in the output (judge_stage_label).
     "judged_judge": "judging of the judged benchmarks (judge server)",
     "total": "total",
@@ -210,182 +224,6 @@ class Judge:
     serve_startup_s: float | None = None  # seconds from `serve` to a healthy server, per job
 
 
-@dataclass(frozen=True)
-class MTBench:
-    """MT-Bench as the estimate sees it: FastChat's questions per category and mean tokens.
-
-    Every judged benchmark (MTBench, AlpacaEval, WildBench) tells the estimate the same things:
-    its items, the answering groups (items batched together: one answering temperature), the
-    prompt tokens of each answering round, and the judge calls and prompt tokens of one judging
-    job."""
-
-    categories: dict[str, int]  # questions per category
-    turn1_question_tokens: float
-    turn2_question_tokens: float
-    chat_template_tokens: float  # the answering prompt's chat template, per prompt
-    answer_tokens: float  # mean answer per turn, before max_new_tokens caps it
-    reference_tokens: float  # mean reference answer per turn (categories in NEED_REF_CATS)
-    judge_template_tokens: float  # a judge prompt's fixed text and chat format
-    judge_reply_tokens: float  # mean judge reply, before judge.max_tokens caps it
-
-    @property
-    def questions(self) -> int:
-        return sum(self.categories.values())
-
-    @property
-    def items(self) -> int:
-        return self.questions
-
-    @property
-    def reference_questions(self) -> int:
-        """Questions graded against the reference answer (FastChat's NEED_REF_CATS)."""
-        return sum(n for category, n in self.categories.items() if category in NEED_REF_CATS)
-
-    def temperature_groups(self) -> list[int]:
-        """Questions per answering temperature: `codit mtbench answer` batches each temperature
-        on its own (codit.judged.mtbench.temperature_of)."""
-        groups: dict[float, int] = {}
-        for category, n in self.categories.items():
-            groups[temperature_of(category)] = groups.get(temperature_of(category), 0) + n
-        return [groups[temperature] for temperature in sorted(groups)]
-
-    def answer_groups(self) -> list[int]:
-        return self.temperature_groups()
-
-    def answer_prompts(self, answer_tokens: float) -> tuple[float, ...]:
-        """Mean prompt tokens of the two answering turns: turn 2 holds the first question, the
-        model's first answer and the second question."""
-        turn1 = self.turn1_question_tokens + self.chat_template_tokens
-        turn2 = (
-            self.turn1_question_tokens
-            + answer_tokens
-            + self.turn2_question_tokens
-            + self.chat_template_tokens
-        )
-        return turn1, turn2
-
-    def judge_calls(self) -> int:
-        """One call per question and turn."""
-        return 2 * self.questions
-
-    def judge_prompt_tokens(self, answer_tokens: float) -> float:
-        """Prompt tokens of one judging job's 2 x questions calls (FastChat's single-answer
-        prompts): turn 1 shows question 1 and answer 1; turn 2 the whole conversation; the
-        NEED_REF_CATS prompts add the reference answer of turn 1, and for turn 2 a reference
-        conversation (both questions and both reference answers)."""
-        q1, q2 = self.turn1_question_tokens, self.turn2_question_tokens
-        template, reference = self.judge_template_tokens, self.reference_tokens
-        turn1 = self.questions * (template + q1 + answer_tokens)
-        turn1 += self.reference_questions * reference
-        turn2 = self.questions * (template + q1 + answer_tokens + q2 + answer_tokens)
-        turn2 += self.reference_questions * (q1 + reference + q2 + reference)
-        return turn1 + turn2
-
-
-@dataclass(frozen=True)
-class AlpacaEval:
-    """AlpacaEval 2.0 (codit.judged.alpacaeval): one greedy answer per instruction, one pairwise
-    judge call per instruction (alpaca_eval_clf: the instruction, the model's output and the
-    reference output; a one-token verdict with its top log-probabilities)."""
-
-    instructions: int
-    instruction_tokens: float  # mean instruction
-    chat_template_tokens: float  # the answering prompt's chat template
-    answer_tokens: float  # mean answer, before max_new_tokens caps it
-    reference_tokens: float  # mean reference output
-    judge_template_tokens: float  # alpaca_eval_clf's fixed text and chat format
-    judge_reply_tokens: float  # the verdict token, before judge.max_tokens caps it
-
-    @property
-    def items(self) -> int:
-        return self.instructions
-
-    def answer_groups(self) -> list[int]:
-        return [self.instructions]  # greedy: one temperature
-
-    def answer_prompts(self, answer_tokens: float) -> tuple[float, ...]:
-        return (self.instruction_tokens + self.chat_template_tokens,)
-
-    def judge_calls(self) -> int:
-        return self.instructions
-
-    def judge_prompt_tokens(self, answer_tokens: float) -> float:
-        per_call = (
-            self.judge_template_tokens
-            + self.instruction_tokens
-            + answer_tokens
-            + self.reference_tokens
-        )
-        return self.instructions * per_call
-
-
-@dataclass(frozen=True)
-class WildBench:
-    """WildBench v2 (codit.judged.wildbench): one greedy answer to the last user turn of every
-    task's conversation, one checklist-score judge call per task (the history, the query, the answer
-    and the checklist; a JSON reply with strengths, weaknesses and the score)."""
-
-    tasks: int
-    conversation_tokens: float  # mean history + last user turn
-    chat_template_tokens: float  # the answering prompt's chat template
-    answer_tokens: float  # mean answer, before max_new_tokens caps it
-    checklist_tokens: float  # mean checklist
-    judge_template_tokens: float  # the score template's fixed text and chat format
-    judge_reply_tokens: float  # mean judge reply, before judge.max_tokens caps it
-
-    @property
-    def items(self) -> int:
-        return self.tasks
-
-    def answer_groups(self) -> list[int]:
-        return [self.tasks]  # greedy: one temperature
-
-    def answer_prompts(self, answer_tokens: float) -> tuple[float, ...]:
-        return (self.conversation_tokens + self.chat_template_tokens,)
-
-    def judge_calls(self) -> int:
-        return self.tasks
-
-    def judge_prompt_tokens(self, answer_tokens: float) -> float:
-        per_call = (
-            self.judge_template_tokens
-            + self.conversation_tokens
-            + answer_tokens
-            + self.checklist_tokens
-        )
-        return self.tasks * per_call
-
-
-JudgedBench = MTBench | AlpacaEval | WildBench
-
-
-@dataclass(frozen=True)
-class JudgedSpec:
-    """A judged benchmark as `codit cost` knows it: its section in the workflow config
-    (evaluation.<key>) and in the assumptions (<key>), its name, the workflow's default
-    max_new_tokens, and its assumptions' class. The class's first field is the item count (the
-    assumptions' `count_key`), the others are tokens under their own names."""
-
-    key: str
-    label: str
-    default_max_new_tokens: int
-    cls: type[MTBench] | type[AlpacaEval] | type[WildBench]
-    count_key: str
-    items_name: str  # what an item is called in the output
-
-    @property
-    def answer_stage(self) -> str:
-        return f"{self.key}_answer"
-
-
-# The judged benchmarks, in the order the output lists them. Each evaluated model answers every
-# enabled one in a job of its own (stage <key>_answer), and one judging job per evaluated model
-# grades them all with the judge (stage judged_judge).
-JUDGED = (
-    JudgedSpec("mt_bench", "MT-Bench", 1024, MTBench, "questions_per_category", "questions"),
-    JudgedSpec("alpaca_eval", "AlpacaEval 2", 2048, AlpacaEval, "instructions", "instructions"),
-    JudgedSpec("wildbench", "WildBench", 4096, WildBench, "tasks", "tasks"),
-)
 JUDGE_STAGE = "judged_judge"
 
 
@@ -416,7 +254,7 @@ class Assumptions:
     raw: dict[str, Any]
     judge: Judge | None = None  # needed only by a config with the `judge` Best-of-N scorer
     public: dict[str, PublicData] = field(default_factory=dict)  # by Hub dataset id or name
-    # The judged benchmarks by key (JUDGED), needed only by a config that enables them.
+    # The judged benchmarks by task (their Pricing), needed only by a config that enables them.
     judged: dict[str, JudgedBench] = field(default_factory=dict)
 
 
@@ -516,21 +354,25 @@ def parse_assumptions(data: dict[str, Any], source: str = "assumptions") -> Assu
         )
 
     judged: dict[str, JudgedBench] = {}
-    for spec in JUDGED:
-        if data.get(spec.key) is None:
+    for benchmark in benchmarks():
+        if data.get(benchmark.task) is None:
             continue
-        entry, where = _section(data, spec.key, source), f"{source}: {spec.key}"
-        count_field, *token_fields = (item.name for item in fields(spec.cls))
-        if spec.cls is MTBench:
-            categories = _section(entry, spec.count_key, where)
+        entry, where = _section(data, benchmark.task, source), f"{source}: {benchmark.task}"
+        pricing = pricing_of(benchmark)
+        # the first field counts the items (a number, or a number per category), the others
+        # are tokens under their own names
+        count_field, *token_fields = (item.name for item in fields(pricing))
+        key = benchmark.pricing_key
+        if typing.get_type_hints(pricing)[count_field] == dict[str, int]:
+            categories = _section(entry, key, where)
             count: Any = {
-                str(category): int(_number(categories, category, f"{where}.{spec.count_key}"))
+                str(category): int(_number(categories, category, f"{where}.{key}"))
                 for category in categories
             }
         else:
-            count = int(_number(entry, spec.count_key, where))
-        judged[spec.key] = spec.cls(
-            **{count_field: count}, **{key: _number(entry, key, where) for key in token_fields}
+            count = int(_number(entry, key, where))
+        judged[benchmark.task] = pricing(
+            **{count_field: count}, **{name: _number(entry, name, where) for name in token_fields}
         )
 
     public = {}
@@ -746,20 +588,16 @@ def answer_seconds(
 def load_config(path: str | Path, schema: str | Path | None = None) -> dict[str, Any]:
     """Read a workflow config and fill the schema's defaults, as the workflow does."""
     from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-    if schema is None:
-        schema = DEFAULT_SCHEMA
-        if not schema.is_file():  # run from elsewhere: the schema of this source tree
-            schema = Path(__file__).resolve().parents[2] / DEFAULT_SCHEMA
-    if not Path(schema).is_file():
+    schema = Path(schema or schema_file())
+    if not schema.is_file():
         raise FileNotFoundError(f"config schema {str(schema)!r} does not exist")
     config = yaml.safe_load(path.read_text())
     try:
-        validate(config, str(schema))
+        validate_config(config, schema)
     except WorkflowError as error:
         raise ValueError(f"{path}: {error}") from None
     return config
@@ -810,15 +648,15 @@ def task_cost(task: str, assumptions: Assumptions) -> EvalTask:
     return assumptions.tasks[task]
 
 
-def judged_settings(evaluation: dict[str, Any], spec: JudgedSpec) -> dict[str, Any]:
+def judged_settings(evaluation: dict[str, Any], spec: Benchmark) -> dict[str, Any]:
     """`enabled` and `max_new_tokens` of a judged benchmark's section of the config's
-    `evaluation` (evaluation.<key>), with the workflow's defaults; a config (or a schema) without
-    the section has the benchmark off."""
-    section = evaluation.get(spec.key) or {}
+    `evaluation` (evaluation.<task>), with the workflow's defaults; a config (or a schema)
+    without the section has the benchmark off."""
+    section = evaluation.get(spec.task) or {}
     max_new = section.get("max_new_tokens")
     return {
         "enabled": bool(section.get("enabled", False)),
-        "max_new_tokens": spec.default_max_new_tokens if max_new is None else max_new,
+        "max_new_tokens": spec.max_new_tokens if max_new is None else max_new,
     }
 
 
@@ -963,16 +801,18 @@ def estimate(
     evaluated = [job.get(EVALUATED[job.rule]) for job in jobs if job.rule in EVALUATED]
     judge_config = config["judge"]
     served = bool(judge_config["serve"])
-    enabled = [spec for spec in JUDGED if judged_settings(evaluation, spec)["enabled"]]
-    judged_detail: dict[str, dict[str, Any]] = {spec.key: {"enabled": False} for spec in JUDGED}
+    enabled = [spec for spec in benchmarks() if judged_settings(evaluation, spec)["enabled"]]
+    judged_detail: dict[str, dict[str, Any]] = {
+        spec.task: {"enabled": False} for spec in benchmarks()
+    }
     judging_jobs = len(evaluated) if enabled else 0
     judge_gpus, startup = 0, 0.0
     judge = assumptions.judge
     if enabled:
-        missing = [spec.key for spec in enabled if spec.key not in assumptions.judged]
+        missing = [spec.task for spec in enabled if spec.task not in assumptions.judged]
         missing += ["judge"] if judge is None else []
         if missing:
-            names = ", ".join(f"evaluation.{spec.key}" for spec in enabled)
+            names = ", ".join(f"evaluation.{spec.task}" for spec in enabled)
             raise ValueError(
                 f"{names} enabled but {assumptions.source} has no "
                 + " and no ".join(f"`{key}:`" for key in missing)
@@ -993,7 +833,7 @@ def estimate(
             startup = judge.serve_startup_s
     judged_stages: dict[str, dict[str, Any]] = {}
     for spec in enabled:
-        bench = assumptions.judged[spec.key]
+        bench = assumptions.judged[spec.task]
         max_new = judged_settings(evaluation, spec)["max_new_tokens"]
         answer = min(bench.answer_tokens, max_new)
         answer_per_job = {
@@ -1015,7 +855,7 @@ def estimate(
         judge_seconds = judge_gpu_seconds(judge, calls, call_prompt, reply)
         batches = sum(math.ceil(n / evaluation["batch_size"]) for n in bench.answer_groups())
         answer_hours = sum(answer_per_job[slug] for slug in evaluated)
-        judged_detail[spec.key] = {
+        judged_detail[spec.task] = {
             "enabled": True,
             "label": spec.label,
             "items": bench.items,
@@ -1036,9 +876,9 @@ def estimate(
             "judge_calls": calls * judging_jobs,
             "judge_gpu_hours": judge_seconds * judging_jobs / 3600,
         }
-        judged_stages[spec.answer_stage] = {"jobs": len(evaluated), "gpu_hours": answer_hours}
+        judged_stages[answer_stage(spec)] = {"jobs": len(evaluated), "gpu_hours": answer_hours}
     startup_hours = judging_jobs * judge_gpus * startup / 3600
-    details = [judged_detail[spec.key] for spec in enabled]
+    details = [judged_detail[spec.task] for spec in enabled]
     judged_total = {
         "answer_jobs": sum(detail["answer_jobs"] for detail in details),
         "answer_gpu_hours": sum(detail["answer_gpu_hours"] for detail in details),
@@ -1050,10 +890,10 @@ def estimate(
         "gpu_hours": judged_total["judge_gpu_hours"],
     }
     judged: dict[str, Any] = {
-        "benchmarks": [spec.key for spec in enabled],
+        "benchmarks": [spec.task for spec in enabled],
         "jobs": judging_jobs,
         "per_benchmark": {
-            spec.key: {key: judged_detail[spec.key][key] for key in JUDGED_SUMMARY}
+            spec.task: {key: judged_detail[spec.task][key] for key in JUDGED_SUMMARY}
             for spec in enabled
         },
         "total": judged_total,
@@ -1363,7 +1203,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--schema",
         type=Path,
-        help=f"config JSON schema (default: {DEFAULT_SCHEMA})",
+        help="config JSON schema (default: workflow/schemas/config.schema.yaml)",
     )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of Markdown tables"

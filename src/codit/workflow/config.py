@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codit.workflow.benchmarks import URL_SCHEMES, Benchmark, benchmarks, by_task
 from codit.workflow.naming import (
     DIRECT_ARM,
     PUBLIC,
@@ -199,50 +200,56 @@ def check_best_of_n(config: dict[str, Any]) -> None:
         check_judge(config, "best_of_n.scorers: 'judge'")
 
 
-# Each judged benchmark (its config section under `evaluation`): the `bench` value that means
-# its published data, fetched into the hub cache, and the file a folder of its layout holds.
-JUDGED_BENCH_SOURCES = {
-    "mt_bench": ("fastchat", "question.jsonl"),
-    "alpaca_eval": ("alpaca_eval", "reference_outputs.json"),
-    "wildbench": ("wildbench", "tasks.jsonl"),
-}
+# The config's JSON schema, but for the judged benchmarks' sections (config_schema adds them).
+SCHEMA_FILE = Path("workflow/schemas/config.schema.yaml")
 
 
-# Each judged benchmark's config keys that move its fetch to another source (a mirror, a folder
-# of the same files) and the fetch command's flag each one sets.
-FETCH_SOURCES = {
-    "mt_bench": {"source": "--source"},
-    "alpaca_eval": {"data_source": "--data-source", "template_source": "--template-source"},
-    "wildbench": {"data_source": "--data-source", "template_source": "--template-source"},
-}
-URL_SCHEMES = ("http://", "https://", "file://")
+def schema_file() -> Path:
+    """The schema file: the working directory's, else this source tree's (`codit cost` run
+    from elsewhere)."""
+    if SCHEMA_FILE.is_file():
+        return SCHEMA_FILE
+    return Path(__file__).resolve().parents[3] / SCHEMA_FILE
 
 
-def fetch_flags(config: dict[str, Any], task: str) -> list[str]:
-    """The fetch command's source flags for the config's sources of `task` (a local folder as a
-    file:// URL); [] where the config keeps the pinned defaults."""
-    section = config["evaluation"].get(task, {})
-    flags = []
-    for key, flag in FETCH_SOURCES[task].items():
-        source = section.get(key)
-        if source is not None:
-            url = source if source.startswith(URL_SCHEMES) else Path(source).resolve().as_uri()
-            flags += [flag, url]
-    return flags
+def config_schema(path: str | Path | None = None) -> dict[str, Any]:
+    """The workflow config's JSON schema: the schema file with a section evaluation.<task> for
+    every registered judged benchmark (codit.workflow.benchmarks)."""
+    import yaml
+
+    schema = yaml.safe_load(Path(path or schema_file()).read_text())
+    evaluation = schema["properties"]["evaluation"]["properties"]
+    for benchmark in benchmarks():
+        evaluation[benchmark.task] = benchmark.schema()
+    return schema
 
 
-def check_fetch_sources(config: dict[str, Any], task: str) -> None:
+def validate_config(config: dict[str, Any], schema: str | Path | None = None) -> None:
+    """Snakemake's validation (which fills the defaults) against `config_schema`; a
+    WorkflowError names the offending key."""
+    import tempfile
+
+    import yaml
+    from snakemake.utils import validate
+
+    with tempfile.TemporaryDirectory(prefix="codit-schema-") as folder:
+        path = Path(folder) / "config.schema.yaml"
+        path.write_text(yaml.safe_dump(config_schema(schema), sort_keys=False))
+        validate(config, str(path))
+
+
+def check_fetch_sources(config: dict[str, Any], benchmark: Benchmark) -> None:
     """A fetch source is a URL or a folder that exists, and only read for the published bench."""
+    task = benchmark.task
     section = config["evaluation"][task]
-    published = JUDGED_BENCH_SOURCES[task][0]
-    for key in FETCH_SOURCES[task]:
+    for key in benchmark.fetch_sources:
         source = section.get(key)
         if source is None:
             continue
-        if section["bench"] != published:
+        if section["bench"] != benchmark.published:
             raise ConfigError(
                 f"evaluation.{task}.{key}: only read when evaluation.{task}.bench is "
-                f"{published!r} (the fetched data), not {section['bench']!r}"
+                f"{benchmark.published!r} (the fetched data), not {section['bench']!r}"
             )
         if not source.startswith(URL_SCHEMES) and not Path(source).is_dir():
             raise ConfigError(
@@ -255,7 +262,7 @@ def judged_bench_folder(config: dict[str, Any], task: str) -> str:
     """A judged benchmark's bench folder: its published data in the hub cache, the tiny
     world's, or the config's own folder."""
     bench = config["evaluation"][task]["bench"]
-    if bench == JUDGED_BENCH_SOURCES[task][0]:
+    if bench == by_task()[task].published:
         return f"{hub_cache(config)}/{task}"
     return f"{TINYWORLD_DIR}/{task}" if bench == "tinyworld" else bench
 
@@ -263,20 +270,23 @@ def judged_bench_folder(config: dict[str, Any], task: str) -> str:
 def check_judged_benchmarks(config: dict[str, Any]) -> None:
     """A judged benchmark needs a judge, and its bench: the published one (fetched), the tiny
     world's, or a folder that exists with the benchmark's data file."""
-    for task, (published, data_file) in JUDGED_BENCH_SOURCES.items():
-        section = config["evaluation"].get(task, {})
+    for benchmark in benchmarks():
+        section = config["evaluation"].get(benchmark.task, {})
         if not section.get("enabled"):
             continue
-        key = f"evaluation.{task}"
+        key = f"evaluation.{benchmark.task}"
         check_judge(config, key)
-        check_fetch_sources(config, task)
-        bench = section["bench"]
-        if bench == "tinyworld" and config["instructions"]["source"] != "tinyworld":
-            raise ConfigError(f"{key}.bench: 'tinyworld' needs the tiny world")
-        if bench not in {published, "tinyworld"} and not Path(bench, data_file).is_file():
+        check_fetch_sources(config, benchmark)
+        bench, published = section["bench"], benchmark.published
+        if bench == "tinyworld":
+            if not benchmark.tinyworld:
+                raise ConfigError(f"{key}.bench: the tiny world has no {benchmark.name}")
+            if config["instructions"]["source"] != "tinyworld":
+                raise ConfigError(f"{key}.bench: 'tinyworld' needs the tiny world")
+        elif bench != published and not Path(bench, benchmark.data_file).is_file():
             raise ConfigError(
                 f"{key}.bench: {bench!r} is neither {published!r}, 'tinyworld' nor a folder "
-                f"with {data_file}"
+                f"with {benchmark.data_file}"
             )
 
 

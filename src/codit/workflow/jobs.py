@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from codit.workflow.benchmarks import benchmarks
 from codit.workflow.config import Grid, build_grid
 from codit.workflow.naming import BEST_OF_N, PUBLIC, parse_arm
 
@@ -43,12 +44,12 @@ EVAL_TRAINED = "results/eval/" + TRAINED_ID
 EVAL_CHAT_VECTOR = "results/eval/" + CHAT_VECTOR_ID
 EVAL_REFERENCE = "results/eval/" + REFERENCE_ID
 # A judged benchmark's answers and grades beside an evaluation (`evaluated`: the path of the
-# evaluation below results/eval/; `task`: mt_bench, alpaca_eval, wildbench).
+# evaluation below results/eval/; `task`: a judged benchmark's task name, e.g. mt_bench).
 EVALUATED = "results/eval/{evaluated}"
 JUDGED_DIR = EVALUATED + ".{task}"
 # Each judged benchmark's task name (config key under `evaluation`) and its commands' name
 # (`codit <name> answer`, rules `<name>_answer_*`), in the order they are graded.
-JUDGED_BENCHMARKS = {"mt_bench": "mtbench", "alpaca_eval": "alpacaeval", "wildbench": "wildbench"}
+JUDGED_BENCHMARKS = {benchmark.task: benchmark.command for benchmark in benchmarks()}
 ANSWER_RULE_KINDS = ("student", "chatvector", "reference")
 
 # What `codit report` writes below the results folder, by the report rule's output names.
