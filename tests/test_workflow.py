@@ -291,26 +291,10 @@ def test_bad_config_fails_at_dry_run_naming_the_key(tmp_path):
     assert "['generation']['top_p']" in output
 
 
-# The smoke grid: every rule and every kind of arm once, as small as that allows (one seed, one
-# alpha, Best-of-2, the public dataset, the chat vector at r = 1, a same- and a cross-architecture
-# student). The whole grid (every alpha, three seeds) is `make run`'s job.
+# The smoke grid (config/smoke.yaml): every rule and every kind of arm once, as small as that
+# allows. The whole grid (every alpha, three seeds) is `make run`'s job.
 TINY_JUDGE = "codit tinyworld judge --world resources/tinyworld --port {port}"
-SMOKE_GRID = {
-    "instructions": {"limit": 96},
-    "generation": {"alphas": [0.1]},
-    "sft": {"epochs": 1},
-    # the judged benchmarks graded by the tiny world's judge, which each judging job serves
-    "evaluation": {
-        task: {"enabled": True, "bench": "tinyworld", "max_new_tokens": 32}
-        for task in ("mt_bench", "alpaca_eval", "wildbench")
-    },
-}
-SMOKE_GRID_REPLACED = {
-    "seeds": [0],
-    "best_of_n": {"n": [2], "scorers": ["oracle"]},
-    "chat_vector": {"ratios": [1.0], "students": {"tiny-llama": ["tiny-llama-base"]}},
-    "judge": {"serve": TINY_JUDGE, "model": "tinyworld-oracle-judge"},
-}
+SMOKE = REPO / "config/smoke.yaml"
 SMOKE_ARMS = ["direct", "bestof2_oracle", "public_tinyworld-rules", "codit_alpha0.1_beta1"]
 # Rules the smoke run itself does not run: the tiny world comes from the shared build (which
 # these rules made, tinyworld_cache.built), and the tiny world has no Hub model to download
@@ -329,12 +313,23 @@ def rules_of_workflow() -> set[str]:
     return set(listed.stdout.split())
 
 
+def test_the_smoke_config_plans_every_rule_and_arm_kind(tmp_path):
+    """config/smoke.yaml from an empty folder: every rule but the Hub's and a world's own
+    teacher (the smoke run below takes the tiny world from the shared build)."""
+    result = snakemake("-n", "--configfile", str(SMOKE), "--directory", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    hub_only = {"download_model", "fetch_mtbench", "fetch_alpacaeval", "fetch_wildbench"}
+    assert set(job_counts(result.stdout)) == rules_of_workflow() - hub_only - {
+        "tinyworld_world_model"
+    }
+    assert_package_lists_the_same_jobs(SMOKE, job_counts(result.stdout))
+
+
 @pytest.mark.slow
 def test_smoke_grid_runs_every_rule_and_every_arm_kind(tinyworld_build, warm_directory, tmp_path):
     tinyworld_cache.copy_into(tinyworld_build, tmp_path)
-    config = derived_config(tmp_path / "smoke.yaml", SMOKE_GRID, SMOKE_GRID_REPLACED)
     result = snakemake(
-        "--cores", "1", "--configfile", str(config), "--directory", str(tmp_path),
+        "--cores", "1", "--configfile", str(SMOKE), "--directory", str(tmp_path),
         timeout=40 * 60, env={"CODIT_WARM_DIR": str(warm_directory)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-5000:]
@@ -416,5 +411,5 @@ def test_smoke_grid_runs_every_rule_and_every_arm_kind(tinyworld_build, warm_dir
         pid = re.search(r"judge server pid (\d+)", log.read_text()).group(1)
         assert not Path(f"/proc/{pid}").exists(), log
     # a second run has nothing left to do: results are complete and up to date
-    again = snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path))
+    again = snakemake("-n", "--configfile", str(SMOKE), "--directory", str(tmp_path))
     assert "Nothing to be done" in again.stdout + again.stderr
