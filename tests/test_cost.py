@@ -12,16 +12,9 @@ import pytest
 import yaml
 
 from codit.cli import main
-from codit.tools.cost import (
-    estimate,
-    format_markdown,
-    format_sig,
-    load_config,
-    parse_assumptions,
-    read_bench_occupancy,
-    read_bench_ratio,
-    round_sig,
-)
+from codit.tools.cost import estimate, load_config
+from codit.tools.cost_assumptions import parse_assumptions, read_bench_occupancy, read_bench_ratio
+from codit.tools.cost_report import format_markdown, format_sig, round_sig
 from codit.workflow.config import validate_config
 from codit.workflow.jobs import config_jobs, job_counts
 
