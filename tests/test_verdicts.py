@@ -460,10 +460,11 @@ def test_codit_verdicts_sets_a_replication_beside_the_study(tmp_path: Path) -> N
               "--out-dir", str(tmp_path / "again")])  # fmt: skip
 
 
-def test_the_readme_verdicts_are_codit_verdicts_on_the_committed_runs(tmp_path: Path) -> None:
-    """The README's verdict tables come from the deciding runs' own main tables, committed in
-    docs/decide/, so the verdicts can be checked without hours of runs."""
-    readme = (REPO / "README.md").read_text()
+def test_the_published_verdicts_are_codit_verdicts_on_the_committed_runs(tmp_path: Path) -> None:
+    """The verdict tables of docs/results/deciding-study.md come from the deciding runs' own
+    main tables, committed in docs/decide/, so the verdicts can be checked without hours of
+    runs."""
+    readme = (REPO / "docs/results/deciding-study.md").read_text()
     study = DECIDE / "study/main.csv"
     for replication in ("replication", "replication-2"):
         out = tmp_path / replication

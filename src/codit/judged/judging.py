@@ -1,6 +1,6 @@
 """`codit judged`: one judging job grades one model's answers to every judged benchmark.
 
-A judge that the job serves itself (`--judge-serve`: a vLLM server of a 70B model on the
+A judge that the job serves itself (`--judge-serve`: a vLLM server of gpt-oss-120b on the
 cluster, the tiny world's judge on a laptop) takes minutes to start; one job per benchmark
 would start it once per benchmark. This command starts it once and grades, in turn, the
 model's answers to each benchmark it is given, each with that benchmark's own grading
