@@ -1,9 +1,9 @@
 """The decoding engine: a post and a pre causal LM, each with its own KV cache, one token a step.
 
 A batch is left-padded and prefilled with explicit position ids; then every step the post model
-scores the prefix, the next token is chosen by the rule in codit.generation.decoding, and the post
-model is fed it. Four things make this faster than lock-step decoding without changing a single
-token:
+scores the prefix, the next token is chosen by the rule in codit.generation.decoding, and the
+post model is fed it. Four things make this faster than lock-step decoding without changing a
+single token:
 
 - Skipping the pre model. When every unfinished row's plausibility set holds a single token,
   that token does not depend on lp_pre (`decoding.single_token_heads`), so the pre model's

@@ -4,13 +4,12 @@ For each model pair, the same prompts, batch size and sampling settings (tempera
 per-prompt seeds) go through seven methods:
 
     hf_generate_direct     post_model.generate (sampling, explicit GenerationConfig)
-    engine_direct          codit.generation.engine, direct mode (post model only), continuous
-    batching engine_direct_fixed    the same with fixed batches (finished rows dropped, not
-    refilled) engine_codit_lockstep  codit.generation.engine, CoDIT, continuous, pre model run at
-    every step engine_codit           codit.generation.engine, CoDIT, every optimisation
-    (continuous, skipping) engine_codit_fixed     the same with fixed batches (the engine before
-    continuous batching) naive_codit            CoDIT that re-encodes the whole prefix with both
-    models every step
+    engine_direct          the engine (codit.generation.engine), direct mode, continuous batching
+    engine_direct_fixed    the same with fixed batches (finished rows dropped, not refilled)
+    engine_codit_lockstep  the engine, CoDIT, continuous, pre model run at every step
+    engine_codit           the engine, CoDIT, every optimisation (continuous, skipping)
+    engine_codit_fixed     the same with fixed batches (the engine before continuous batching)
+    naive_codit            CoDIT that re-encodes the whole prefix with both models every step
 
 Pairs: `tinyworld` (the tiny world's llama-instruct / llama-base), `paper-mix` (the same models
 and prompts with the response lengths forced to a paper-like mix, engine methods only: see
