@@ -14,8 +14,8 @@ from codit.generation.engine import ContrastiveGenerator
 from codit.generation.generate import render_prompts, stop_token_ids
 from codit.generation.settings import DecodingSettings
 from codit.tools.bench import (
+    DEFAULT_METHODS,
     ENGINE_METHODS,
-    METHODS,
     build_random_model,
     format_table,
     naive_contrastive_generate,
@@ -170,7 +170,7 @@ def test_cli_json_reports_every_method_of_every_pair(llama_pair, instruction_fil
     assert summary["package_versions"]["torch"]
     for pair, prompts in (("tinyworld", 5), ("random-0.5b", 3)):
         results = {r["method"]: r for r in summary["results"] if r["pair"] == pair}
-        assert list(results) == list(METHODS)
+        assert list(results) == list(DEFAULT_METHODS)  # vLLM's: tests/test_vllm.py
         for method, result in results.items():
             assert result["prompts"] == prompts
             assert result["tokens"] > 0 and result["tokens_per_second"] > 0, method
@@ -198,7 +198,7 @@ def test_cli_json_reports_every_method_of_every_pair(llama_pair, instruction_fil
     assert mix["engine_codit"]["engine_stats"]["refills"] > 0
     assert all(0 <= r["padding_waste"] < 1 for r in mix.values())
     table = format_table(summary)
-    assert all(method in table for method in METHODS) and "random-0.5b" in table
+    assert all(method in table for method in DEFAULT_METHODS) and "random-0.5b" in table
     assert "paper-mix" in table and "occupancy" in table
 
 

@@ -719,7 +719,7 @@ def test_paper_config_end_to_end(capsys):
     assert "mt_bench" in enabled
     assert f"| total | {3028 + 218 * (len(enabled) + 1):,} |" in table
     assert "| judged benchmark | answer jobs | answer GPU-hours | judge calls |" in table
-    assert "an external endpoint" in table
+    assert "is served by each judging job on 2 GPUs, 300 s start-up per job included" in table
 
 
 def paper_with_all_judged() -> dict:
@@ -750,13 +750,11 @@ def test_paper_config_mt_bench_stages(capsys):
     assert mt["answer_batches_per_round"] == 3 + 2 + 2
     assert mt["judge_calls_per_job"] == 160 and mt["judge_calls"] == 218 * 160
     assert mt["max_new_tokens"] == 1024 and mt["answer_tokens"] == 450
-    # judge.url: the judge is external, its GPU-hours are that server's.
+    # judge.serve: every judging job serves the judge on its own 2 GPUs, start-up included.
     judged = result["judged"]
-    assert result["judge_endpoint"] == "url" and not judged["judge_served"]
-    assert judged["judge_gpus_per_job"] == 0 and judged["judge_startup_s_per_job"] == 0
-    assert result["judge_external_gpu_hours"] == pytest.approx(
-        stages["best_of_n"]["gpu_hours"] + stages["judged_judge"]["gpu_hours"], rel=5e-3
-    )
+    assert result["judge_endpoint"] == "serve" and judged["judge_served"]
+    assert judged["judge_gpus_per_job"] == 2 and judged["judge_startup_s_per_job"] == 300
+    assert result["judge_external_gpu_hours"] == 0
     assert stages["judged_judge"]["gpu_hours"] == pytest.approx(
         218 * judged["judge_gpu_hours_per_job"], rel=5e-3
     )
@@ -770,9 +768,9 @@ def test_paper_config_mt_bench_stages(capsys):
 def test_paper_config_with_a_served_judge():
     config = load_config(PAPER)
     assumptions = parse_assumptions(yaml.safe_load(ASSUMPTIONS.read_text()))
+    served = estimate(config, assumptions)  # paper.yaml serves gpt-oss-120b on 2 GPUs
+    config["judge"] |= {"url": "http://judge-host:8000/v1", "serve": None, "gpus": 0}
     by_url = estimate(config, assumptions)
-    config["judge"] |= {"url": None, "serve": "vllm serve openai/gpt-oss-120b", "gpus": 2}
-    served = estimate(config, assumptions)
     # Each of the 218 judging jobs starts the server on its 2 GPUs (serve_startup_s: 300).
     startup = assumptions.judge.serve_startup_s
     assert startup == 300
@@ -785,6 +783,8 @@ def test_paper_config_with_a_served_judge():
 
 def test_paper_config_prices_all_three_judged_benchmarks():
     config = paper_with_all_judged()
+    # An external judge first (no start-up); served on 2 GPUs, as paper.yaml does, below.
+    config["judge"] |= {"url": "http://judge-host:8000/v1", "serve": None, "gpus": 0}
     assumptions = parse_assumptions(yaml.safe_load(ASSUMPTIONS.read_text()))
     result = estimate(config, assumptions)
     stages, judged = result["stages"], result["judged"]
@@ -912,3 +912,29 @@ def test_bench_file_occupancy_replaces_the_assumed_one(capsys, tmp_path):
 def test_load_config_fills_schema_defaults():
     config = load_config(PAPER)
     assert config["generation"]["cache"] == "dynamic"  # a schema default, not in paper.yaml
+
+
+def test_a_bench_file_prices_generation_with_the_named_engines_figures(capsys, tmp_path):
+    """--engine vllm takes vLLM's CoDIT/direct ratio and leaves the assumed occupancy; hf (the
+    default) takes our engine's ratio and occupancy."""
+    bench = tmp_path / "bench.jsonl"
+    line = {
+        "ratio_codit_vs_engine_direct": 0.76,
+        "ratio_vllm_codit_vs_direct": 0.5,
+        "batch_occupancy": 0.8,
+        "pairs": {},
+    }
+    bench.write_text(json.dumps(line) + "\n")
+    assert read_bench_ratio(bench, "vllm") == 0.5
+    before = paper_json(capsys)
+    ours = paper_json(capsys, "--bench", str(bench))
+    vllm = paper_json(capsys, "--bench", str(bench), "--engine", "vllm")
+    assert ours["codit_vs_direct_throughput"] == 0.76
+    assert ours["assumptions"]["workload"]["batch_occupancy"] == 0.8
+    assert vllm["codit_vs_direct_throughput"] == 0.5
+    assert vllm["codit_vs_direct_throughput_source"] == f"{bench} (vllm engine)"
+    occupancy = before["assumptions"]["workload"]["batch_occupancy"]
+    assert vllm["assumptions"]["workload"]["batch_occupancy"] == occupancy
+    bench.write_text(json.dumps({**line, "ratio_vllm_codit_vs_direct": None}) + "\n")
+    with pytest.raises(ValueError, match="ratio_vllm_codit_vs_direct is None.*vllm engine"):
+        read_bench_ratio(bench, "vllm")

@@ -57,6 +57,11 @@ FETCH_RULES = {
     "fetch_wildbench",
 }
 OFFLINE = "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1"
+# config/paper.yaml's judge: gpt-oss-120b served by vLLM in each judging job.
+PAPER_JUDGE_SERVE = (
+    "envs/.vllm/bin/vllm serve openai/gpt-oss-120b --host 127.0.0.1 --port {port} "
+    "--tensor-parallel-size 2"
+)
 HUB_ENV = "HF_HOME=resources/hub/huggingface NLTK_DATA=resources/hub/nltk_data"
 
 
@@ -90,7 +95,7 @@ def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
     assert {rule for rule, _, _ in jobs} >= COMPUTE_RULES | FETCH_RULES
     # Best-of-N asks for its own stage's memory and time (resources.bestofn of paper.yaml).
     best_of_n = [resources for rule, resources, _ in jobs if rule == "best_of_n"]
-    assert best_of_n and all((r["mem_mb"], r["runtime"]) == ("8000", "720") for r in best_of_n), (
+    assert best_of_n and all((r["mem_mb"], r["runtime"]) == ("8000", "2880") for r in best_of_n), (
         best_of_n
     )
     pairs, shards, students, references, seeds = 3, 32, 3, 9, 3
@@ -133,7 +138,7 @@ def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
     judged = next(c for c in commands["best_of_n"] if "qwen3-8b/bestof4_judge/seed1" in c)
     samples = ["direct/seed1"] + [f"direct_sample{j}/seed1" for j in (1, 2, 3)]
     assert all(f"results/datasets/qwen3-8b/{sample}/data.jsonl" in judged for sample in samples)
-    assert "--scorer judge --judge-url http://judge-host:8000/v1" in judged
+    assert f"--scorer judge --judge-serve '{PAPER_JUDGE_SERVE}'" in judged
     assert "--judge-model openai/gpt-oss-120b" in judged and "--seed 1" in judged
     # A public dataset is as large as the smallest CoDIT dataset of the first seed.
     alpaca = next(c for c in commands["public_dataset"] if "--name alpaca" in c)
@@ -145,18 +150,34 @@ def test_paper_config_dry_run_lists_the_full_grid(tmp_path):
         "mt_bench --alpaca-eval resources/hub/alpaca_eval --wildbench resources/hub/wildbench "
         "--mt-bench-reference gpt-4 --alpaca-eval-seed 0 --alpaca-eval-top-logprobs 0"
     ) in judged
-    assert "--judge-url http://judge-host:8000/v1 --judge-model openai/gpt-oss-120b" in judged
+    assert f"--judge-serve '{PAPER_JUDGE_SERVE}' --judge-model openai/gpt-oss-120b" in judged
+    # Each judging job serves the judge on GPUs of its own.
+    assert {r["gpu"] for rule, r, _ in jobs if rule in ("judge_answers", "best_of_n")} == {"2"}
     for name, task, tokens in (("mtbench", "mt_bench", 1024), ("alpacaeval", "alpaca_eval", 2048),
                                ("wildbench", "wildbench", 4096)):  # fmt: skip
         answered = next(c for c in commands[f"{name}_answer_reference"] if "qwen3-8b " in c)
         assert f"codit {name} answer --model resources/hub/models/qwen3-8b " in answered
-        engine = "--batch-size 16 --dtype bfloat16 --device cuda"
+        engine = "--backend vllm --batch-size 16 --dtype bfloat16 --device cuda"
         assert f"--max-new-tokens {tokens} {engine}" in answered
+        # On vLLM a model is split over the GPUs of its job: one for Qwen3-8B, two for 27B.
+        assert "--vllm-tensor-parallel-size" not in answered
+        large = next(c for c in commands[f"{name}_answer_reference"] if "gemma-3-27b-it " in c)
+        assert "--vllm-tensor-parallel-size 2 " in large
         assert answered.endswith(
             f"--out results/eval/reference/qwen3-8b.{task}/answers.jsonl --card results/eval/"
             f"reference/qwen3-8b.{task}/answers.card.json > logs/judged/reference/qwen3-8b.{task}"
             ".answer.log 2>&1"
         )
+    # Generation on vLLM: a job's GPUs are its tensor parallelism (a pair: post + pre GPUs).
+    shards = [(r, c) for rule, r, c in jobs if rule == "generate_shard"]
+    assert all("--backend vllm " in c and "--vllm-python " in c for _, c in shards)
+    expected = [("qwen3-8b", "direct", 1), ("qwen3-8b", "codit", 2),
+                ("qwen3-30b-a3b", "direct", 2), ("gemma-3-27b", "codit", 4)]  # fmt: skip
+    for pair, mode, gpus in expected:
+        resources, command = next((r, c) for r, c in shards if f"--mode {mode} --pair {pair} " in c)
+        assert resources["gpu"] == str(gpus), (pair, mode, resources)
+        parallel = f"--vllm-tensor-parallel-size {gpus} "
+        assert (parallel in command) == (gpus > 1), command
     vector = commands["chat_vector"][0]
     assert "--student resources/hub/models/qwen3-8b-base" in vector and "--ratio " in vector
 

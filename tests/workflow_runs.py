@@ -125,3 +125,15 @@ def results_of(workdir: Path) -> dict[str, object]:
         found[str(path.relative_to(workdir))] = payload.get("results", payload.get("tasks"))
     found["main.csv"] = (workdir / "results/tables/main.csv").read_text()
     return found
+
+
+def processes() -> list[str]:
+    """Command lines of this machine's processes (to find servers or engines left behind)."""
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                lines.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                continue
+    return lines

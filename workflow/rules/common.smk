@@ -25,7 +25,7 @@ from codit.workflow.config import (
 )
 from codit.data.datasets import GatherSettings
 from codit.evaluation.lmeval import EvaluationSettings
-from codit.generation.settings import EngineSettings, SamplingSettings
+from codit.generation.settings import EngineSettings, SamplingSettings, VllmSettings
 from codit.data.instructions import InstructionSource
 from codit.workflow.jobs import (
     CHAT_VECTOR_DIR,
@@ -210,12 +210,38 @@ def best_of_n_gpus(wildcards):
     return judge_gpus(wildcards) if parse_arm(wildcards.arm).scorer == "judge" else 0
 
 
-def judged_answer_settings(task):
+def vllm_settings(gpus=0):
+    """The config's `vllm` section, its python relative to the workflow's folder; a job's GPUs
+    are its tensor-parallel size."""
+    section = dict(config["vllm"])
+    section["python"] = os.path.join(workflow.basedir, section["python"])
+    return VllmSettings.from_section(section | {"tensor_parallel_size": max(1, gpus)})
+
+
+def engine_settings(section, gpus=0):
+    """How a sampling stage's engine runs: `section`'s batch size, dtype and device, on
+    `generation.backend` (vLLM's settings only when it runs)."""
+    backend = config["generation"]["backend"]
+    vllm = vllm_settings(gpus) if backend == "vllm" else VllmSettings()
+    return EngineSettings.from_config(section, backend=backend, vllm=vllm)
+
+
+def generation_engine(wildcards):
+    """The flags of a generation job's engine (dtype, batch composition and kernels change
+    floating-point results: recorded too)."""
+    return engine_settings(GEN, generation_gpus(wildcards)).command_line()
+
+
+def judged_answer_settings(task, gpus):
     """Length of a judged benchmark's answers, on the evaluation's batch size, dtype and
-    device."""
-    engine = EngineSettings.from_config(config["evaluation"])
+    device; on vLLM split over the evaluated model's GPUs (`gpus`: of the job's wildcards)."""
     section = config["evaluation"][task]
-    return AnsweringSettings.from_config(section, engine=engine).command_line()
+
+    def settings(wildcards):
+        engine = engine_settings(config["evaluation"], gpus(wildcards))
+        return AnsweringSettings.from_config(section, engine=engine).command_line()
+
+    return settings
 
 
 def judging_flags():

@@ -32,8 +32,7 @@ rule generate_shard:
         seed=generation_seed,
         sample=sample_index,
         chat_template_kwargs=chat_template_kwargs,
-        # dtype, batch composition and kernels change floating-point results: recorded too
-        engine=EngineSettings.from_config(GEN).command_line(),
+        engine=generation_engine,
         placement=generation_placement,
         trust_remote_code=pair_trust_remote_code,
     shell:

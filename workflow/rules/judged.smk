@@ -75,7 +75,7 @@ for task in JUDGED_TASKS:
             runtime=stage_runtime("evaluate"),
         params:
             benchmark=command,
-            settings=judged_answer_settings(task),
+            settings=judged_answer_settings(task, student_gpus),
             labels=student_labels,
             model_flags=student_model_flags,
         shell:
@@ -106,7 +106,7 @@ for task in JUDGED_TASKS:
             runtime=stage_runtime("evaluate"),
         params:
             benchmark=command,
-            settings=judged_answer_settings(task),
+            settings=judged_answer_settings(task, student_gpus),
             labels=student_labels,
             model_flags=student_model_flags,
         shell:
@@ -134,7 +134,7 @@ for task in JUDGED_TASKS:
             runtime=stage_runtime("evaluate"),
         params:
             benchmark=command,
-            settings=judged_answer_settings(task),
+            settings=judged_answer_settings(task, reference_gpus),
             labels=reference_labels,
             model_flags=lambda wildcards: trust_flag(GRID.references[wildcards.model]),
         shell:

@@ -14,6 +14,7 @@ checkpoints' generation_config except the EOS ids.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import sys
 import time
@@ -39,8 +40,14 @@ from codit.generation.engine import (
     plan_batches,
     plan_windows,
 )
-from codit.generation.loading import load_model, load_tokenizer, model_placements
-from codit.generation.settings import CODIT_MODE, DecodingSettings, GenerationRun
+from codit.generation.loading import (
+    load_model,
+    load_model_metadata,
+    load_tokenizer,
+    model_placements,
+)
+from codit.generation.settings import CODIT_MODE, VLLM_BACKEND, DecodingSettings, GenerationRun
+from codit.generation.vllm_backend import vllm_generator
 from codit.workflow.faults import fault_point
 from codit.workflow.jobs import shard_bounds
 from codit.workflow.naming import codit_arm, direct_sample_arm
@@ -229,7 +236,6 @@ def generate(run: GenerationRun) -> None:
     device = torch.device(resolve_device(engine.device))
     dtype = torch_dtype(resolve_dtype(engine.dtype, device.type))
     is_codit = settings.mode == CODIT_MODE
-    post_placement, pre_placement = model_placements(device, run.placement, is_codit)
     chat_template_kwargs = run.chat_template_kwargs or {}
     max_new_tokens = run.sampling.max_new_tokens
 
@@ -241,80 +247,107 @@ def generate(run: GenerationRun) -> None:
         model_name=f"post model {run.post}",
     )
     vocab_size = len(post_tokenizer)
+    pre_tokenizer = None
     if is_codit:
         pre_tokenizer = load_tokenizer(run.pre, run.trust_remote_code_pre)
         vocab_size = check_shared_vocabulary(post_tokenizer, pre_tokenizer, run.post, run.pre)
-    post_model = load_model(run.post, post_placement, dtype, run.trust_remote_code)
-    pre_model = (
-        load_model(run.pre, pre_placement, dtype, run.trust_remote_code_pre) if is_codit else None
-    )
-    limits = [context_limit(post_model, post_tokenizer)]
-    if pre_model is not None:
-        limits.append(context_limit(pre_model, pre_tokenizer))
-    limit = min((tokens for tokens in limits if tokens is not None), default=None)
-    too_long = too_long_for_context(prompts, max_new_tokens, limit)
-    skipped_ids = {
-        SKIP_TOO_LONG: [item.id for item, cut in zip(instructions, too_long, strict=True) if cut]
-    }
-    if any(too_long):
-        print(
-            f"codit generate: skipping {sum(too_long)} instruction(s) whose prompt + "
-            f"--max-new-tokens {max_new_tokens} exceeds the {limit}-token context: "
-            f"ids {skipped_ids[SKIP_TOO_LONG][:SKIPPED_IDS_SHOWN]}",
-            file=sys.stderr,
+    with contextlib.ExitStack() as stack:
+        if engine.backend == VLLM_BACKEND:
+            post_model = load_model_metadata(run.post, run.trust_remote_code)
+            pre_model = (
+                load_model_metadata(run.pre, run.trust_remote_code_pre) if is_codit else None
+            )
+        else:
+            post_placement, pre_placement = model_placements(device, run.placement, is_codit)
+            post_model = load_model(run.post, post_placement, dtype, run.trust_remote_code)
+            pre_model = (
+                load_model(run.pre, pre_placement, dtype, run.trust_remote_code_pre)
+                if is_codit
+                else None
+            )
+        limits = [context_limit(post_model, post_tokenizer)]
+        if pre_model is not None:
+            limits.append(context_limit(pre_model, pre_tokenizer))
+        limit = min((tokens for tokens in limits if tokens is not None), default=None)
+        too_long = too_long_for_context(prompts, max_new_tokens, limit)
+        skipped_ids = {
+            SKIP_TOO_LONG: [
+                item.id for item, cut in zip(instructions, too_long, strict=True) if cut
+            ]
+        }
+        if any(too_long):
+            print(
+                f"codit generate: skipping {sum(too_long)} instruction(s) whose prompt + "
+                f"--max-new-tokens {max_new_tokens} exceeds the {limit}-token context: "
+                f"ids {skipped_ids[SKIP_TOO_LONG][:SKIPPED_IDS_SHOWN]}",
+                file=sys.stderr,
+            )
+            instructions = [
+                item for item, cut in zip(instructions, too_long, strict=True) if not cut
+            ]
+            prompts = [prompt for prompt, cut in zip(prompts, too_long, strict=True) if not cut]
+        stop_ids = stop_token_ids(post_model, post_tokenizer)
+        pad_id = (
+            post_tokenizer.pad_token_id if post_tokenizer.pad_token_id is not None else stop_ids[0]
         )
-        instructions = [item for item, cut in zip(instructions, too_long, strict=True) if not cut]
-        prompts = [prompt for prompt, cut in zip(prompts, too_long, strict=True) if not cut]
-    stop_ids = stop_token_ids(post_model, post_tokenizer)
-    pad_id = post_tokenizer.pad_token_id if post_tokenizer.pad_token_id is not None else stop_ids[0]
-    if engine.compile:
-        for model in (post_model, pre_model):
-            if model is not None:
-                compile_forward(model)
-    generator = ContrastiveGenerator(
-        post_model,
-        pre_model,
-        settings,
-        vocab_size,
-        stop_ids,
-        pad_id,
-        max_new_tokens,
-        skip_pre_forward=run.skip_pre,
-        continuous=engine.continuous,
-        cache=engine.cache,
-    )
-    window_batches = engine.batches_per_window
-    seeds = [prompt_seed(run.seed, item.id, run.sample_index) for item in instructions]
-    run_settings = {
-        **run.recorded(),
-        "arm": arm_name(settings, run.sample_index),
-        "post_commit": getattr(post_model.config, "_commit_hash", None),
-        "pre_commit": getattr(pre_model.config, "_commit_hash", None) if pre_model else None,
-        "seed_rule": "sha256(f'{seed}:{id}')[:8] & (2**63 - 1)"
-        if not run.sample_index
-        else "sha256(f'{seed}:{id}:{sample}')[:8] & (2**63 - 1)",
-        "batch_plan": "longest prompt first, ties in file order",
-        # What ran (a static cache keeps fixed batches), and the checkpoint unit it implies.
-        "continuous": generator.continuous,
-        "window_batches": window_batches if generator.continuous else None,
-        "dtype": str(dtype).removeprefix("torch."),
-        "device": str(device),
-        "eos_token_ids": stop_ids,
-        "pad_token_id": pad_id,
-        "vocab_size": vocab_size,
-        "context_limit": limit,
-        "instructions_sha256": file_sha256(run.instructions),
-        "shard": {
-            "num_shards": run.num_shards,
-            "shard_index": run.shard_index,
-            "start": start,
-            "end": end,
-        },
-    }
-    checkpoint = ShardCheckpoint(run.checkpoint or checkpoint_path(run.out), run_settings)
-    records, resumed, seconds = _generate_with_checkpoint(
-        generator, checkpoint, post_tokenizer, instructions, prompts, seeds, run, window_batches
-    )
+        if engine.backend == VLLM_BACKEND:
+            generator = vllm_generator(
+                run, stack, post_model.config, vocab_size, stop_ids, prompts, limit,
+                device.type, str(dtype).removeprefix("torch."),
+            )  # fmt: skip
+            engine_record = {"vllm": generator.versions}
+        else:
+            if engine.compile:
+                for model in (post_model, pre_model):
+                    if model is not None:
+                        compile_forward(model)
+            generator = ContrastiveGenerator(
+                post_model,
+                pre_model,
+                settings,
+                vocab_size,
+                stop_ids,
+                pad_id,
+                max_new_tokens,
+                skip_pre_forward=run.skip_pre,
+                continuous=engine.continuous,
+                cache=engine.cache,
+            )
+            engine_record = {}
+        window_batches = engine.batches_per_window
+        seeds = [prompt_seed(run.seed, item.id, run.sample_index) for item in instructions]
+        run_settings = {
+            **run.recorded(),
+            "arm": arm_name(settings, run.sample_index),
+            "post_commit": getattr(post_model.config, "_commit_hash", None),
+            "pre_commit": getattr(pre_model.config, "_commit_hash", None) if pre_model else None,
+            "seed_rule": "sha256(f'{seed}:{id}')[:8] & (2**63 - 1)"
+            if not run.sample_index
+            else "sha256(f'{seed}:{id}:{sample}')[:8] & (2**63 - 1)",
+            "batch_plan": "longest prompt first, ties in file order",
+            # What ran (a static cache keeps fixed batches), and the checkpoint unit it implies.
+            "continuous": generator.continuous,
+            "window_batches": window_batches if generator.continuous else None,
+            **engine_record,
+            "dtype": str(dtype).removeprefix("torch."),
+            "device": str(device),
+            "eos_token_ids": stop_ids,
+            "pad_token_id": pad_id,
+            "vocab_size": vocab_size,
+            "context_limit": limit,
+            "instructions_sha256": file_sha256(run.instructions),
+            "shard": {
+                "num_shards": run.num_shards,
+                "shard_index": run.shard_index,
+                "start": start,
+                "end": end,
+            },
+        }
+        checkpoint = ShardCheckpoint(run.checkpoint or checkpoint_path(run.out), run_settings)
+        records, resumed, seconds = _generate_with_checkpoint(
+            generator, checkpoint, post_tokenizer, instructions, prompts, seeds, run,
+            window_batches,
+        )  # fmt: skip
     generated_tokens = sum(record["num_tokens"] for record in records) - resumed["tokens"]
     throughput = {
         **throughput_summary(generated_tokens, seconds),

@@ -109,3 +109,24 @@ def load_model(
     if "device_map" not in options:
         model = model.to(placement.device)
     return model.eval()
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What the stages read of a model besides its weights (`config`: context limit and vocab
+    size; `generation_config`: EOS ids), for an engine that loads the weights itself (vLLM)."""
+
+    config: Any
+    generation_config: Any
+
+
+def load_model_metadata(name_or_path: str, trust_remote_code: bool = False) -> ModelMetadata:
+    """A model's config and generation config (None when it ships none), without its weights."""
+    from transformers import AutoConfig, GenerationConfig
+
+    config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    try:
+        generation_config = GenerationConfig.from_pretrained(name_or_path)
+    except OSError:  # no generation_config.json
+        generation_config = None
+    return ModelMetadata(config, generation_config)

@@ -86,12 +86,61 @@ class SamplingSettings(Settings):
             raise ValueError("--max-new-tokens must be >= 1")
 
 
+# Engines: ours (transformers, codit.generation.engine), or vLLM in its own environment
+# (codit.generation.vllm_backend).
+HF_BACKEND = "hf"
+VLLM_BACKEND = "vllm"
+BACKENDS = (HF_BACKEND, VLLM_BACKEND)
+# Where the Makefile (`make vllm`) and envs/vllm.yaml put vLLM's environment.
+VLLM_PYTHON = "envs/.vllm/bin/python"
+
+
+@dataclass(frozen=True, kw_only=True)
+class VllmSettings(Settings):
+    """Where vLLM runs and how much of the machine it takes (`--backend vllm` only); the
+    config's `vllm` section, keys without the `vllm_` prefix."""
+
+    vllm_python: str = option(
+        VLLM_PYTHON, "python of vLLM's environment (with vllm_engine/)", elide_default=True
+    )
+    vllm_tensor_parallel_size: int = option(
+        1, "GPUs the model (a pair: both stacks) is split over", elide_default=True
+    )
+    vllm_gpu_memory_utilization: float = option(
+        0.9,
+        "share of each GPU's memory vLLM may take (weights, activations, KV cache)",
+        elide_default=True,
+    )
+    vllm_cpu_kvcache_gib: float = option(
+        1.0, "on CPU: GiB of memory for the KV cache", elide_default=True
+    )
+
+    def __post_init__(self) -> None:
+        if self.vllm_tensor_parallel_size < 1:
+            raise ValueError("--vllm-tensor-parallel-size must be >= 1")
+        if not 0.0 < self.vllm_gpu_memory_utilization <= 1.0:
+            raise ValueError("--vllm-gpu-memory-utilization must lie in (0, 1]")
+        if not self.vllm_cpu_kvcache_gib > 0:
+            raise ValueError("--vllm-cpu-kvcache-gib must be > 0")
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any]) -> VllmSettings:
+        """The settings of the config's `vllm` section (`python`, `gpu_memory_utilization`...)."""
+        return cls.from_config({f"vllm_{key}": value for key, value in section.items()})
+
+
 @dataclass(frozen=True, kw_only=True)
 class EngineSettings(Settings):
     """How the engine batches and computes: the same tokens, different speed and memory (dtype
     and batch composition can change floating-point results, so they are recorded)."""
 
-    batch_size: int = option(16)
+    backend: str = option(
+        HF_BACKEND,
+        "hf: the workflow's own engine (transformers); vllm: vLLM, in its own environment",
+        choices=BACKENDS,
+        elide_default=True,
+    )
+    batch_size: int = option(16, "sequences decoded together (vLLM: its max_num_seqs)")
     dtype: str = option("auto", DTYPE_HELP, choices=("auto", *DTYPE_NAMES))
     device: str = option("auto", choices=DEVICES)
     cache: str = option(
@@ -111,6 +160,16 @@ class EngineSettings(Settings):
         f"{WINDOW_BATCHES}); more fill batches better at a window's end, a kill loses more",
     )
 
+    vllm: VllmSettings = group(VllmSettings, "vLLM (--backend vllm)")
+
+    def record(self) -> dict[str, Any]:
+        """The settings (provenance); vLLM's only when it runs."""
+        record = super().record()
+        if self.backend != VLLM_BACKEND:
+            for key in self.vllm.record():
+                del record[key]
+        return record
+
     @property
     def batches_per_window(self) -> int:
         """Planned batches per continuous-batching window: the flag, else WINDOW_BATCHES."""
@@ -123,6 +182,8 @@ class EngineSettings(Settings):
             raise ValueError("--window-batches must be >= 1")
         if self.compile and self.cache != "static":
             raise ValueError("--compile needs --cache static (dynamic caches recompile every step)")
+        if self.backend == VLLM_BACKEND and (self.compile or self.cache != "dynamic"):
+            raise ValueError("--compile and --cache static are our engine's; vLLM has its own")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,8 +281,9 @@ class GenerationRun(Settings):
             "skip_pre",
             "num_shards",
             "shard_index",
+            "vllm_python",  # where vLLM is installed (only with --backend vllm)
         ):
-            del recorded[key]
+            recorded.pop(key, None)
         recorded["sample"] = recorded.pop("sample_index")
         recorded.update(
             pre=self.pre if decoding.mode == CODIT_MODE else None,

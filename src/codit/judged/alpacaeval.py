@@ -495,11 +495,12 @@ def answer_instructions(run: AnsweringRun) -> list[dict[str, Any]]:
     """The model's output for every instruction of the bench, in the bench's order."""
     bench = Bench(run.bench)
     instructions = [reference["instruction"] for reference in bench.references]
-    answers = Answerer(run, BENCHMARK).answer(
-        [[{"role": "user", "content": text}] for text in instructions],
-        [f"instruction{i}" for i in range(len(instructions))],
-        ANSWER_TEMPERATURE,
-    )
+    with Answerer(run, BENCHMARK) as answerer:
+        answers = answerer.answer(
+            [[{"role": "user", "content": text}] for text in instructions],
+            [f"instruction{i}" for i in range(len(instructions))],
+            ANSWER_TEMPERATURE,
+        )
     return [
         {"instruction": text, "output": answer.text, "generator": str(run.model),
          "finish_reason": answer.finish_reason, "num_tokens": answer.num_tokens,

@@ -22,6 +22,7 @@ from typing import Any
 from codit.evaluation.lmeval import ModelLabels
 from codit.generation.settings import (
     DIRECT_MODE,
+    VLLM_BACKEND,
     DecodingSettings,
     EngineSettings,
     parse_chat_template_kwargs,
@@ -69,13 +70,18 @@ class Answer:
 
 
 class Answerer:
-    """The model of one answering run, loaded once (see the module docstring)."""
+    """The model of one answering run, loaded once (see the module docstring); on vLLM
+    (`--backend vllm`) its engine starts at the first answers and ends with the block:
+
+        with Answerer(run, BENCHMARK) as answerer:
+            answers = answerer.answer(conversations, names, temperature)
+    """
 
     def __init__(self, run: AnsweringRun, benchmark: str) -> None:
         import torch
 
         from codit.generation.generate import context_limit, stop_token_ids
-        from codit.generation.loading import load_model, load_tokenizer
+        from codit.generation.loading import load_model, load_model_metadata, load_tokenizer
         from codit.workflow.runtime import resolve_device, resolve_dtype, set_threads, torch_dtype
 
         set_threads(run.threads)
@@ -84,17 +90,64 @@ class Answerer:
         device = torch.device(resolve_device(engine.device))
         dtype = torch_dtype(resolve_dtype(engine.dtype, device.type))
         self.tokenizer = load_tokenizer(run.model, run.trust_remote_code)
-        self.model = load_model(run.model, device, dtype, run.trust_remote_code)
+        self.vllm = None
+        if engine.backend == VLLM_BACKEND:
+            from codit.generation.vllm_backend import (
+                LazyVllmEngine,
+                VllmEngine,
+                installed_versions,
+            )
+
+            self.model = load_model_metadata(run.model, run.trust_remote_code)
+            self.versions = installed_versions(engine.vllm)
+            self.vllm = LazyVllmEngine(
+                lambda: VllmEngine(
+                    run.model,
+                    engine.vllm,
+                    device=device.type,
+                    dtype=str(dtype).removeprefix("torch."),
+                    max_num_seqs=engine.batch_size,
+                    max_model_len=self.limit,
+                    name=f"{benchmark} answers of {run.model}",
+                )  # fmt: skip
+            )
+        else:
+            self.model = load_model(run.model, device, dtype, run.trust_remote_code)
         self.stop_ids = stop_token_ids(self.model, self.tokenizer)
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.stop_ids[0]
         self.limit = context_limit(self.model, self.tokenizer)
 
+    def __enter__(self) -> Answerer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.vllm is not None:
+            self.vllm.close()
+
+    def generator(self, settings: DecodingSettings) -> Any:
+        """The engine that answers with `settings`: ours, or vLLM's (started once per run)."""
+        run, max_new_tokens = self.run, self.run.answering.max_new_tokens
+        if self.vllm is not None:
+            from codit.generation.vllm_backend import VllmGenerator, text_vocab_size
+
+            return VllmGenerator(
+                self.vllm, settings, self.stop_ids, max_new_tokens, len(self.tokenizer),
+                text_vocab_size(self.model.config), self.versions,
+            )  # fmt: skip
+        from codit.generation.engine import ContrastiveGenerator
+
+        return ContrastiveGenerator(
+            self.model, None, settings, len(self.tokenizer), self.stop_ids, self.pad_id,
+            max_new_tokens, cache=run.answering.engine.cache,
+            continuous=run.answering.engine.continuous,
+        )  # fmt: skip
+
     def answer(
         self, conversations: Sequence[Messages], names: Sequence[str], temperature: float
     ) -> list[Answer]:
         """Answers to `conversations` (named for their seeds and errors) at one temperature."""
-        from codit.generation.engine import ContrastiveGenerator, generate_in_batches
+        from codit.generation.engine import generate_in_batches
         from codit.generation.generate import (
             prompt_seed,
             render_conversations,
@@ -106,11 +159,7 @@ class Answerer:
             mode=DIRECT_MODE, alpha=None, beta=None, top_p=1.0,
             temperature=temperature or 1.0, greedy=temperature < 1e-4,
         )  # fmt: skip
-        generator = ContrastiveGenerator(
-            self.model, None, settings, len(self.tokenizer), self.stop_ids, self.pad_id,
-            max_new_tokens, cache=run.answering.engine.cache,
-            continuous=run.answering.engine.continuous,
-        )  # fmt: skip
+        generator = self.generator(settings)
         prompts = render_conversations(
             self.tokenizer, list(conversations), run.chat_template_kwargs, f"model {run.model}"
         )
@@ -148,9 +197,17 @@ def write_answers(
 
 def answer_card(run: AnsweringRun, items: int, finish_reasons: Sequence[str], data: str) -> dict:
     """The answers' card: what was answered, how answers ended, whose answers they are."""
+    engine = run.answering.engine
+    versions = {}
+    if engine.backend == VLLM_BACKEND:
+        from codit.generation.vllm_backend import installed_versions
+
+        versions = {"vllm": installed_versions(engine.vllm)}
     return {
         "model": str(run.model),
         "labels": run.labels.of(str(run.model)),
+        "backend": engine.backend,
+        **versions,
         "items": items,
         "finish_reasons": {r: list(finish_reasons).count(r) for r in sorted(set(finish_reasons))},
         "data_sha256": file_sha256(Path(run.bench) / data),

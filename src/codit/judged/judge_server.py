@@ -20,13 +20,11 @@ small models on CPU.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shlex
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -35,9 +33,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from codit.judged.judge import JudgeEndpoint, JudgeError
+from codit.workflow.guard import guarded
 from codit.workflow.runtime import sigterm_exits
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # Lines of the server's log quoted when it fails to start.
 LOG_LINES_SHOWN = 20
 
@@ -55,12 +53,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """In the server process, before exec: SIGKILL when the job that started it dies."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _log_tail(log: Path) -> str:
@@ -109,12 +101,11 @@ def served(
         output.write(f"codit: starting judge server: {described}\n")
         output.flush()
         process = subprocess.Popen(
-            argv,
+            guarded(argv),
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         output.write(f"codit: judge server pid {process.pid}, port {port}\n")
     try:

@@ -277,24 +277,24 @@ def answer_questions(run: AnsweringRun) -> list[dict[str, Any]]:
         read_jsonl(Path(run.bench) / "question.jsonl", objects_only=True),
         key=lambda question: question["question_id"],
     )
-    answerer = Answerer(run, BENCHMARK)
     answers = {
         q["question_id"]: {"turns": [], "finish_reasons": [], "num_tokens": []} for q in questions
     }
-    for turn in (1, 2):
-        for temperature in sorted({temperature_of(q["category"]) for q in questions}):
-            group = [q for q in questions if temperature_of(q["category"]) == temperature]
-            conversations = [
-                conversation(q, answers[q["question_id"]]["turns"], turn) for q in group
-            ]
-            names = [f"{q['question_id']}:turn{turn}" for q in group]
-            for question, result in zip(
-                group, answerer.answer(conversations, names, temperature), strict=True
-            ):
-                record = answers[question["question_id"]]
-                record["turns"].append(result.text)
-                record["finish_reasons"].append(result.finish_reason)
-                record["num_tokens"].append(result.num_tokens)
+    with Answerer(run, BENCHMARK) as answerer:
+        for turn in (1, 2):
+            for temperature in sorted({temperature_of(q["category"]) for q in questions}):
+                group = [q for q in questions if temperature_of(q["category"]) == temperature]
+                conversations = [
+                    conversation(q, answers[q["question_id"]]["turns"], turn) for q in group
+                ]
+                names = [f"{q['question_id']}:turn{turn}" for q in group]
+                for question, result in zip(
+                    group, answerer.answer(conversations, names, temperature), strict=True
+                ):
+                    record = answers[question["question_id"]]
+                    record["turns"].append(result.text)
+                    record["finish_reasons"].append(result.finish_reason)
+                    record["num_tokens"].append(result.num_tokens)
     return [
         {
             "question_id": q["question_id"],

@@ -199,6 +199,20 @@ def fill_template(template: str, fields: dict[str, str]) -> str:
     return PLACEHOLDER.sub(lambda found: fields[found.group(1)], template)
 
 
+def score_prompt(template: str, task: dict[str, Any], output: str) -> str:
+    """The score template filled for one answer to `task` (WildBench's own fields)."""
+    messages = task["conversation_input"]
+    return fill_template(
+        template,
+        {
+            "history": shorten(render_history(messages)),
+            "user_query": shorten(messages[-1]["content"]),
+            "model_output": shorten(output),
+            "checklist": render_checklist(task["checklist"]),
+        },
+    )
+
+
 def categories_of(task: dict[str, Any]) -> list[str]:
     """The leaderboard categories of a task's primary and secondary tags, deduplicated."""
     tags = [task["primary_tag"], *task.get("secondary_tags", [])]
@@ -272,16 +286,7 @@ class Bench:
 
     def prompt(self, task: dict[str, Any], output: str) -> str:
         """The filled template for one answer to `task`."""
-        messages = task["conversation_input"]
-        return fill_template(
-            self.template,
-            {
-                "history": shorten(render_history(messages)),
-                "user_query": shorten(messages[-1]["content"]),
-                "model_output": shorten(output),
-                "checklist": render_checklist(task["checklist"]),
-            },
-        )
+        return score_prompt(self.template, task, output)
 
     def request(self, answer: dict[str, Any], judge_model: str) -> JudgeRequest:
         """The judge request scoring one answer record."""
@@ -578,11 +583,12 @@ ANSWER_TEMPERATURE = 0.0
 def answer_tasks(run: AnsweringRun) -> list[dict[str, Any]]:
     """The model's answer to the last user turn of every task, in the bench's order."""
     bench = Bench(run.bench)
-    answers = Answerer(run, BENCHMARK).answer(
-        [conversation(task) for task in bench.tasks],
-        [task["session_id"] for task in bench.tasks],
-        ANSWER_TEMPERATURE,
-    )
+    with Answerer(run, BENCHMARK) as answerer:
+        answers = answerer.answer(
+            [conversation(task) for task in bench.tasks],
+            [task["session_id"] for task in bench.tasks],
+            ANSWER_TEMPERATURE,
+        )
     return [
         {"session_id": task["session_id"], "output": answer.text,
          "finish_reason": answer.finish_reason, "num_tokens": answer.num_tokens,

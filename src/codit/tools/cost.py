@@ -692,6 +692,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"throughput ratio and its {BENCH_OCCUPANCY_KEY} (when measured) as the batch occupancy",
     )
     parser.add_argument(
+        "--engine",
+        choices=("hf", "vllm"),
+        default="hf",
+        help="whose measured figures --bench gives: our engine's (engine_codit / engine_direct, "
+        "and its batch occupancy) or vLLM's (vllm_codit / vllm_direct; vLLM refills its batch "
+        "itself, so the assumed occupancy stays)",
+    )
+    parser.add_argument(
         "--instructions",
         type=int,
         help="number of instructions (default: instructions.limit of the config)",
@@ -710,8 +718,10 @@ def run(args: argparse.Namespace) -> None:
     config = load_config(args.configfile, args.schema)
     assumptions = load_assumptions(args.assumptions)
     if args.bench is not None:
-        assumptions = with_codit_ratio(assumptions, read_bench_ratio(args.bench), str(args.bench))
-        occupancy = read_bench_occupancy(args.bench)
+        ratio = read_bench_ratio(args.bench, args.engine)
+        source = f"{args.bench} ({args.engine} engine)"
+        assumptions = with_codit_ratio(assumptions, ratio, source)
+        occupancy = read_bench_occupancy(args.bench) if args.engine == "hf" else None
         if occupancy is not None:
             assumptions = with_batch_occupancy(assumptions, occupancy)
     result = estimate(config, assumptions, args.instructions)

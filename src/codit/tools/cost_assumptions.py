@@ -296,14 +296,22 @@ def bench_record(path: str | Path) -> dict[str, Any]:
     )
 
 
-def read_bench_ratio(path: str | Path) -> float:
-    """`ratio_codit_vs_engine_direct` of the bench line (`bench_record`); the key is null when
-    the tiny-world pair was not benched."""
-    ratio = bench_record(path)[BENCH_RATIO_KEY]
+# Each engine's CoDIT/direct throughput ratio in a `codit bench --json` line (of its
+# headline_pair, the tiny world's when benched: our engine_codit over engine_direct,
+# vllm_codit over vllm_direct).
+ENGINE_RATIO_KEYS = {"hf": BENCH_RATIO_KEY, "vllm": "ratio_vllm_codit_vs_direct"}
+
+
+def read_bench_ratio(path: str | Path, engine: str = "hf") -> float:
+    """`engine`'s CoDIT/direct ratio of the bench line (`bench_record`, ENGINE_RATIO_KEYS); the
+    key is null when the bench did not run that engine."""
+    key = ENGINE_RATIO_KEYS[engine]
+    ratio = bench_record(path).get(key)
     if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio <= 0:
         raise ValueError(
-            f"bench file {str(path)!r}: {BENCH_RATIO_KEY} is {ratio!r}, not a positive "
-            "number (it is null when the tinyworld pair was not benched)"
+            f"bench file {str(path)!r}: {key} is {ratio!r}, not a positive number (it is null "
+            f"or absent when the bench did not run the {engine} engine's CoDIT and direct "
+            "methods)"
         )
     return float(ratio)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import signal
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ DTYPE_NAMES = ("float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPE_HELP = "auto: bfloat16 on a CUDA device that supports it, else float32"
 THREADS_HELP = "torch CPU threads (default: torch's choice)"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def add_runtime_arguments(
@@ -104,3 +106,10 @@ def sigterm_exits(note: str = "") -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def die_with_parent() -> None:
+    """In a child process (a `preexec_fn`): SIGKILL it when the process that started it dies,
+    so a job that is itself SIGKILLed leaves no server or engine behind (Linux only)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

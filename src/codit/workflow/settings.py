@@ -35,12 +35,14 @@ def option(
     parse: Callable[[str], Any] | None = None,
     render: Callable[[Any], str] = str,
     nargs: str | None = None,
+    elide_default: bool = False,
 ) -> Any:
     """A settings field that is also the flag `--<name>`; no default: a required flag.
     `parse` turns the flag's text into the value (default: the field's type; it runs in
     `from_args`, so its ValueError reaches the user as `codit <stage>: error: ...`) and `render`
     the value back into that text. A tuple field is a repeatable flag (`--x a --x b`), or with
-    `nargs="+"` one flag with several values (`--x a b`)."""
+    `nargs="+"` one flag with several values (`--x a b`). `elide_default`: `command_line` leaves
+    the flag out at its default (an option added later, so that earlier commands stay equal)."""
     if isinstance(default, list | dict):
         raise TypeError("a mutable default is shared between instances; use a tuple or None")
     metadata = {
@@ -50,6 +52,7 @@ def option(
         "parse": parse,
         "render": render,
         "nargs": nargs,
+        "elide_default": elide_default,
     }
     return dataclasses.field(default=default, metadata=metadata)
 
@@ -183,14 +186,17 @@ class Settings:
 
     def command_line(self) -> str:
         """The flags that pass these settings on to the command. None is left out, and so is a
-        switch at its default, as a store_true flag would be (`--compile` only when on)."""
+        switch at its default, as a store_true flag would be (`--compile` only when on), and an
+        `elide_default` option at its default."""
         parts = []
         for field, annotation in self._fields():
             value, option_flag = getattr(self, field.name), self.flag(field.name)
             is_switch = _base_type(annotation)[0] is bool
             if "group" in field.metadata:
                 parts.append(value.command_line())
-            elif value is None or (is_switch and value == field.default):
+            elif value is None or (
+                (is_switch or field.metadata["elide_default"]) and value == field.default
+            ):
                 continue
             elif is_switch:
                 parts.append(option_flag if value else "--no-" + option_flag[2:])

@@ -26,7 +26,6 @@ starts a server in the background for the next one. Set CODIT_WARM=0 to turn it 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import gc
 import hashlib
@@ -67,7 +66,6 @@ PRELOAD = (
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 # Variables a shell changes between identical commands; they do not reach any import.
 UNKEYED_VARIABLES = frozenset({"_", "SHLVL", "OLDPWD", "PWD"})
-PR_SET_PDEATHSIG = 1
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux
 
 
@@ -341,8 +339,9 @@ def _receive_request(connection: socket.socket) -> tuple[dict, list[int]]:
 
 def _become_job_process(handler_pid: int) -> None:
     """Die with the handler, own a process group, and take default signal dispositions."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    from codit.workflow.runtime import die_with_parent
+
+    die_with_parent()
     if os.getppid() != handler_pid:  # the handler died before the line above
         os._exit(1)
     with contextlib.suppress(OSError):
