@@ -32,6 +32,13 @@ def tinyworld_build() -> Path:
     return tinyworld_cache.built()
 
 
+@pytest.fixture(scope="session")
+def trained_judge(tinyworld_build) -> Path:
+    """A judge trained briefly on the shared tiny world (tinyworld_cache.trained_judge): its
+    folder, shared by every test and test worker; read it, never write into it."""
+    return tinyworld_cache.trained_judge(tinyworld_build)
+
+
 @pytest.fixture()
 def warm_directory() -> Path:
     """A private CODIT_WARM_DIR whose servers are stopped after the test (tests/warm_runtime.py)."""

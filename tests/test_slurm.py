@@ -3,6 +3,7 @@ results of a local run: generation shards, SFT and evaluation run as SLURM jobs.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,7 +18,11 @@ from warm_runtime import warm_jobs
 from workflow_runs import (
     BIN,
     REPO,
+    SMALL_GRID,
+    SMALL_GRID_REPLACED,
+    derived_config,
     job_counts,
+    processes,
     results_of,
     small_config,
     snakemake,
@@ -177,6 +182,57 @@ def test_slurm_run_equals_local_run(cluster, tinyworld_build, warm_directory, tm
     ]
     assert any("Restarts=0" not in line for line in lost) or len(lost) > 2, lost
     assert results_of(on_slurm) == results_of(local)
+
+
+def test_a_judging_job_serves_its_judge_with_vllm_on_slurm(
+    cluster, tinyworld_build, trained_judge, tmp_path
+):
+    """The paper's judge route on the local cluster: `judge.serve` is `vllm serve` (the tiny
+    world's trained judge, vLLM's CPU build, on the GPU `judge.gpus` asks for), and the
+    reference model's judging job starts it inside its SLURM job, grades the three benchmarks
+    and stops it."""
+    from test_vllm_judge import SERVED_NAME, serve_command
+
+    tinyworld_cache.copy_into(tinyworld_build, tmp_path)
+    judge = {"serve": serve_command(trained_judge / "model"), "model": SERVED_NAME, "gpus": 1,
+             "max_tokens": 64, "workers": 2}  # fmt: skip
+    config = derived_config(
+        tmp_path / "vllm-judge.yaml", SMALL_GRID, {**SMALL_GRID_REPLACED, "judge": judge}
+    )
+    folders = {
+        task: tmp_path / f"results/eval/reference/tiny-llama-instruct.{task}"
+        for task in ("mt_bench", "alpaca_eval", "wildbench")
+    }
+    result = snakemake(
+        "--profile", str(REPO / "profiles/slurm-local"), "--configfile", str(config),
+        "--directory", str(tmp_path),
+        *(str((folder / "scores.json").relative_to(tmp_path)) for folder in folders.values()),
+        timeout=20 * 60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-5000:]
+    judging = [
+        (gpus, cpus) for comment, gpus, cpus in slurm_jobs(tmp_path) if "judge_answers" in comment
+    ]
+    assert judging == [(1, 1)]
+    log = (tmp_path / "logs/judged/reference/tiny-llama-instruct.judge-server.log").read_text()
+    assert log.count("starting judge server") == 1 and "vllm.entrypoints.openai" in log
+    pid = re.search(r"judge server pid (\d+)", log).group(1)
+    assert not os.path.exists(f"/proc/{pid}")
+    assert not [line for line in processes() if str(trained_judge) in line]
+    for task, folder in folders.items():
+        judgments = [
+            json.loads(line) for line in (folder / "judgments.jsonl").read_text().splitlines()
+        ]
+        print(f"{task}: {len(judgments)} judgments")
+        assert judgments, task
+    # MT-Bench's ratings and WildBench's scores parse; AlpacaEval's verdicts are weighted.
+    scores = {
+        task: json.loads((folder / "scores.json").read_text()) for task, folder in folders.items()
+    }
+    assert scores["mt_bench"]["unparsable"] < scores["mt_bench"]["judgments"] / 2
+    assert scores["wildbench"]["unparsable"] < scores["wildbench"]["judgments"] / 2
+    verdicts = scores["alpaca_eval"]["verdicts"]
+    assert verdicts["weighted"] > 0 and verdicts["unparsable"] == 0, verdicts
 
 
 def job_fields(line: str) -> dict[str, str]:

@@ -15,6 +15,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -84,3 +86,28 @@ def copy_into(build: Path, workdir: Path) -> Path:
     target = workdir / "resources" / "tinyworld"
     shutil.copytree(build / "resources" / "tinyworld", target)
     return target
+
+
+# The judge the tests share (tests/test_tinyworld_judge.py, tests/test_vllm_judge.py): a short
+# `codit tinyworld train-judge` run on the cached world.
+JUDGE_STEPS = 200
+JUDGE_TRAIN_INSTRUCTIONS = 150
+JUDGE_HELD_OUT_INSTRUCTIONS = 24
+
+
+def trained_judge(build: Path) -> Path:
+    """`build/judge/` (model/, agreement.json, ...): trained once per build, under a lock."""
+    folder = build / "judge"
+    with FileLock(str(folder) + ".lock", timeout=30 * 60):
+        if not (folder / "agreement.json").is_file():
+            command = [
+                sys.executable, "-m", "codit", "tinyworld", "train-judge",
+                "--world", str(build / "resources" / "tinyworld"), "--out", str(folder),
+                "--steps", str(JUDGE_STEPS),
+                "--max-train-instructions", str(JUDGE_TRAIN_INSTRUCTIONS),
+                "--max-held-out-instructions", str(JUDGE_HELD_OUT_INSTRUCTIONS), "--threads", "2",
+            ]  # fmt: skip
+            result = subprocess.run(command, capture_output=True, text=True, timeout=30 * 60)
+            if result.returncode != 0:
+                raise RuntimeError(f"training the test judge failed:\n{result.stderr[-5000:]}")
+    return folder

@@ -24,6 +24,12 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 
+# The trained judge's (codit.tinyworld.judge_model): the benchmarks send their judges a system
+# message (MT-Bench's, AlpacaEval's), which it reads as a user turn before the prompt.
+JUDGE_CHAT_TEMPLATE = CHAT_TEMPLATE.replace(
+    "message['role'] == 'user'", "message['role'] in ('system', 'user')"
+)
+
 
 def render_prompt(user: str) -> str:
     """The text the template produces for one user turn with add_generation_prompt=True."""

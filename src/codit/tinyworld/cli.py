@@ -96,6 +96,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="train on the first N training instructions only (quick checks)",
     )
+    train_judge.add_argument(
+        "--max-held-out-instructions",
+        type=int,
+        default=None,
+        help="measure agreement on the first N held-out instructions only (quick checks)",
+    )
     train_judge.add_argument("--seed", type=int, default=0)
     train_judge.add_argument("--threads", type=int, default=2, help="torch CPU threads")
 
@@ -118,6 +124,7 @@ def run(args: argparse.Namespace) -> None:
         result = train_judge(
             args.world, args.out, seed=args.seed, threads=args.threads, steps=args.steps,
             lr=args.lr, max_train_instructions=args.max_train_instructions,
+            max_held_out_instructions=args.max_held_out_instructions,
         )  # fmt: skip
         print(f"tiny judge -> {args.out}: {headline(result)}")
         return

@@ -141,10 +141,8 @@ def verdict(oracle: Oracle, prompt: str, mt_bench: dict[str, dict[str, Any]] | N
     return reply(oracle.score(item, response))
 
 
-def wildbench_reply(oracle: Oracle, items: dict[str, dict[str, Any]], found: re.Match) -> str:
-    """The tiny WildBench's reply to its prompt (`found`): JSON, the rating as its score."""
-    query, response = found.groups()
-    result = oracle.score(item_for(oracle, items, query), response)
+def wildbench_verdict(result: dict[str, Any]) -> str:
+    """The tiny WildBench's reply for one oracle result: JSON, the rating as its score."""
     return json.dumps(
         {
             "strengths": f"Constraints met: {result['constraints']:.2f}.",
@@ -152,6 +150,18 @@ def wildbench_reply(oracle: Oracle, items: dict[str, dict[str, Any]], found: re.
             "score": str(rating(result["score"])),
         }
     )
+
+
+def wildbench_reply(oracle: Oracle, items: dict[str, dict[str, Any]], found: re.Match) -> str:
+    """The tiny WildBench's reply to its prompt (`found`)."""
+    query, response = found.groups()
+    return wildbench_verdict(oracle.score(item_for(oracle, items, query), response))
+
+
+def pairwise_verdict(first: float, second: float) -> str:
+    """The tiny AlpacaEval's reply for two oracle scores: "M" when output_2's is higher, else
+    "m" (a tie: the output shown first)."""
+    return SECOND if second > first else FIRST
 
 
 def pairwise_reply(
@@ -162,7 +172,7 @@ def pairwise_reply(
     item = item_for(oracle, items, instruction)
     first, second = (oracle.score(item, output)["score"] for output in outputs)
     p_first = 1 / (1 + math.exp(-(first - second) / PAIRWISE_TEMPERATURE))
-    return (SECOND if second > first else FIRST), p_first
+    return pairwise_verdict(first, second), p_first
 
 
 def logprobs(content: str, p_first: float, top: int) -> dict[str, Any]:

@@ -110,10 +110,11 @@ def pretrain_blocks(corpus_path: Path, tokenizer) -> list[list[int]]:
 
 
 def instruction_examples(posttrain_path: Path, tokenizer) -> list[tuple[list[int], list[int]]]:
-    """(input ids, labels) per example: loss only on the response and its end-of-turn token."""
+    """(input ids, labels) per example: loss only on the response and its end-of-turn token.
+    A record is {instruction, response} (one user turn) or {messages, response}."""
     examples = []
     for record in read_jsonl(posttrain_path):
-        messages = [{"role": "user", "content": record["instruction"]}]
+        messages = record.get("messages") or [{"role": "user", "content": record["instruction"]}]
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         response_ids = tokenizer(record["response"] + END_OF_TURN, add_special_tokens=False)[
