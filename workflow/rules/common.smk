@@ -234,7 +234,8 @@ def generation_engine(wildcards):
 
 def judged_answer_settings(task, gpus):
     """Length of a judged benchmark's answers, on the evaluation's batch size, dtype and
-    device; on vLLM split over the evaluated model's GPUs (`gpus`: of the job's wildcards)."""
+    device; on vLLM split over the evaluated model's GPUs (`gpus`: a function of the
+    job's wildcards)."""
     section = config["evaluation"][task]
 
     def settings(wildcards):
