@@ -36,7 +36,5 @@ check: $(VENV)/.installed
 	snakefmt --check .
 	snakemake --lint
 
-# Three workers on CI's two cores: the slow tests mostly wait on the processes they start
-# (SLURM jobs, Snakemake, vLLM engines and servers).
 test: check vllm
-	pytest -m "slow or not slow" -n 3 --durations=15
+	pytest -m "slow or not slow" --durations=15

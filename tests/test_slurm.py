@@ -22,7 +22,6 @@ from workflow_runs import (
     SMALL_GRID_REPLACED,
     derived_config,
     job_counts,
-    processes,
     results_of,
     small_config,
     snakemake,
@@ -191,7 +190,7 @@ def test_a_judging_job_serves_its_judge_with_vllm_on_slurm(
     world's trained judge, vLLM's CPU build, on the GPU `judge.gpus` asks for), and the
     reference model's judging job starts it inside its SLURM job, grades the three benchmarks
     and stops it."""
-    from test_vllm_judge import SERVED_NAME, serve_command
+    from test_vllm_judge import SERVED_NAME, process_group, serve_command
 
     tinyworld_cache.copy_into(tinyworld_build, tmp_path)
     judge = {"serve": serve_command(trained_judge / "model"), "model": SERVED_NAME, "gpus": 1,
@@ -216,9 +215,9 @@ def test_a_judging_job_serves_its_judge_with_vllm_on_slurm(
     assert judging == [(1, 1)]
     log = (tmp_path / "logs/judged/reference/tiny-llama-instruct.judge-server.log").read_text()
     assert log.count("starting judge server") == 1 and "vllm.entrypoints.openai" in log
-    pid = re.search(r"judge server pid (\d+)", log).group(1)
-    assert not os.path.exists(f"/proc/{pid}")
-    assert not [line for line in processes() if str(trained_judge) in line]
+    # The guard led the server's process group: the group is gone, vLLM's engine core too.
+    pid = int(re.search(r"judge server pid (\d+)", log).group(1))
+    assert not os.path.exists(f"/proc/{pid}") and not process_group(pid)
     for task, folder in folders.items():
         judgments = [
             json.loads(line) for line in (folder / "judgments.jsonl").read_text().splitlines()
