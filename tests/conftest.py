@@ -15,24 +15,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
-# pytest-xdist hands out whole files (--dist loadfile) in collection order: the longest files
-# go first, so that the SLURM and fault-injection runs start at once rather than last.
-LONGEST_FIRST = (
-    "test_slurm.py",
-    "test_faults.py",
-    "test_workflow.py",
-    "test_vllm.py",
-    "test_vllm_judge.py",
-    "test_tinyworld.py",
-    "test_tinyworld_judge.py",
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files keep order
-
-
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny models run fastest on one thread (and the machine's 2 cores are shared)."""
