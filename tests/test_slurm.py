@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import tinyworld_cache
 import yaml
-from warm_runtime import warm_jobs
+from warm_runtime import private_runtime, warm_jobs
 from workflow_runs import (
     BIN,
     REPO,
@@ -44,12 +44,53 @@ def local_slurm(*args: str, timeout: float = 600) -> subprocess.CompletedProcess
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Start the one-node cluster with 4 fake GPUs; stop exactly what was started."""
+    """Start the one-node cluster with 4 fake GPUs; stop exactly what was started, and check
+    that no process of the cluster outlives it."""
     started = local_slurm("start", "4")
     assert started.returncode == 0, started.stderr
     yield
-    stopped = local_slurm("stop", timeout=120)
+    stopped = local_slurm("stop", timeout=180)
     assert stopped.returncode == 0, stopped.stderr
+    # `stop` cancels the jobs and ends what a job left behind, naming it: nothing may be left.
+    assert "left behind" not in stopped.stderr, stopped.stderr
+    assert cluster_processes() == [], cluster_processes()
+
+
+def cluster_processes() -> list[str]:
+    """Live processes of the local cluster: its daemons, job steps, and any process that runs
+    in one of its jobs (their environment names the cluster)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        name = status.split("\n", 1)[0].split(":", 1)[1].strip()
+        if "State:\tZ" in status:
+            continue  # a zombie has ended; init reaps it
+        if name in (*DAEMONS, "slurmstepd") or b"SLURM_CLUSTER_NAME=codit-local" in environ:
+            found.append(f"{entry.name} {name}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def local_small_run(tinyworld_build, tmp_path_factory):
+    """The small grid run on this machine (no SLURM): what every SLURM run must reproduce.
+    Yields its folder and the warm-server folder its jobs forked from."""
+    config = small_config(tmp_path_factory.mktemp("config") / "small.yaml")
+    local = tmp_path_factory.mktemp("local")
+    # The tiny world is an input here, not what is tested: every run starts from the build.
+    tinyworld_cache.copy_into(tinyworld_build, local)
+    with private_runtime() as warm_directory:
+        began = time.monotonic()
+        result = snakemake(
+            "--cores", "2", "--configfile", str(config), "--directory", str(local),
+            timeout=30 * 60, env={"CODIT_WARM_DIR": str(warm_directory)},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-5000:]
+        print(f"local run {time.monotonic() - began:.0f} s")
+        yield local, warm_directory
 
 
 def test_a_cluster_killed_without_stop_starts_again_empty(tmp_path):
@@ -86,19 +127,10 @@ def test_a_cluster_killed_without_stop_starts_again_empty(tmp_path):
         assert stopped.returncode == 0, stopped.stderr
 
 
-def test_slurm_run_equals_local_run(cluster, tinyworld_build, warm_directory, tmp_path):
+def test_slurm_run_equals_local_run(cluster, local_small_run, tmp_path):
     config = small_config(tmp_path / "small.yaml")
-    local, on_slurm = tmp_path / "local", tmp_path / "slurm"
-    # The tiny world is an input here, not what is tested: both runs start from the shared build.
-    tinyworld_cache.copy_into(tinyworld_build, local)
-    began = time.monotonic()
+    (local, warm_directory), on_slurm = local_small_run, tmp_path / "slurm"
     warm = {"CODIT_WARM_DIR": str(warm_directory)}
-    result = snakemake(
-        "--cores", "2", "--configfile", str(config), "--directory", str(local), timeout=30 * 60,
-        env=warm,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-5000:]
-    local_seconds = time.monotonic() - began
     # The local run forked most jobs from warm servers; the SLURM run below starts every job
     # fresh, so the equality at the end also compares warm jobs with cold ones.
     assert {command.split()[1] for _, command in warm_jobs(warm_directory)} >= {
@@ -123,7 +155,7 @@ def test_slurm_run_equals_local_run(cluster, tinyworld_build, warm_directory, tm
     slurm_seconds = time.monotonic() - began
     # Neither its jobs nor its local rules start a warm server.
     assert (sorted(warm_directory.glob("*.log")), warm_jobs(warm_directory)) == servers_before
-    print(f"local run {local_seconds:.0f} s, SLURM run {slurm_seconds:.0f} s (tiny world reused)")
+    print(f"SLURM run {slurm_seconds:.0f} s (tiny world reused)")
 
     # Every compute job ran as a SLURM job, with the GPUs and CPUs its stage asks for.
     jobs = slurm_jobs(on_slurm)
@@ -174,6 +206,19 @@ def test_slurm_run_equals_local_run(cluster, tinyworld_build, warm_directory, tm
     time.sleep(3)
     # Back in service (ReturnToService=2 may have brought it back already: then this fails).
     subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True)
+    # SLURM holds a requeued job back for about two minutes (its BeginTime); start it now, as
+    # it would then, rather than wait (a job Snakemake resubmits instead has no such delay).
+    deadline = time.monotonic() + 30
+    while run.poll() is None and time.monotonic() < deadline:
+        held = [
+            job_fields(line)["JobId"]
+            for line in slurm_job_lines(on_slurm)
+            if "rule_sft" in line and job_fields(line).get("Reason") == "BeginTime"
+        ]
+        if held:
+            subprocess.run(["scontrol", "update", f"JobId={held[0]}", "StartTime=now"])
+            break
+        time.sleep(0.5)
     _, stderr = run.communicate(timeout=20 * 60)
     assert run.returncode == 0, stderr[-5000:]
     lost = [
@@ -181,6 +226,147 @@ def test_slurm_run_equals_local_run(cluster, tinyworld_build, warm_directory, tm
     ]
     assert any("Restarts=0" not in line for line in lost) or len(lost) > 2, lost
     assert results_of(on_slurm) == results_of(local)
+
+
+# A login node lost while an SFT job and a generation shard run on SLURM.
+SFT_DIRECT = "results/sft/tiny-llama/direct/seed0/tiny-llama-base"
+CODIT_SHARD = "results/datasets/tiny-llama/codit_alpha0.1_beta1/seed0/shards/000-of-002.jsonl"
+
+
+def lost_login_node(local: Path, workdir: Path, config: Path) -> tuple[list[str], dict[str, str]]:
+    """Start a SLURM run of one SFT job and one generation shard in `workdir` and SIGKILL its
+    Snakemake once SLURM runs both. Returns the command and the two jobs' ids by rule."""
+    shutil.copytree(local / "resources", workdir / "resources")
+    # The inputs as the local run made them (times kept: they are up to date)
+    for inputs in ("results/instructions", "results/datasets/tiny-llama/direct"):
+        shutil.copytree(local / inputs, workdir / inputs)
+    command = [
+        str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"),
+        "--profile", str(REPO / "profiles/slurm-local"), "--configfile", str(config),
+        "--directory", str(workdir), f"{SFT_DIRECT}/train_record.json", CODIT_SHARD,
+    ]  # fmt: skip
+    run = subprocess.Popen(command, cwd=REPO, env=with_venv(), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while True:
+        jobs = [job_fields(line) for line in slurm_job_lines(workdir)]
+        states = {
+            job["Comment"].split("_wildcards_")[0].removeprefix("rule_"): (
+                job["JobId"],
+                job["JobState"],
+            )
+            for job in jobs
+        }
+        if [state for _, state in states.values()] == ["RUNNING", "RUNNING"]:
+            break
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()[1][-5000:]
+        time.sleep(0.2)
+    run.kill()  # the login node is gone; its two jobs keep running
+    run.communicate()
+    assert sorted(states) == ["generate_shard", "sft"], states
+    record = (workdir / ".snakemake/codit-slurm-jobs.jsonl").read_text().splitlines()
+    recorded = {json.loads(line)["rule"]: json.loads(line) for line in record}
+    assert {rule: entry["job_id"] for rule, entry in recorded.items()} == {
+        rule: job_id for rule, (job_id, _) in states.items()
+    }, record
+    assert recorded["sft"]["outputs"][-1] == f"{SFT_DIRECT}/train_record.json", record
+    return command, {rule: job_id for rule, (job_id, _) in states.items()}
+
+
+def lost_run_results(workdir: Path) -> tuple[object, bytes]:
+    record = json.loads((workdir / SFT_DIRECT / "train_record.json").read_text())
+    return (record["final_loss"], record["loss_curve"]), (workdir / CODIT_SHARD).read_bytes()
+
+
+def test_after_a_lost_login_node_the_rerun_waits_for_its_jobs(cluster, local_small_run, tmp_path):
+    """SIGKILL the login-node Snakemake while an SFT job and a generation shard run; SLURM
+    requeues the SFT job (a lost node). With SLURM unreachable the plain rerun refuses and
+    touches nothing; then it waits for both jobs, submits neither again, and the results are
+    the local run's."""
+    local, _ = local_small_run
+    config = derived_config(tmp_path / "small.yaml", {**SMALL_GRID, "slurm": {"poll_seconds": 1}},
+                            SMALL_GRID_REPLACED)  # fmt: skip
+    workdir = tmp_path / "run"
+    command, job_ids = lost_login_node(local, workdir, config)
+    # The requeued job of the dead run (a node loss) keeps its id and waits to start again; the
+    # shard is held, so that both are certain to be still on SLURM when the rerun asks.
+    subprocess.run(["scontrol", "requeue", job_ids["sft"]], check=True)
+    subprocess.run(["scontrol", "suspend", job_ids["generate_shard"]], check=True)
+
+    # SLURM unreachable: the rerun refuses, naming the command, before touching anything.
+    markers = sorted(path.name for path in (workdir / ".snakemake/incomplete").rglob("*"))
+    record = (workdir / ".snakemake/codit-slurm-jobs.jsonl").read_bytes()
+    stopped = local_slurm("controller", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    try:
+        refused = subprocess.run(command, cwd=REPO, env=with_venv(), capture_output=True,
+                                 text=True, timeout=300)  # fmt: skip
+    finally:
+        started = local_slurm("controller", "start")
+        assert started.returncode == 0, started.stderr
+    assert refused.returncode != 0
+    assert "cannot tell whether SLURM jobs of an earlier run" in refused.stderr, refused.stderr
+    assert "`squeue --me" in refused.stderr and "Nothing was submitted" in refused.stderr
+    assert sorted(p.name for p in (workdir / ".snakemake/incomplete").rglob("*")) == markers
+    assert (workdir / ".snakemake/codit-slurm-jobs.jsonl").read_bytes() == record
+    assert sorted(job_fields(line)["JobId"] for line in slurm_job_lines(workdir)) == sorted(
+        job_ids.values()
+    )
+
+    # The plain rerun: one line per job, then it waits; the jobs go on and it ends with them.
+    rerun = subprocess.Popen(command, cwd=REPO, env=with_venv(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    said = []
+    for line in rerun.stderr:
+        said.append(line)
+        if "waiting for these 2 jobs of an earlier run" in line:
+            break
+    job_lines = [line for line in said if line.startswith("codit: SLURM job")]
+    assert len(job_lines) == 2, "".join(said)
+    assert f"SLURM job {job_ids['sft']} (rule sft" in "".join(job_lines)
+    assert f"{SFT_DIRECT}/train_record.json" in "".join(job_lines)
+    assert f"SLURM job {job_ids['generate_shard']} (rule generate_shard" in "".join(job_lines)
+    subprocess.run(["scontrol", "update", f"JobId={job_ids['sft']}", "StartTime=now"], check=True)
+    subprocess.run(["scontrol", "resume", job_ids["generate_shard"]], check=True)
+    rest = rerun.communicate(timeout=20 * 60)[1]
+    assert rerun.returncode == 0, rest[-5000:]
+    assert f"SLURM job {job_ids['sft']} ended: COMPLETED" in rest, rest[-5000:]
+    assert "starting this run again" in rest, rest[-5000:]
+
+    # One SLURM job per output (the SFT job ran twice under one id: requeued), results equal.
+    lines = slurm_job_lines(workdir)
+    assert sorted(job_fields(line)["JobId"] for line in lines) == sorted(job_ids.values()), lines
+    restarts = {job_fields(line)["JobId"]: job_fields(line)["Restarts"] for line in lines}
+    assert restarts[job_ids["sft"]] != "0", lines
+    assert lost_run_results(workdir) == lost_run_results(local)
+
+
+def test_after_a_lost_login_node_the_rerun_can_cancel_its_jobs(cluster, local_small_run, tmp_path):
+    """The same loss, rerun with `slurm.earlier_jobs: cancel`: the earlier jobs are cancelled
+    and gone before this run submits them again, once each, with the local run's results."""
+    local, _ = local_small_run
+    config = derived_config(tmp_path / "small.yaml", {**SMALL_GRID, "slurm": {"poll_seconds": 1}},
+                            SMALL_GRID_REPLACED)  # fmt: skip
+    workdir = tmp_path / "run"
+    command, job_ids = lost_login_node(local, workdir, config)
+    rerun = subprocess.run(
+        [*command, "--config", "slurm={earlier_jobs: cancel}"], cwd=REPO,
+        env=with_venv(), capture_output=True, text=True, timeout=20 * 60,
+    )  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr[-5000:]
+    assert "cancelling these 2 jobs of an earlier run" in rerun.stderr, rerun.stderr[-5000:]
+    fields = [job_fields(line) for line in slurm_job_lines(workdir)]
+    by_rule: dict[str, list[dict[str, str]]] = {}
+    for job in fields:
+        by_rule.setdefault(job["Comment"].split("_wildcards_")[0], []).append(job)
+    for rule, jobs in by_rule.items():
+        old, new = sorted(jobs, key=lambda job: int(job["JobId"]))
+        assert old["JobId"] == job_ids[rule.removeprefix("rule_")], fields
+        assert old["JobState"] == "CANCELLED" and new["JobState"] == "COMPLETED", fields
+        # The new copy started after the cancelled one had ended: never two writers at once.
+        assert new["StartTime"] >= old["EndTime"], fields
+    assert sorted(by_rule) == ["rule_generate_shard", "rule_sft"], fields
+    assert lost_run_results(workdir) == lost_run_results(local)
 
 
 def test_a_judging_job_serves_its_judge_with_vllm_on_slurm(

@@ -101,7 +101,7 @@ def derived_config(path: Path, merged: dict, replaced: dict) -> Path:
     replacing its own, written to `path`."""
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     for key, value in merged.items():
-        config[key] = {**config[key], **value} if isinstance(value, dict) else value
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
     config.update(replaced)
     path.write_text(yaml.safe_dump(config))
     return path

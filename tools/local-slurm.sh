@@ -4,8 +4,11 @@
 #   tools/local-slurm.sh start [GPUS]   install (if needed) and start munge, slurmctld, slurmd;
 #                                       GPUS fake GPUs (default 4) are declared as GRES so that
 #                                       rules asking for GPUs schedule
-#   tools/local-slurm.sh stop           stop exactly the daemons `start` started, restore the
-#                                       config files it replaced
+#   tools/local-slurm.sh stop           cancel the cluster's jobs, stop exactly the daemons `start`
+#                                       started, restore the config files it replaced
+#   tools/local-slurm.sh controller stop|start
+#                                       stop or start slurmctld alone (jobs keep running; clients
+#                                       cannot reach SLURM meanwhile): for tests of that case
 #   tools/local-slurm.sh status         sinfo
 #
 # Everything of the cluster (PIDs of what was started, config backups, job state, spool,
@@ -68,7 +71,7 @@ SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 MpiDefault=none
-ProctrackType=proctrack/linuxproc
+ProctrackType=proctrack/pgid
 TaskPlugin=task/none
 ReturnToService=2
 SlurmctldPidFile=/run/slurmctld.pid
@@ -83,12 +86,47 @@ SelectTypeParameters=CR_Core_Memory
 MinJobAge=3600
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
+# SIGTERM to SIGKILL at a job's cancellation or time limit (30 s by default): short, so that tests
+# that cancel jobs and the teardown do not wait.
+KillWait=5
 SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
 GresTypes=gpu
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem $gres_line State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
+}
+
+running() { # running NAME: a live process of that name (a zombie left for init to reap is not)
+	ps -C "$1" -o stat= 2>/dev/null | grep -qv '^Z'
+}
+
+pid_alive() { # pid_alive PID: the process exists and is not a zombie
+	local stat
+	stat=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $stat != Z* ]]
+}
+
+end_pid() { # end_pid PID: SIGTERM, then SIGKILL after 30 s; returns once it is gone
+	local pid=$1
+	kill "$pid" 2>/dev/null || return 0
+	for _ in $(seq 300); do
+		pid_alive "$pid" || return 0
+		sleep 0.1
+	done
+	log "pid $pid ignored SIGTERM for 30 s; killing it"
+	kill -9 "$pid" 2>/dev/null || true
+	for _ in $(seq 50); do
+		pid_alive "$pid" || return 0
+		sleep 0.1
+	done
+}
+
+job_processes() { # PIDs of processes that run in a job of this cluster (by their environment)
+	local dir
+	for dir in /proc/[0-9]*; do
+		grep -qsza "^SLURM_CLUSTER_NAME=codit-local$" "$dir/environ" && echo "${dir#/proc/}"
+	done
+	return 0
 }
 
 record_pid() { # record_pid NAME PIDFILE: remember a daemon this script started
@@ -106,7 +144,7 @@ start() {
 		log "must run as root"
 		exit 1
 	}
-	if pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null; then
+	if running slurmctld || running slurmd; then
 		log "a slurmctld or slurmd is already running; not starting a second cluster"
 		exit 1
 	fi
@@ -122,7 +160,7 @@ start() {
 	rm -rf "$STATE/slurmctld" "$STATE/slurmd" "$STATE/log" "$STATE/slurmctld.pid" "$STATE/slurmd.pid"
 	install -d -o slurm -g slurm "$STATE/slurmctld" "$STATE/log"
 	install -d "$STATE/slurmd"
-	if ! pgrep -x munged >/dev/null; then
+	if ! running munged; then
 		install -d -o munge -g munge -m 0755 /run/munge
 		runuser -u munge -- /usr/sbin/munged
 		record_pid munged /run/munge/munged.pid
@@ -148,20 +186,33 @@ stop() {
 		log "nothing to stop (no $STATE)"
 		return
 	}
-	local name pid pidfile
+	local name pid pidfile leftovers jobs
+	# The jobs first: stopping slurmd leaves its job steps running (by design, for restarts).
+	if jobs=$(squeue -h -o %i 2>/dev/null) && [[ -n $jobs ]]; then
+		# shellcheck disable=SC2086 # one job id per word
+		scancel $jobs 2>/dev/null || true
+		for _ in $(seq 600); do
+			running slurmstepd || break
+			sleep 0.1
+		done
+	fi
 	for name in "${DAEMONS[@]}"; do
 		[[ -f $STATE/$name.pid ]] || continue
 		read -r pid pidfile <"$STATE/$name.pid"
 		# Only the process this script started, and only if it is still that daemon.
 		if [[ $(ps -o comm= -p "$pid" 2>/dev/null) == "$name" ]]; then
-			kill "$pid"
-			for _ in $(seq 50); do
-				kill -0 "$pid" 2>/dev/null || break
-				sleep 0.1
-			done
+			end_pid "$pid"
 		fi
 		rm -f "$pidfile" "$STATE/$name.pid"
 	done
+	# What a job left behind outlives its job step: end it, and say so (tests assert none).
+	leftovers=$(job_processes)
+	if [[ -n $leftovers ]]; then
+		for pid in $leftovers; do
+			log "ending a process a job of this cluster left behind: $pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-200)"
+			kill -9 "$pid" 2>/dev/null || true
+		done
+	fi
 	rm -f "$CONF_DIR/slurm.conf" "$CONF_DIR/gres.conf"
 	if [[ -d $STATE/backup ]]; then
 		cp -p "$STATE"/backup/* "$CONF_DIR/" 2>/dev/null || true
@@ -170,12 +221,37 @@ stop() {
 	log "stopped"
 }
 
+controller() { # controller stop|start: slurmctld alone, its job state kept
+	local pid pidfile
+	case $1 in
+	stop)
+		read -r pid pidfile <"$STATE/slurmctld.pid"
+		end_pid "$pid"
+		;;
+	start)
+		/usr/sbin/slurmctld
+		record_pid slurmctld /run/slurmctld.pid
+		for _ in $(seq 100); do
+			squeue -h >/dev/null 2>&1 && return
+			sleep 0.2
+		done
+		log "slurmctld did not answer"
+		exit 1
+		;;
+	*)
+		echo "usage: $0 controller stop|start" >&2
+		exit 2
+		;;
+	esac
+}
+
 case ${1:-} in
 start) start "${2:-4}" ;;
 stop) stop ;;
+controller) controller "${2:-}" ;;
 status) sinfo ;;
 *)
-	echo "usage: $0 start [GPUS] | stop | status" >&2
+	echo "usage: $0 start [GPUS] | stop | controller stop|start | status" >&2
 	exit 2
 	;;
 esac
