@@ -35,6 +35,8 @@ class FakeJudge:
         self.headers: list[dict] = []
         self.fail_first = 0  # answer this many requests with HTTP 500 first
         self.garbage = False  # reply without a rating
+        self.garbles: Callable[[str], bool] | None = None  # garbage for the prompts it picks
+        self.reasoning_only = False  # garbage as an empty reply beside a reasoning field
         judge = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,8 +56,12 @@ class FakeJudge:
                 if fail:
                     return self._send(500, {"error": "overloaded"})
                 prompt = body["messages"][-1]["content"]
-                content = "no verdict" if judge.garbage else judge.reply(prompt)
+                garbled = judge.garbage or (judge.garbles is not None and judge.garbles(prompt))
+                content = "no verdict" if garbled else judge.reply(prompt)
                 message = {"role": "assistant", "content": content}
+                if garbled and judge.reasoning_only:  # as vLLM serves a reasoning model
+                    thought = "Let me weigh the answer step by step..."
+                    message = {"role": "assistant", "content": "", "reasoning_content": thought}
                 choice = {"index": 0, "message": message, "finish_reason": "stop"}
                 if judge.top_logprobs is not None and body.get("logprobs"):
                     top = [{"token": token, "logprob": logprob, "bytes": None}

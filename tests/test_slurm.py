@@ -380,7 +380,7 @@ def test_a_judging_job_serves_its_judge_with_vllm_on_slurm(
 
     tinyworld_cache.copy_into(tinyworld_build, tmp_path)
     judge = {"serve": serve_command(trained_judge / "model"), "model": SERVED_NAME, "gpus": 1,
-             "max_tokens": 64, "workers": 2}  # fmt: skip
+             "max_tokens": 64, "workers": 2, "max_unparsable_share": 0.5}  # fmt: skip
     config = derived_config(
         tmp_path / "vllm-judge.yaml", SMALL_GRID, {**SMALL_GRID_REPLACED, "judge": judge}
     )

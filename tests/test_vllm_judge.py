@@ -55,9 +55,11 @@ def judged_world(tinyworld_build, trained_judge, tmp_path_factory):
     if not VLLM_PYTHON.exists():
         pytest.fail(f"vLLM's environment {VLLM_PYTHON} is missing: build it with `make vllm`")
     root = copy_into(tinyworld_build, tmp_path_factory.mktemp("world"))
+    # The briefly trained judge leaves some replies unreadable (WildBench's most): the bound is
+    # raised for it (the default, 0.02, is for a real judge).
     endpoint = JudgeEndpoint(
         serve=serve_command(trained_judge / "model"), model=SERVED_NAME, workers=2, retries=0,
-        max_tokens=64,
+        max_tokens=64, max_unparsable_share=0.5,
     )  # fmt: skip
     benches = {
         mtbench.TASK: root / "mt_bench",

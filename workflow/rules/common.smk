@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -198,6 +199,14 @@ def best_of_n_scorer_flags(wildcards):
 
 # The judge's flags, the same for every judging job (Best-of-N's, MT-Bench's).
 JUDGE_FLAGS = JudgeEndpoint.from_config(config["judge"]).command_line()
+# Said by every run and dry run (not by its jobs): when a judging job stops.
+if JUDGED_TASKS and not (workflow.remote_exec or workflow.subprocess_exec):
+    print(
+        "codit: a judging job fails, before writing scores, when more than "
+        f"{config['judge']['max_unparsable_share'] * 100:g}% of its judge's replies carry no "
+        "readable verdict (judge.max_unparsable_share; docs/failures.md)",
+        file=sys.stderr,
+    )
 
 
 def judge_gpus(wildcards):

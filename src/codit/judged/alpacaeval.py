@@ -73,6 +73,7 @@ from typing import TYPE_CHECKING, Any
 from codit.judged import common
 from codit.judged.alpacaeval_metrics import (
     BENCHMARK,
+    N_SPLITS,
     TIE,
     difficulty_of_gamed,
     length_controlled_win_rate,
@@ -80,7 +81,7 @@ from codit.judged.alpacaeval_metrics import (
     win_rate,
 )
 from codit.judged.answering import Answerer, AnsweringRun, write_answers
-from codit.judged.judge import Judge, JudgeEndpoint, JudgeRequest, request_key
+from codit.judged.judge import Judge, JudgeEndpoint, JudgeError, JudgeRequest, request_key
 from codit.workflow.provenance import (
     file_sha256,
     provenance,
@@ -539,6 +540,14 @@ def grade_answers(grading: GradingRun, running: JudgeEndpoint | None = None) -> 
 
     def grade(judge: Judge) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         judgments = judge_outputs(bench, outputs, judge, seed=grading.seed)
+        readable = sum(j["preference"] is not None for j in judgments)
+        if readable < N_SPLITS:  # alpaca_eval's GLM is fitted over N_SPLITS folds
+            raise JudgeError(
+                f"{BENCHMARK}: {readable} readable verdicts of {len(judgments)} from "
+                f"{judge.endpoint.described()} (prompt version {judge.prompt_version}): the "
+                f"length-controlled win rate's GLM needs at least {N_SPLITS} (alpaca_eval fits "
+                f"it over {N_SPLITS} folds)"
+            )
         result = scores(bench, judgments)
         kept["glm_preference"] = result.pop("glm_preference")
         return judgments, result

@@ -15,8 +15,13 @@ or one `codit.judged.judge_server` serves for the job) and writes three files:
   samples file and the provenance.
 
 The verdict cache (`<out>.judge-cache.jsonl`) lets a killed job ask only for the missing
-verdicts; it is removed once the judgments are written. `fetch_file` is how every benchmark's
-fetch (a local rule) downloads its files, with their digests for the manifest.
+verdicts; it is removed once the judgments are written. A job whose judge left more than
+`judge.max_unparsable_share` of its replies unreadable fails before writing anything (the
+message names benchmark, judge, share, prompt version and two replies), keeping the cache; below
+that bound the scores rest on the readable verdicts and say how many (`scored`).
+
+`fetch_file` is how every benchmark's fetch (a local rule) downloads its files, with their
+digests for the manifest.
 """
 
 from __future__ import annotations
@@ -138,10 +143,12 @@ def judge_and_write(
     with judge_at(endpoint_settings, log, running) as endpoint:
         judge = Judge(
             endpoint, benchmark=benchmark.name, prompt_version=benchmark.prompt_version,
-            parse=benchmark.parse, cache=cache, **judge_options,
+            parse=benchmark.parse, cache=cache,
+            max_unparsable_share=endpoint_settings.max_unparsable_share, **judge_options,
         )  # fmt: skip
         judgments, result = grade(judge)
     samples = item_samples(judgments)
+    unreadable = result.get("unparsable", result.get("verdicts", {}).get("unparsable", 0))
     write_jsonl(outputs.out, judgments)
     write_jsonl(outputs.samples_path, samples)
     payload = {
@@ -151,6 +158,8 @@ def judge_and_write(
             benchmark.task: results_block(result, samples, benchmark.metrics, benchmark.stderr_keys)
         },
         "higher_is_better": {benchmark.task: dict.fromkeys(benchmark.metrics, True)},
+        # judgments with a readable verdict, of all (below judge.max_unparsable_share)
+        "scored": {"items": len(judgments) - unreadable, "of": len(judgments)},
         "judge": endpoint.provenance(),
         **(extra or {}),
         "codit": {

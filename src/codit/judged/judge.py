@@ -12,6 +12,9 @@ and 5xx replies with exponential backoff (`JudgeEndpoint.retries` times) and ref
 - asks again when the stage's parser cannot read a reply (`parse_retries` times: a server may
   cut or vary a reply); a reply that stays unreadable comes back with verdict None and is not
   cached (a rerun asks again), for the stage to refuse or to count, never to score silently;
+  with `max_unparsable_share` (the judged benchmarks'), more unreadable replies than that share,
+  or no readable one at all, stop `ask` with a message naming the judge, the share, the prompt
+  version and two replies (and a reasoning field beside empty replies);
 - names the benchmark, the item and the endpoint in every error.
 
 A stage that weighs the verdict by the judge's confidence (AlpacaEval 2) asks for the
@@ -26,6 +29,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -65,6 +69,12 @@ class JudgeEndpoint(Settings):
     retries: int = option(
         3, "retries (exponential backoff) on connection errors, timeouts, 408, 409, 429 and 5xx"
     )
+    max_unparsable_share: float = option(
+        0.02,
+        "a judged benchmark's job fails, before writing scores, when more than this share of "
+        "its judge's replies carry no readable verdict",
+        elide_default=True,
+    )
 
     def check(self) -> None:
         """Refuse an endpoint that cannot be asked; errors name the flag."""
@@ -79,6 +89,7 @@ class JudgeEndpoint(Settings):
             "--judge-workers must be >= 1": self.workers >= 1,
             "--judge-timeout must be positive": self.timeout > 0,
             "--judge-retries must be >= 0": self.retries >= 0,
+            "--judge-max-unparsable-share must be in [0, 1]": 0 <= self.max_unparsable_share <= 1,
         }
         for message, ok in checks.items():
             if not ok:
@@ -129,6 +140,18 @@ class JudgeError(ValueError):
     """The judge could not be asked, or refused; the message names benchmark, item, endpoint."""
 
 
+def reasoning_text(message: Any) -> str | None:
+    """The reasoning a server returned beside the reply (vLLM's `reasoning_content`, newer
+    servers' `reasoning`), or None."""
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(message, name, None)
+        if value is None:
+            value = (getattr(message, "model_extra", None) or {}).get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 class Judge:
     """Ask `endpoint` for verdicts on `benchmark`'s requests; see the module docstring."""
 
@@ -142,6 +165,7 @@ class Judge:
         cache: Path | None = None,
         parse_retries: int = 2,
         top_logprobs: int = 0,
+        max_unparsable_share: float | None = None,
     ) -> None:
         from openai import OpenAI
 
@@ -151,6 +175,9 @@ class Judge:
         self.endpoint, self.benchmark, self.prompt_version = endpoint, benchmark, prompt_version
         self.parse, self.cache, self.parse_retries = parse, cache, parse_retries
         self.top_logprobs = top_logprobs
+        self.max_unparsable_share = max_unparsable_share
+        # What the last `ask` got: distinct requests, and those with a readable verdict.
+        self.counts: dict[str, int] = {}
         self.client = OpenAI(
             base_url=endpoint.url,
             api_key=os.environ.get(endpoint.api_key_env) or NO_KEY,
@@ -166,18 +193,68 @@ class Judge:
         for request in requests:
             if request.key not in verdicts and request.key not in todo:
                 todo[request.key] = request
+        distinct = {request.key: request for request in requests}
+        if self.cache is not None:
+            print(
+                f"codit: {self.benchmark}: {len(distinct) - len(todo)} verdicts reused from "
+                f"{self.cache}, {len(todo)} to ask",
+                file=sys.stderr,
+            )
         if todo:
             self._ask_concurrently(list(todo.values()), verdicts)
+        unreadable = [distinct[key] for key in distinct if verdicts[key]["verdict"] is None]
+        self.counts = {"asked": len(distinct), "readable": len(distinct) - len(unreadable)}
+        self._check_readable(unreadable, verdicts)
         return {request.key: verdicts[request.key] for request in requests}
+
+    def _check_readable(
+        self, unreadable: list[JudgeRequest], verdicts: dict[str, dict[str, Any]]
+    ) -> None:
+        """Refuse, with what a user needs to fix it, a share of unreadable replies above the
+        bound: the benchmark, judge, endpoint, count and share, prompt version, two examples."""
+        bound, asked = self.max_unparsable_share, self.counts["asked"]
+        if bound is None or not asked:
+            return
+        # No readable verdict at all is refused whatever the bound: it would score nothing.
+        if self.counts["readable"] and len(unreadable) / asked <= bound:
+            return
+        examples = "; ".join(
+            f"{request.item}: {verdicts[request.key]['reply'][:REPLY_SHOWN]!r}"
+            for request in unreadable[:2]
+        )
+        thinking = [r for r in unreadable if verdicts[r.key].get("reasoning_chars")]
+        hint = ""
+        if thinking:
+            hint = (
+                f" {len(thinking)} of these replies are empty while the server returned a "
+                "reasoning field: the judge spent its tokens reasoning. Serve it with a reasoning "
+                "parser (vLLM: --reasoning-parser) or raise judge.max_tokens (now "
+                f"{self.endpoint.max_tokens})."
+            )
+        share = len(unreadable) / asked
+        bound_said = (
+            f"above judge.max_unparsable_share = {bound:g}" if share > bound
+            else "no readable verdict at all"
+        )  # fmt: skip
+        kept = f"The {self.counts['readable']} readable verdicts stay cached in {self.cache}; " if (
+            self.cache is not None
+        ) else ""  # fmt: skip
+        raise JudgeError(
+            f"{self.benchmark}: {len(unreadable)} of {asked} replies of "
+            f"{self.endpoint.described()} carry no readable verdict ({share:.1%}, {bound_said}; "
+            f"prompt version {self.prompt_version}). For example {examples}.{hint} {kept}after "
+            "fixing the judge or its prompt, run the same command: only the others are asked again."
+        )
 
     def _error(self, request: JudgeRequest, reason: str) -> JudgeError:
         return JudgeError(
             f"{self.benchmark}: {request.item}: {self.endpoint.described()}: {reason}"
         )
 
-    def _reply(self, request: JudgeRequest) -> tuple[str, list[dict[str, Any]] | None]:
-        """One reply and, when asked for, its first token's top log-probabilities (None when the
-        server gave none), after the client's own retries; transport failures become JudgeError."""
+    def _reply(self, request: JudgeRequest) -> tuple[str, list[dict[str, Any]] | None, str | None]:
+        """One reply, when asked for its first token's top log-probabilities (None when the
+        server gave none), and the reasoning the server returned beside it (None without), after
+        the client's own retries; transport failures become JudgeError."""
         import openai
 
         extra: dict[str, Any] = {}
@@ -199,15 +276,17 @@ class Judge:
             reason = f"{type(error).__name__} after {tries} tries: {error}"
             raise self._error(request, reason) from None
         choices = completion.choices or []
-        content = choices[0].message.content if choices and choices[0].message else None
-        return content if isinstance(content, str) else "", first_token_logprobs(choices)
+        message = choices[0].message if choices else None
+        content = message.content if message else None
+        reasoning = reasoning_text(message) if message else None
+        return content if isinstance(content, str) else "", first_token_logprobs(choices), reasoning
 
     def verdict(self, request: JudgeRequest) -> dict[str, Any]:
         """Ask until the reply parses (at most 1 + parse_retries times)."""
         tries = 0
         while True:
             tries += 1
-            reply, logprobs = self._reply(request)
+            reply, logprobs, reasoning = self._reply(request)
             verdict = self.parse(reply)
             if verdict is not None or tries > self.parse_retries:
                 entry = {
@@ -219,6 +298,8 @@ class Judge:
                 }
                 if self.top_logprobs:
                     entry["top_logprobs"] = logprobs
+                if reasoning is not None:
+                    entry["reasoning_chars"] = len(reasoning)
                 return entry
 
     def _read_cache(self) -> dict[str, dict[str, Any]]:

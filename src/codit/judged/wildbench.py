@@ -86,7 +86,7 @@ from typing import Any
 
 from codit.judged.answering import Answerer, AnsweringRun, write_answers
 from codit.judged.common import JudgedBenchmark, JudgedOutputs, fetch_file, judge_and_write
-from codit.judged.judge import Judge, JudgeEndpoint, JudgeRequest, request_key
+from codit.judged.judge import Judge, JudgeEndpoint, JudgeError, JudgeRequest, request_key
 from codit.workflow.provenance import (
     file_sha256,
     provenance,
@@ -630,13 +630,35 @@ JUDGED = JudgedBenchmark(
 )
 
 
+def check_categories(judgments: Sequence[dict[str, Any]], judge: Judge) -> None:
+    """Refuse a task category whose judged tasks got no readable verdict: the task macro would
+    count it 0 (a category of empty or cut answers only is WildBench's own 0, and kept)."""
+    judged = {category for j in judgments for category in j["categories"]}
+    readable = {c for j in judgments if j["score"] is not None for c in j["categories"]}
+    if missing := sorted(judged - readable):
+        raise JudgeError(
+            f"{BENCHMARK}: no readable verdict from {judge.endpoint.described()} (prompt version "
+            f"{judge.prompt_version}) in the task categories {', '.join(missing)}: the task "
+            "macro would count them 0"
+        )
+
+
+def grade_checked(
+    bench: Bench, answers: Sequence[dict[str, Any]], judge: Judge
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """`grade`, refusing categories without a readable verdict."""
+    judgments, result = grade(bench, answers, judge)
+    check_categories(judgments, judge)
+    return judgments, result
+
+
 def grade_answers(grading: GradingRun, running: JudgeEndpoint | None = None) -> dict[str, Any]:
     """Score the answers; write the judgments, the per-task samples and the scores."""
     bench = Bench(grading.bench)
     answers = read_jsonl(grading.answers, objects_only=True)
     payload = judge_and_write(
         JUDGED, grading.judge, grading.outputs,
-        grade=lambda judge: grade(bench, answers, judge),
+        grade=lambda judge: grade_checked(bench, answers, judge),
         item_samples=lambda judgments: task_samples(bench, judgments),
         record=grading.record(),
         extra={"bench_sha256": bench.sha256, "answers_sha256": file_sha256(grading.answers)},

@@ -113,7 +113,11 @@ def select_metrics(table: pd.DataFrame, patterns: list[str], strict: bool = True
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write a table; seeds and counts as integers (pandas holds them as floats beside NaN)."""
-    integers = {c: frame[c].astype("Int64") for c in ("seed", "n_seeds") if c in frame.columns}
+    integers = {
+        c: frame[c].astype("Int64")
+        for c in ("seed", "n_seeds", "n_scored", "n_items")
+        if c in frame.columns
+    }
     with atomic_path(path) as tmp:
         frame.assign(**integers).to_csv(tmp, index=False)
 
@@ -229,7 +233,9 @@ def write_report(report: ReportRun) -> None:
     metric_tables = pivots.metric_tables(shown, directions, selected)
     selection = selection_table(summary, report.select_alpha_on, directions, selected)
     verdicts_of_judge = tables.alpaca_eval_verdicts(evaluations)
-    paper = pivots.paper_table(shown, directions, selected, verdicts_of_judge)
+    paper = pivots.paper_table(
+        shown, directions, selected, verdicts_of_judge, tables.partially_scored(table)
+    )
     claims = verdicts.claim_verdicts(table, selected, directions, report.select_alpha_on)
 
     out = Path(report.out_dir)

@@ -11,7 +11,7 @@ column being that metric's MetricTable (same cells, intervals and best arm).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -319,6 +319,7 @@ class PaperTable:
     columns: list[PaperColumn]
     tables: list[MetricTable]  # one per column, in the same order
     verdicts: str = ""  # which AlpacaEval 2 verdicts the AE2 columns rest on ("" without)
+    partial: str = ""  # the judged results scored on part of their benchmark ("" without)
 
     @property
     def blocks(self) -> list[Block]:
@@ -353,9 +354,10 @@ def paper_table(
     directions: Mapping[str, bool],
     selected: Mapping[tuple[str, str], str] | None = None,
     verdicts: Mapping[str, Any] | None = None,
+    partial: Sequence[str] = (),
 ) -> PaperTable | None:
     """The paper's table of the judged headline metrics in the summary; None without any
-    (or without a trained student to show)."""
+    (or without a trained student to show). `partial`: tables.partially_scored's lines."""
     columns, column_tables = [], []
     for column in PAPER_COLUMNS:
         rows = summary[(summary["task"] == column.task) & (summary["metric"] == column.metric)]
@@ -364,7 +366,11 @@ def paper_table(
         higher = metric_direction(directions, column.task, column.metric)
         columns.append(column)
         column_tables.append(metric_table(rows, higher, selected))
-    paper = PaperTable(columns, column_tables, verdict_note(verdicts) if verdicts else "")
+    note = (
+        "Scored on part of their benchmark (replies the judge left unreadable): "
+        + "; ".join(partial) + "."
+    ) if partial else ""  # fmt: skip
+    paper = PaperTable(columns, column_tables, verdict_note(verdicts) if verdicts else "", note)
     return paper if paper.blocks else None
 
 

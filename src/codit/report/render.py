@@ -125,6 +125,7 @@ def markdown_paper_section(paper: PaperTable) -> str:
     parts += [f"`{column.label}` = {column.description};" for column in paper.columns]
     parts[-1] = parts[-1].removesuffix(";") + "."
     parts += ["", paper.verdicts, ""] if paper.verdicts else [""]
+    parts += [paper.partial, ""] if paper.partial else []
     header = ["arm", *(column.label for column in paper.columns)]
     for block in paper.blocks:
         body = paper_block_rows(paper, block, MARKDOWN_PAPER)

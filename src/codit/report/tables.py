@@ -52,11 +52,19 @@ MAIN_COLUMNS = [
     "metric",
     "value",
     "stderr",
+    # judged benchmarks: the items with a readable verdict, of the benchmark's items (a cell
+    # scored on part of its benchmark is visible); empty for lm-eval tasks
+    "n_scored",
+    "n_items",
 ]
 # The replicates of one model (one arm of one student) differ only in their seed.
 SUMMARY_KEYS = ["teacher_pair", "student", "arm", "arm_name", "alpha", "beta", "task", "metric"]
 SUMMARY_COLUMNS = [
-    *(column for column in MAIN_COLUMNS if column not in {"seed", "value", "stderr"}),
+    *(
+        column
+        for column in MAIN_COLUMNS
+        if column not in {"seed", "value", "stderr", "n_scored", "n_items"}
+    ),
     "n_seeds",
     "mean",
     "sd",
@@ -219,10 +227,12 @@ def eval_labels(payload: Mapping[str, Any], source: str) -> Mapping[str, Any]:
 def eval_rows(payload: Mapping[str, Any], source: str) -> list[dict[str, Any]]:
     """Tidy rows of one evaluation file: the model's identity joined to each task metric."""
     identity = model_identity(eval_labels(payload, source), source)
+    scored = payload.get("scored") if isinstance(payload.get("scored"), Mapping) else {}
+    counts = {"n_scored": scored.get("items", math.nan), "n_items": scored.get("of", math.nan)}
     rows = []
     for task, entries in payload["results"].items():
         if isinstance(entries, Mapping):
-            rows += [{**identity, **row} for row in task_metric_rows(task, entries)]
+            rows += [{**identity, **row, **counts} for row in task_metric_rows(task, entries)]
     if not rows:
         raise ValueError(f"{source}: 'results' holds no numeric metric")
     return rows
@@ -299,6 +309,20 @@ def verdict_kind(counts: Mapping[str, int]) -> str:
     """`weighted`, `plain`, `mixed` (both) or `none`: which verdicts the win rates rest on."""
     used = [kind for kind in ("weighted", "plain") if counts[kind]]
     return "mixed" if len(used) == 2 else (used[0] if used else "none")
+
+
+def partially_scored(table: pd.DataFrame) -> list[str]:
+    """One line per judged result scored on fewer items than its benchmark has (the judge left
+    some replies unreadable, within judge.max_unparsable_share)."""
+    partial = table[table["n_scored"] < table["n_items"]].drop_duplicates(
+        ["teacher_pair", "student", "arm_name", "seed", "task"]
+    )
+    return [
+        f"{row.task} of {row.teacher_pair or '-'} / {row.student} / {row.arm_name}"
+        + ("" if pd.isna(row.seed) else f" seed {int(row.seed)}")
+        + f": {int(row.n_scored)} of {int(row.n_items)} items scored"
+        for row in partial.itertuples()
+    ]
 
 
 def alpaca_eval_verdicts(
