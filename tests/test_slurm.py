@@ -108,10 +108,8 @@ def test_a_cluster_killed_without_stop_starts_again_empty(tmp_path):
         # The daemons go without `stop` (slurmctld saves its job state as it exits).
         subprocess.run(["scontrol", "shutdown"], check=True)
         deadline = time.monotonic() + 60
-        while any(
-            subprocess.run(["pgrep", "-x", name], capture_output=True).returncode == 0
-            for name in DAEMONS
-        ):
+        # (a zombie has exited: init may take its time to reap it, or never)
+        while [line for line in cluster_processes() if line.split()[1] in DAEMONS]:
             assert time.monotonic() < deadline, "scontrol shutdown left a daemon running"
             time.sleep(0.2)
         restarted = local_slurm("start", "1")
@@ -206,19 +204,6 @@ def test_slurm_run_equals_local_run(cluster, local_small_run, tmp_path):
     time.sleep(3)
     # Back in service (ReturnToService=2 may have brought it back already: then this fails).
     subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True)
-    # SLURM holds a requeued job back for about two minutes (its BeginTime); start it now, as
-    # it would then, rather than wait (a job Snakemake resubmits instead has no such delay).
-    deadline = time.monotonic() + 30
-    while run.poll() is None and time.monotonic() < deadline:
-        held = [
-            job_fields(line)["JobId"]
-            for line in slurm_job_lines(on_slurm)
-            if "rule_sft" in line and job_fields(line).get("Reason") == "BeginTime"
-        ]
-        if held:
-            subprocess.run(["scontrol", "update", f"JobId={held[0]}", "StartTime=now"])
-            break
-        time.sleep(0.5)
     _, stderr = run.communicate(timeout=20 * 60)
     assert run.returncode == 0, stderr[-5000:]
     lost = [
@@ -288,9 +273,10 @@ def test_after_a_lost_login_node_the_rerun_waits_for_its_jobs(cluster, local_sma
                             SMALL_GRID_REPLACED)  # fmt: skip
     workdir = tmp_path / "run"
     command, job_ids = lost_login_node(local, workdir, config)
-    # The requeued job of the dead run (a node loss) keeps its id and waits to start again; the
-    # shard is held, so that both are certain to be still on SLURM when the rerun asks.
+    # The requeued job of the dead run (a node loss) keeps its id and waits to start again; both
+    # jobs are held (the shard suspended), so that both are still on SLURM when the rerun asks.
     subprocess.run(["scontrol", "requeue", job_ids["sft"]], check=True)
+    subprocess.run(["scontrol", "hold", job_ids["sft"]], check=True)
     subprocess.run(["scontrol", "suspend", job_ids["generate_shard"]], check=True)
 
     # SLURM unreachable: the rerun refuses, naming the command, before touching anything.
@@ -326,7 +312,7 @@ def test_after_a_lost_login_node_the_rerun_waits_for_its_jobs(cluster, local_sma
     assert f"SLURM job {job_ids['sft']} (rule sft" in "".join(job_lines)
     assert f"{SFT_DIRECT}/train_record.json" in "".join(job_lines)
     assert f"SLURM job {job_ids['generate_shard']} (rule generate_shard" in "".join(job_lines)
-    subprocess.run(["scontrol", "update", f"JobId={job_ids['sft']}", "StartTime=now"], check=True)
+    subprocess.run(["scontrol", "release", job_ids["sft"]], check=True)
     subprocess.run(["scontrol", "resume", job_ids["generate_shard"]], check=True)
     rest = rerun.communicate(timeout=20 * 60)[1]
     assert rerun.returncode == 0, rest[-5000:]

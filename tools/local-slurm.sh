@@ -69,6 +69,9 @@ SlurmctldHost=$host(127.0.0.1)
 SlurmUser=slurm
 SlurmdUser=root
 AuthType=auth/munge
+# A requeued job waits for its job credential to expire before it starts again (120 s by
+# default): short, so that tests of lost nodes do not wait.
+AuthInfo=cred_expire=10
 CredType=cred/munge
 MpiDefault=none
 ProctrackType=proctrack/pgid
@@ -129,13 +132,20 @@ job_processes() { # PIDs of processes that run in a job of this cluster (by thei
 	return 0
 }
 
-record_pid() { # record_pid NAME PIDFILE: remember a daemon this script started
-	local name=$1 pidfile=$2
-	for _ in $(seq 50); do
-		[[ -s $pidfile ]] && break
+record_pid() { # record_pid NAME PIDFILE: remember the daemon this script just started
+	local name=$1 pidfile=$2 pid
+	for _ in $(seq 100); do
+		# The file must name a live process of that name: a daemon that exited may have left
+		# its pid there (slurmctld runs as slurm and cannot remove its file from /run).
+		pid=$(cat "$pidfile" 2>/dev/null) || pid=""
+		if [[ -n $pid ]] && pid_alive "$pid" && [[ $(ps -o comm= -p "$pid") == "$name" ]]; then
+			echo "$pid $pidfile" >"$STATE/$name.pid"
+			return
+		fi
 		sleep 0.1
 	done
-	echo "$(cat "$pidfile") $pidfile" >"$STATE/$name.pid"
+	log "$name did not start (no live $name in $pidfile)"
+	exit 1
 }
 
 start() {
@@ -160,7 +170,11 @@ start() {
 	rm -rf "$STATE/slurmctld" "$STATE/slurmd" "$STATE/log" "$STATE/slurmctld.pid" "$STATE/slurmd.pid"
 	install -d -o slurm -g slurm "$STATE/slurmctld" "$STATE/log"
 	install -d "$STATE/slurmd"
+	# No daemon runs (checked above): pid files left in /run are stale; record_pid must not read
+	# them before the new daemons write theirs.
+	rm -f /run/slurmctld.pid /run/slurmd.pid
 	if ! running munged; then
+		rm -f /run/munge/munged.pid
 		install -d -o munge -g munge -m 0755 /run/munge
 		runuser -u munge -- /usr/sbin/munged
 		record_pid munged /run/munge/munged.pid
@@ -229,6 +243,7 @@ controller() { # controller stop|start: slurmctld alone, its job state kept
 		end_pid "$pid"
 		;;
 	start)
+		rm -f /run/slurmctld.pid # the stopped one's, stale
 		/usr/sbin/slurmctld
 		record_pid slurmctld /run/slurmctld.pid
 		for _ in $(seq 100); do
