@@ -365,8 +365,12 @@ def test_smoke_grid_runs_every_rule_and_every_arm_kind(tinyworld_build, warm_dir
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == [
         "teacher_pair", "student", "student_architecture", "teacher_architecture", "arm",
-        "arm_name", "alpha", "beta", "seed", "task", "metric", "value", "stderr",
+        "arm_name", "alpha", "beta", "seed", "task", "metric", "value", "stderr", "n_scored",
+        "n_items",
     ]  # fmt: skip
+    # The oracle judge's every verdict is readable: judged cells rest on all their items.
+    judged = [row for row in rows if row["n_items"]]
+    assert judged and all(row["n_scored"] == row["n_items"] for row in judged)
     # every student x arm and every reference model has both tasks
     seen = {(row["student"], row["arm_name"], row["seed"], row["task"]) for row in rows}
     tasks = ("tinyworld_ifeval", "tinyworld_knowledge")
