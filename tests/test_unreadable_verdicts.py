@@ -130,6 +130,7 @@ def test_one_in_three_unreadable_scores_below_the_bound_stops_above_and_the_reru
     ]
     paper = pivots.paper_table(tables.summary_table(table), {}, None, None, partial)
     assert partial[0] in render.markdown_paper_section(paper)
+    assert render.latex_escape(partial[0]) in render.latex_paper_table(paper, "tiny-llama")
 
     bound = f"{unreadable / scores['judgments'] / 2:.3g}"  # below the share: the job stops
     done = judged(root, above, task, oracle_endpoint.url, "--judge-max-unparsable-share", bound)

@@ -243,7 +243,7 @@ def latex_paper_table(paper: PaperTable, pair: str) -> str:
     caption = (
         f"Judged benchmarks as in the paper, teacher pair {pair or 'none'} ({columns}); "
         "mean [95% t interval] across seeds, or value ± one standard error for one seed; best "
-        f"arm per student and column (oracle arms aside) in bold. {paper.verdicts}"
+        f"arm per student and column (oracle arms aside) in bold. {paper.verdicts} {paper.partial}"
     )
     caption = latex_escape(caption.strip()).replace("±", r"$\pm$")
     return "\n".join([
