@@ -176,8 +176,6 @@ class Judge:
         self.parse, self.cache, self.parse_retries = parse, cache, parse_retries
         self.top_logprobs = top_logprobs
         self.max_unparsable_share = max_unparsable_share
-        # What the last `ask` got: distinct requests, and those with a readable verdict.
-        self.counts: dict[str, int] = {}
         self.client = OpenAI(
             base_url=endpoint.url,
             api_key=os.environ.get(endpoint.api_key_env) or NO_KEY,
@@ -203,20 +201,20 @@ class Judge:
         if todo:
             self._ask_concurrently(list(todo.values()), verdicts)
         unreadable = [distinct[key] for key in distinct if verdicts[key]["verdict"] is None]
-        self.counts = {"asked": len(distinct), "readable": len(distinct) - len(unreadable)}
-        self._check_readable(unreadable, verdicts)
+        self._check_readable(unreadable, len(distinct), verdicts)
         return {request.key: verdicts[request.key] for request in requests}
 
     def _check_readable(
-        self, unreadable: list[JudgeRequest], verdicts: dict[str, dict[str, Any]]
+        self, unreadable: list[JudgeRequest], asked: int, verdicts: dict[str, dict[str, Any]]
     ) -> None:
-        """Refuse, with what a user needs to fix it, a share of unreadable replies above the
-        bound: the benchmark, judge, endpoint, count and share, prompt version, two examples."""
-        bound, asked = self.max_unparsable_share, self.counts["asked"]
+        """Refuse, with what a user needs to fix it, a share of unreadable replies (of the
+        `asked` distinct requests) above the bound: the benchmark, judge, endpoint, count and
+        share, prompt version, two examples."""
+        bound, readable = self.max_unparsable_share, asked - len(unreadable)
         if bound is None or not asked:
             return
         # No readable verdict at all is refused whatever the bound: it would score nothing.
-        if self.counts["readable"] and len(unreadable) / asked <= bound:
+        if readable and len(unreadable) / asked <= bound:
             return
         examples = "; ".join(
             f"{request.item}: {verdicts[request.key]['reply'][:REPLY_SHOWN]!r}"
@@ -236,7 +234,7 @@ class Judge:
             f"above judge.max_unparsable_share = {bound:g}" if share > bound
             else "no readable verdict at all"
         )  # fmt: skip
-        kept = f"The {self.counts['readable']} readable verdicts stay cached in {self.cache}; " if (
+        kept = f"The {readable} readable verdicts stay cached in {self.cache}; " if (
             self.cache is not None
         ) else ""  # fmt: skip
         raise JudgeError(

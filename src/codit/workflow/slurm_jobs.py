@@ -168,11 +168,10 @@ def slurm_states(recorded: Sequence[str]) -> dict[str, tuple[str, str, str, str]
     raise SlurmUnreachable(f"{failed}, and so did `{' '.join(sacct)}` ({sacct_answer})")
 
 
-def earlier_jobs(directory: Path | str = ".") -> list[EarlierJob]:
-    """Jobs of earlier runs here that SLURM lists as not ended: the recorded ones and any job of
-    this user whose work directory is this one (no run of this directory is alive but us)."""
+def earlier_jobs(directory: Path | str, recorded: dict[str, EarlierJob]) -> list[EarlierJob]:
+    """Jobs of earlier runs here that SLURM lists as not ended: the `recorded` ones and any job
+    of this user whose work directory is this one (no run of this directory is alive but us)."""
     directory = Path(directory).resolve()
-    recorded = recorded_jobs(directory)
     listed = slurm_states(sorted(recorded))
     found = []
     for job_id, (state, name, comment, workdir) in listed.items():
@@ -199,14 +198,17 @@ def check_earlier_jobs(
     """Wait for (or cancel) the SLURM jobs of an earlier run here before this run submits any.
     True when jobs were waited for: the caller's DAG predates their outputs."""
     directory = Path(directory)
-    if choice == "ignore" or (not slurm_executor and not recorded_jobs(directory)):
+    if choice == "ignore":
+        return False
+    recorded = recorded_jobs(directory)
+    if not slurm_executor and not recorded:
         return False
     try:
-        running = earlier_jobs(directory)
+        running = earlier_jobs(directory, recorded)
     except SlurmUnreachable as error:
         raise SlurmUnreachable(
             f"cannot tell whether SLURM jobs of an earlier run in {directory.resolve()} still "
-            f"run ({len(recorded_jobs(directory))} recorded in {RECORD}): {error}. Nothing was "
+            f"run ({len(recorded)} recorded in {RECORD}): {error}. Nothing was "
             "submitted or removed. Run the same command again once SLURM answers; if those jobs "
             "are known to have ended, `--config 'slurm={earlier_jobs: ignore}'` skips this check."
         ) from None
